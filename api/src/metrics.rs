@@ -1,0 +1,42 @@
+//! Request metrics, labelled by matched route (never the raw path, which would be unbounded).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, histogram};
+
+pub const REQUESTS: &str = "dvmdash_api_requests_total";
+pub const REQUEST_SECONDS: &str = "dvmdash_api_request_duration_seconds";
+
+pub fn describe() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests answered, by method, route and status");
+    metrics::describe_histogram!(
+        REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "HTTP request duration by route"
+    );
+}
+
+pub async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if req.uri().path().starts_with("/api/") {
+                "unmatched"
+            } else {
+                "ui"
+            }
+            .to_owned()
+        });
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    counter!(REQUESTS, "method" => method, "route" => route.clone(), "status" => status).increment(1);
+    histogram!(REQUEST_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,11 @@
+//! The `dvmdash` command: one binary, a subcommand per role.
+//!
+//! - [`stack`] - `all` (every role in one process, ordered shutdown), used by the end-to-end tests
+//! - [`demo`] - in-process relays + simulated traffic + the whole stack
+//! - [`simulate`] - the traffic model and publisher
+//! - [`signals`] - Ctrl-C / SIGTERM handling
+
+pub mod demo;
+pub mod signals;
+pub mod simulate;
+pub mod stack;

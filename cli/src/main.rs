@@ -1,0 +1,215 @@
+//! `dvmdash`: parses flags, sets up logging and metrics, wires signals, and runs one role (or all).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use dvmdash::simulate::SimulateArgs;
+use dvmdash::stack::{AllArgs, Role, join_all};
+use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dvmdash",
+    version,
+    about = "Watches Nostr Data Vending Machine traffic and serves exact statistics about it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Address serving Prometheus `/metrics` (empty to disable).
+    #[arg(
+        long,
+        env = "DVMDASH_METRICS_ADDR",
+        global = true,
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: String,
+    /// Upper bound, in seconds, for each shutdown step.
+    #[arg(
+        long,
+        env = "DVMDASH_SHUTDOWN_TIMEOUT_SECS",
+        global = true,
+        default_value_t = 20
+    )]
+    shutdown_timeout_secs: u64,
+    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
+    #[arg(long, env = "DVMDASH_LOG", global = true, default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch the relays the coordinator assigns and append verified events to the stream.
+    Collector {
+        #[command(flatten)]
+        config: dvmdash_collector::Config,
+        #[command(flatten)]
+        events: EventArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
+    /// Keep the relay registry and assign relays to live collectors.
+    Coordinator {
+        #[command(flatten)]
+        config: dvmdash_coordinator::Config,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
+    /// Move events from the stream into ClickHouse.
+    Ingester {
+        #[command(flatten)]
+        config: dvmdash_ingester::Config,
+        #[command(flatten)]
+        events: EventArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Serve the HTTP API and the web UI.
+    Api {
+        #[command(flatten)]
+        config: dvmdash_api::Config,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
+    /// Every role in one process.
+    All(Box<AllArgs>),
+    /// Every role plus in-process relays and simulated DVM traffic.
+    Demo(Box<dvmdash::demo::DemoArgs>),
+    /// Apply the ClickHouse schema migrations (idempotent).
+    Migrate {
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Publish realistic, signed DVM traffic to relays.
+    Simulate {
+        /// Relays to publish to (comma-separated ws:// or wss:// URLs).
+        #[arg(
+            long = "relays",
+            env = "DVMDASH_RELAYS",
+            value_delimiter = ',',
+            required = true
+        )]
+        relays: Vec<String>,
+        #[command(flatten)]
+        args: SimulateArgs,
+    },
+}
+
+impl Command {
+    fn serves_metrics(&self) -> bool {
+        !matches!(self, Command::Migrate { .. } | Command::Simulate { .. })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    dvmdash_core::telemetry::init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!(error = %format!("{err:#}"), "dvmdash failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = dvmdash::signals::shutdown_token();
+    let timeout = Duration::from_secs(cli.shutdown_timeout_secs.max(1));
+    let metrics = if cli.command.serves_metrics() && !cli.metrics_addr.trim().is_empty() {
+        Some(start_metrics(&cli.metrics_addr).await?)
+    } else {
+        None
+    };
+    let result = match cli.command {
+        Command::Collector {
+            config,
+            events,
+            redis,
+        } => dvmdash_collector::run(config, events, redis, shutdown).await,
+        Command::Coordinator { config, redis } => dvmdash_coordinator::run(config, redis, shutdown).await,
+        Command::Ingester {
+            config,
+            events,
+            redis,
+            clickhouse,
+        } => dvmdash_ingester::run(config, events, redis, clickhouse, shutdown).await,
+        Command::Api {
+            config,
+            clickhouse,
+            redis,
+        } => {
+            let listener = bind(config.api_addr).await?;
+            dvmdash_api::run(config, clickhouse, redis, listener, shutdown).await
+        }
+        Command::All(args) => {
+            let listener = bind(args.api.api_addr).await?;
+            info!("dashboard at http://{}", listener.local_addr()?);
+            dvmdash::stack::run_all(*args, listener, shutdown, timeout).await
+        }
+        Command::Demo(args) => dvmdash::demo::run(*args, shutdown, timeout).await,
+        Command::Migrate { clickhouse } => {
+            clickhouse.validate().map_err(anyhow::Error::msg)?;
+            let report = dvmdash_core::store::migrate(&clickhouse).await?;
+            println!(
+                "migrations: {} applied ({}), {} already applied",
+                report.applied.len(),
+                report.applied.join(", "),
+                report.already_applied
+            );
+            Ok(())
+        }
+        Command::Simulate { relays, args } => {
+            let report = dvmdash::simulate::run(args, relays, shutdown).await?;
+            println!("published {} events for {} jobs", report.events, report.jobs);
+            Ok(())
+        }
+    };
+    if let Some((stop, role)) = metrics {
+        stop.cancel();
+        let _ = join_all(vec![role], timeout).await;
+    }
+    result
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Serves `/metrics` (and a liveness `/health`) on its own address, apart from the public api.
+async fn start_metrics(addr: &str) -> anyhow::Result<(CancellationToken, Role)> {
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("invalid metrics address {addr:?}"))?;
+    let listener = bind(addr).await?;
+    info!(%addr, "metrics listening");
+    let router =
+        dvmdash_core::telemetry::metrics_router().route("/health", axum::routing::get(|| async { "ok" }));
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let role = Role::spawn("metrics", async move {
+        dvmdash_core::telemetry::serve(listener, router, s)
+            .await
+            .map_err(Into::into)
+    });
+    Ok((stop, role))
+}

@@ -1,0 +1,261 @@
+//! Shared setup for the end-to-end tests: an isolated stack (own Redis prefix, own database) built
+//! through the same `run_all` as `dvmdash all`.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use dvmdash::stack::AllArgs;
+use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use dvmdash_core::dto::{GlobalStats, RelayCounters};
+use dvmdash_core::{Event, KindFilter, Role};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Stack {
+    pub base: String,
+    pub redis: RedisArgs,
+    pub clickhouse: ClickHouseArgs,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Flags for a fast-reacting test stack watching `relays`.
+pub fn args(redis: RedisArgs, clickhouse: ClickHouseArgs, relays: Vec<String>) -> AllArgs {
+    AllArgs {
+        redis,
+        clickhouse,
+        events: EventArgs::default(),
+        collector: dvmdash_collector::Config {
+            collector_id: "c1".into(),
+            heartbeat_ms: 200,
+            ..Default::default()
+        },
+        coordinator: dvmdash_coordinator::Config {
+            relays,
+            interval_ms: 200,
+            ..Default::default()
+        },
+        ingester: dvmdash_ingester::Config {
+            consumer: "i1".into(),
+            batch_wait_ms: 100,
+            ..Default::default()
+        },
+        api: dvmdash_api::Config {
+            ui_dir: std::env::var("DVMDASH_TEST_UI_DIR").unwrap_or_default().into(),
+            ..Default::default()
+        },
+        skip_migrate: false,
+    }
+}
+
+pub async fn start(args: AllArgs) -> Stack {
+    dvmdash_core::telemetry::init_tracing("warn");
+    dvmdash_core::telemetry::metrics_handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind api");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    let (redis, clickhouse) = (args.redis.clone(), args.clickhouse.clone());
+    let handle = tokio::spawn(dvmdash::stack::run_all(
+        args,
+        listener,
+        shutdown.clone(),
+        Duration::from_secs(10),
+    ));
+    // The api answers only after migrations ran; healthy means Redis and ClickHouse answer too.
+    let health = format!("{base}/health");
+    dvmdash_core::testkit::wait_for("the stack to become healthy", Duration::from_secs(60), || {
+        let url = health.clone();
+        async move { (http_get(&url).await.0 == 200).then_some(()) }
+    })
+    .await;
+    Stack {
+        base,
+        redis,
+        clickhouse,
+        shutdown,
+        handle,
+    }
+}
+
+impl Stack {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let res = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("stack stops within 30 s")
+            .expect("stack task does not panic");
+        res.expect("stack stops cleanly");
+    }
+
+    pub async fn global(&self, range: &str) -> GlobalStats {
+        let url = format!("{}/api/stats/global/latest?timeRange={range}", self.base);
+        get_json(&url).await.0.expect("global stats")
+    }
+
+    /// Per-relay counters the collector `c1` publishes with its heartbeat.
+    pub async fn relay_counters(&self) -> BTreeMap<String, RelayCounters> {
+        let mut conn = self.redis_conn().await;
+        let raw: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.redis.names().collector("c1"))
+            .query_async(&mut conn)
+            .await
+            .expect("collector hash");
+        raw.into_iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix("relay:")?.to_owned(),
+                    serde_json::from_str(&v).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .client()
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis")
+    }
+
+    /// Entries delivered to ingesters and not acknowledged.
+    pub async fn pending(&self) -> u64 {
+        let mut conn = self.redis_conn().await;
+        let v: redis::Value = redis::cmd("XPENDING")
+            .arg(self.redis.names().events_stream())
+            .arg(dvmdash_core::redis_keys::INGESTER_GROUP)
+            .query_async(&mut conn)
+            .await
+            .expect("xpending");
+        match v {
+            redis::Value::Array(parts) => match parts.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// Distinct event ids stored.
+    pub async fn stored_ids(&self) -> HashSet<String> {
+        self.clickhouse
+            .client()
+            .query("SELECT DISTINCT lower(hex(event_id)) FROM events_raw")
+            .fetch_all::<String>()
+            .await
+            .expect("stored ids")
+            .into_iter()
+            .collect()
+    }
+}
+
+/// GET returning the parsed JSON body (or the status on failure).
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> (Option<T>, u16) {
+    let (status, body) = http_get(url).await;
+    (serde_json::from_str(&body).ok(), status)
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection (no client library needed for tests).
+pub async fn http_get(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let Ok(mut s) = tokio::net::TcpStream::connect(host).await else {
+        return (0, String::new());
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// What the api must report for a set of events all inside the window: computed here, from the
+/// events themselves, independently of the pipeline.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub requests: u64,
+    pub responses: u64,
+    pub feedback: u64,
+    pub users: u64,
+    pub kinds: u64,
+    pub dvms: u64,
+}
+
+pub fn expected(events: &[Event]) -> Expected {
+    let f = KindFilter::default();
+    let mut ids: [HashSet<&str>; 3] = Default::default();
+    let mut users = HashSet::new();
+    let mut kinds = HashSet::new();
+    let mut dvms = HashSet::new();
+    for e in events {
+        match f.role(e.kind) {
+            Role::Request => {
+                ids[0].insert(&e.id);
+                users.insert(&e.pubkey);
+                kinds.insert(e.kind);
+            }
+            Role::Result => {
+                ids[1].insert(&e.id);
+                dvms.insert(&e.pubkey);
+            }
+            Role::Feedback => {
+                ids[2].insert(&e.id);
+                dvms.insert(&e.pubkey);
+            }
+            _ => {}
+        }
+    }
+    Expected {
+        requests: ids[0].len() as u64,
+        responses: ids[1].len() as u64,
+        feedback: ids[2].len() as u64,
+        users: users.len() as u64,
+        kinds: kinds.len() as u64,
+        dvms: dvms.len() as u64,
+    }
+}
+
+pub fn observed(s: &GlobalStats) -> Expected {
+    Expected {
+        requests: s.total_requests,
+        responses: s.total_responses,
+        feedback: s.total_feedback,
+        users: s.unique_users,
+        kinds: s.unique_kinds,
+        dvms: s.unique_dvms,
+    }
+}

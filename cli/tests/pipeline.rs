@@ -1,0 +1,243 @@
+//! End to end, every hop real: signed events published by a separate client to a real relay,
+//! collected, streamed through Redis, ingested into the ClickHouse engine, counted by the api.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{expected, observed};
+use dvmdash::simulate::{Model, Publisher};
+use dvmdash_core::testkit::{PythonRelay, ScriptedRelay, isolated, wait_for, wait_until};
+use dvmdash_core::validate::Keys;
+
+/// Generates `jobs` jobs of simulated traffic (all reactions included), created around now.
+fn traffic(jobs: u64, seed: u64) -> Vec<dvmdash_core::Event> {
+    let mut model = Model::new(seed, 40);
+    let now = dvmdash_core::telemetry::now_millis();
+    let mut events = model.announcements(now / 1000);
+    for i in 0..jobs {
+        // Spread over the last minutes; answers land before now.
+        let start = now - 300_000 + i * 100;
+        events.extend(model.job(start).into_iter().map(|p| p.event));
+    }
+    // Nothing in the future beyond the allowed skew.
+    events.retain(|e| e.created_at <= now / 1000 + 60);
+    events
+}
+
+/// Compares id sets, describing the difference by kind instead of dumping both sets.
+fn assert_same_ids(stored: &HashSet<String>, published: &HashSet<String>, events: &[dvmdash_core::Event]) {
+    let kind_of = |id: &String| events.iter().find(|e| &e.id == id).map(|e| e.kind);
+    let missing: Vec<_> = published
+        .difference(stored)
+        .map(|id| (&id[..8], kind_of(id)))
+        .collect();
+    let extra: Vec<_> = stored
+        .difference(published)
+        .map(|id| (&id[..8], kind_of(id)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "stored ({}) differs from published ({}): missing {missing:?}, unexpected {extra:?}",
+        stored.len(),
+        published.len()
+    );
+}
+
+async fn publish_all(relay: &str, events: &[dvmdash_core::Event]) {
+    let publisher = Publisher::new(&[relay.to_owned()]);
+    for e in events {
+        publisher.publish(e).await;
+    }
+    assert!(
+        publisher.settle(Duration::from_secs(60)).await,
+        "relay answered every event"
+    );
+    let (_, stats) = &publisher.stats()[0];
+    let accepted = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        accepted,
+        events.len() as u64,
+        "the relay accepted every signed event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_exactly_and_dedups_across_relays() {
+    let (redis, clickhouse) = isolated();
+    let relay_a = PythonRelay::start().await;
+    let (_relay_b, relay_b_url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
+    let stack = common::start(common::args(
+        redis,
+        clickhouse,
+        vec![relay_a.url.clone(), relay_b_url.clone()],
+    ))
+    .await;
+
+    let events = traffic(150, 42);
+    let want = expected(&events);
+    // Identical requests (same author, second, kind and tags) are one event, so a few merge.
+    assert!(
+        want.requests > 120 && want.responses > 50 && want.dvms > 3,
+        "{want:?}"
+    );
+    publish_all(&relay_a.url, &events).await;
+
+    let got = wait_until(
+        "the api to count every event",
+        Duration::from_secs(90),
+        || async {
+            let s = stack.global("24h").await;
+            if s.total_requests >= want.requests
+                && s.total_feedback >= want.feedback
+                && s.total_responses >= want.responses
+            {
+                Ok(s)
+            } else {
+                Err(format!("{:?} want {want:?}", observed(&s)))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        observed(&got),
+        want,
+        "api numbers equal the numbers computed from the published events"
+    );
+    // The main subscription covers job kinds, feedback and announcements (profiles and deletions
+    // are fetched by narrower filters, not exercised here).
+    let subscribed = dvmdash_core::KindFilter::default().subscription_kinds();
+    let published: HashSet<String> = events
+        .iter()
+        .filter(|e| subscribed.contains(&e.kind))
+        .map(|e| e.id.clone())
+        .collect();
+    wait_until(
+        "every published event to be stored",
+        Duration::from_secs(30),
+        || async {
+            let stored = stack.stored_ids().await;
+            if stored.len() >= published.len() {
+                Ok(())
+            } else {
+                Err(format!("{} of {}", stored.len(), published.len()))
+            }
+        },
+    )
+    .await;
+    assert_same_ids(&stack.stored_ids().await, &published, &events);
+
+    // The same events again, through the second relay: seen and dropped as duplicates.
+    publish_all(&relay_b_url, &events).await;
+    wait_for(
+        "the collector to receive the copies from the second relay",
+        Duration::from_secs(60),
+        || async {
+            let c = stack.relay_counters().await;
+            c.get(&relay_b_url)
+                .filter(|c| c.received >= published.len() as u64)
+                .map(|_| ())
+        },
+    )
+    .await;
+    // Give the pipeline time to (wrongly) ingest anything it let through.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        observed(&stack.global("24h").await),
+        want,
+        "numbers unchanged after the replay"
+    );
+    assert_same_ids(&stack.stored_ids().await, &published, &events);
+    let counters = stack.relay_counters().await;
+    assert_eq!(
+        counters[&relay_b_url].accepted, 0,
+        "nothing new came from the second relay"
+    );
+    assert!(counters[&relay_a.url].connected && counters[&relay_b_url].connected);
+
+    // Every stream entry was acknowledged after its insert.
+    wait_for("no pending stream entries", Duration::from_secs(10), || async {
+        (stack.pending().await == 0).then_some(())
+    })
+    .await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_events_are_rejected_counted_and_never_stored() {
+    let (redis, clickhouse) = isolated();
+    let keys = Keys::from_seed(b"reject-test");
+    let now = dvmdash_core::telemetry::now_secs();
+    let good_before = keys.sign(
+        now - 5,
+        5300,
+        vec![vec!["p".into(), "11".repeat(32)]],
+        String::new(),
+    );
+    let good_after = keys.sign(now - 4, 5050, vec![], "after the junk".into());
+
+    let mut bad_sig = keys.sign(now - 3, 5300, vec![], "forged".into());
+    let other = Keys::from_seed(b"someone-else").sign(now - 3, 5300, vec![], "forged".into());
+    bad_sig.sig = other.sig;
+    let mut wrong_id = keys.sign(now - 2, 5300, vec![], "original".into());
+    wrong_id.content = "tampered after signing".into();
+    let future = keys.sign(now + 3600, 5300, vec![], "from the future".into());
+
+    let ev = |e: &dvmdash_core::Event| format!(r#"["EVENT","{{sub}}",{}]"#, e.to_json());
+    let frames = vec![
+        ev(&good_before),
+        ev(&bad_sig),
+        ev(&wrong_id),
+        ev(&future),
+        "[\"EVENT\",\"{sub}\",{\"id\":".into(), // truncated, malformed message
+        ev(&good_after),
+    ];
+    let relay = ScriptedRelay::start(frames).await;
+    let stack = common::start(common::args(redis, clickhouse, vec![relay.url.clone()])).await;
+
+    let ids = wait_for(
+        "both valid events to be stored",
+        Duration::from_secs(60),
+        || async {
+            let ids = stack.stored_ids().await;
+            (ids.len() >= 2).then_some(ids)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids_after = stack.stored_ids().await;
+    assert_eq!(ids_after, ids, "nothing else arrives later");
+    let want: std::collections::HashSet<String> = [good_before.id.clone(), good_after.id.clone()].into();
+    assert_eq!(
+        ids, want,
+        "only the valid events are stored; the pipeline kept going after the junk"
+    );
+
+    let counters = wait_for("relay counters", Duration::from_secs(10), || async {
+        stack
+            .relay_counters()
+            .await
+            .remove(&relay.url)
+            .filter(|c| c.rejected >= 4)
+    })
+    .await;
+    assert_eq!(counters.rejected, 4);
+    assert_eq!(counters.accepted, 2);
+
+    let metrics = dvmdash_core::telemetry::metrics_handle().render();
+    for reason in ["bad_signature", "bad_id", "future_dated", "malformed_message"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("dvmdash_collector_events_rejected_total")
+                    && l.contains(&format!("relay=\"{}\"", relay.url))
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .unwrap_or_else(|| panic!("no rejection metric for {reason}:\n{metrics}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    let s = stack.global("1h").await;
+    assert_eq!(s.total_requests, 2, "the api counts only what was stored");
+    stack.stop().await;
+}

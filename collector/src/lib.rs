@@ -1,0 +1,231 @@
+//! dvmdash-collector: watches Nostr relays for DVM traffic and appends every new, verified event to
+//! the Redis stream.
+//!
+//! - [`nip01`] - the relay protocol (messages we send and parse)
+//! - [`relay`] - one relay connection: subscribe, backfill the gap, verify, reconnect
+//! - [`sink`] - batched, idempotent appends to the stream (seen-marker and `XADD` in one script)
+//! - [`metrics`] - metric names
+//!
+//! Flow: relay frame -> [`relay::watch`] (precheck, in-memory dedup, signature) -> channel ->
+//! [`sink::run`] (Redis dedup + `XADD`) -> `dvmdash:events`.
+
+pub mod membership;
+pub mod metrics;
+pub mod nip01;
+pub mod relay;
+pub mod sink;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dvmdash_core::config::{EventArgs, RedisArgs};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use relay::{Accepted, RelayOptions, RelayStatus};
+pub use sink::SinkOptions;
+
+/// Collector flags. Which relays to watch comes from the coordinator (see `membership`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// This collector's id in the coordinator's registry; random when empty.
+    #[arg(long = "collector-id", env = "DVMDASH_COLLECTOR_ID", default_value = "")]
+    pub collector_id: String,
+    /// Heartbeat period in milliseconds (the coordinator's timeout must be several times longer).
+    #[arg(long, env = "DVMDASH_COLLECTOR_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// On first contact with a relay, fetch stored events this many seconds back.
+    #[arg(long, env = "DVMDASH_COLLECTOR_LOOKBACK_SECS", default_value_t = 3600)]
+    pub lookback_secs: u64,
+    /// On reconnect, resume this many seconds before the newest event already seen there.
+    #[arg(long, env = "DVMDASH_COLLECTOR_RESUME_OVERLAP_SECS", default_value_t = 600)]
+    pub resume_overlap_secs: u64,
+    /// Approximate cap of the Redis stream length (MAXLEN ~).
+    #[arg(long, env = "DVMDASH_STREAM_MAXLEN", default_value_t = 1_000_000)]
+    pub stream_maxlen: u64,
+    /// How long an event id stays marked as seen in Redis.
+    #[arg(long, env = "DVMDASH_SEEN_TTL_SECS", default_value_t = 86_400)]
+    pub seen_ttl_secs: u64,
+    /// Event ids remembered in memory to drop duplicates before any cryptography.
+    #[arg(long, env = "DVMDASH_COLLECTOR_SEEN_CACHE", default_value_t = 200_000)]
+    pub seen_cache: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            collector_id: String::new(),
+            heartbeat_ms: 1000,
+            lookback_secs: 3600,
+            resume_overlap_secs: 600,
+            stream_maxlen: 1_000_000,
+            seen_ttl_secs: 86_400,
+            seen_cache: 200_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.stream_maxlen >= 10_000,
+            "stream maxlen must be at least 10000"
+        );
+        anyhow::ensure!(self.seen_cache > 0, "seen cache must hold at least one id");
+        anyhow::ensure!(self.heartbeat_ms >= 50, "heartbeat must be at least 50 ms");
+        anyhow::ensure!(
+            self.collector_id.len() <= 128
+                && self
+                    .collector_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "collector id may only hold letters, digits, '-', '_' and '.'"
+        );
+        Ok(())
+    }
+
+    /// The configured id, or a fresh random one.
+    pub fn id(&self) -> String {
+        if self.collector_id.is_empty() {
+            format!("collector-{:016x}", rand::random::<u64>())
+        } else {
+            self.collector_id.clone()
+        }
+    }
+}
+
+/// Live view of the relays a collector watches.
+pub type RelayStatuses = Arc<std::sync::Mutex<BTreeMap<String, Arc<RelayStatus>>>>;
+
+/// Runs a collector until `shutdown`: registers with the coordinator and watches the relays it
+/// assigns, following reassignments as they come.
+pub async fn run(
+    config: Config,
+    events: EventArgs,
+    redis: RedisArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config.validate().context("invalid collector configuration")?;
+    let Some(mut conn) = redis.connect(&shutdown).await? else {
+        return Ok(());
+    };
+    let id = config.id();
+    let statuses = RelayStatuses::default();
+    let names = redis.names();
+    let points = membership::load_resume_points(&mut conn, &names, &statuses)
+        .await
+        .context("failed to read resume points")?;
+    info!(collector = %id, resume_points = points, "collector registering");
+    let (tx, rx) = watch::channel(Vec::new());
+    let beat = Duration::from_millis(config.heartbeat_ms);
+    let member_stop = CancellationToken::new();
+    let member = tokio::spawn(membership::run(
+        id,
+        conn,
+        names,
+        statuses.clone(),
+        tx,
+        beat,
+        member_stop.clone(),
+    ));
+    let result = run_with_relays(config, events, redis, rx, statuses, shutdown).await;
+    // Deregister only after the relays stopped, so the final resume points are published.
+    member_stop.cancel();
+    let _ = member.await;
+    result
+}
+
+/// Runs a collector whose relay set can change while it runs (`relays` sends the desired set).
+pub async fn run_with_relays(
+    config: Config,
+    events: EventArgs,
+    redis: RedisArgs,
+    relays: watch::Receiver<Vec<String>>,
+    statuses: RelayStatuses,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config.validate().context("invalid collector configuration")?;
+    events.validate().context("invalid event rules")?;
+    let mut relays_rx = relays;
+    crate::metrics::describe();
+    let Some(conn) = redis.connect(&shutdown).await? else {
+        return Ok(());
+    };
+
+    let (sink_tx, sink_rx) = mpsc::channel(10_000);
+    let sink_opts = SinkOptions {
+        stream_maxlen: config.stream_maxlen,
+        seen_ttl_secs: config.seen_ttl_secs,
+        ..SinkOptions::default()
+    };
+    let writer = tokio::spawn(sink::run(
+        sink_rx,
+        conn,
+        redis.names(),
+        sink_opts,
+        shutdown.clone(),
+    ));
+
+    let shared = Arc::new(relay::Shared {
+        validator: events.validator(),
+        seen: quick_cache::sync::Cache::new(config.seen_cache),
+        sink: sink_tx,
+        options: RelayOptions {
+            lookback_secs: config.lookback_secs,
+            resume_overlap_secs: config.resume_overlap_secs,
+            max_message_bytes: (events.max_event_bytes * 2).max(16 * 1024 * 1024),
+            ..RelayOptions::default()
+        },
+    });
+
+    let relay_stop = CancellationToken::new();
+    let mut tasks: BTreeMap<String, (CancellationToken, tokio::task::JoinHandle<()>)> = BTreeMap::new();
+    loop {
+        let desired: Vec<String> = relays_rx.borrow_and_update().clone();
+        tasks.retain(|url, (stop, _)| {
+            let keep = desired.contains(url);
+            if !keep {
+                info!(relay = %url, "relay unassigned");
+                stop.cancel();
+            }
+            keep
+        });
+        for url in desired {
+            if tasks.contains_key(&url) {
+                continue;
+            }
+            let status = statuses
+                .lock()
+                .map(|mut s| s.entry(url.clone()).or_default().clone())
+                .unwrap_or_default();
+            let stop = relay_stop.child_token();
+            let handle = tokio::spawn(relay::watch(url.clone(), shared.clone(), status, stop.clone()));
+            tasks.insert(url, (stop, handle));
+        }
+        info!(relays = tasks.len(), "collector relay set updated");
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = relays_rx.changed() => if changed.is_err() { break },
+        }
+    }
+
+    // Intake stops first; the writer then drains what was already verified.
+    relay_stop.cancel();
+    for (url, (_, mut handle)) in std::mem::take(&mut tasks) {
+        if tokio::time::timeout(Duration::from_secs(5), &mut handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!(relay = %url, "relay task did not stop in time, aborting it");
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+    drop(shared);
+    writer.await.context("stream writer panicked")?;
+    info!("collector stopped");
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The relay registry: a Redis hash of relay URL -> JSON [`RelayEntry`]. The coordinator seeds it
+//! from configuration; the admin api edits it; assignments are computed from it.
+
+use std::collections::BTreeMap;
+
+use dvmdash_core::dto::{RelayEntry, RelayPriority};
+use dvmdash_core::nip90::normalize_relay_url;
+use dvmdash_core::redis_keys::RedisNames;
+use redis::aio::ConnectionManager;
+
+/// Normalizes configured URLs, reporting every invalid one at once.
+pub fn normalize_all(raw: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for r in raw.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        match normalize_relay_url(r) {
+            Some(u) if !out.contains(&u) => out.push(u),
+            Some(_) => {}
+            None => bad.push(r.to_owned()),
+        }
+    }
+    anyhow::ensure!(
+        bad.is_empty(),
+        "invalid relay urls (need ws:// or wss://): {}",
+        bad.join(", ")
+    );
+    Ok(out)
+}
+
+/// Adds the relays that are not registered yet; returns how many were added.
+pub async fn seed(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    relays: &[String],
+) -> redis::RedisResult<usize> {
+    let entry = RelayEntry {
+        priority: RelayPriority::Normal,
+        added_at: chrono_now(),
+        added_by: "config".into(),
+    };
+    let json = serde_json::to_string(&entry).unwrap_or_default();
+    let mut added = 0;
+    for url in relays {
+        let n: i64 = redis::cmd("HSETNX")
+            .arg(names.relays())
+            .arg(url)
+            .arg(&json)
+            .query_async(conn)
+            .await?;
+        added += n as usize;
+    }
+    Ok(added)
+}
+
+/// Every registered relay. Entries that do not parse are kept with defaults rather than dropped, so
+/// a hand-edited registry never silently loses a relay.
+pub async fn list(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+) -> redis::RedisResult<BTreeMap<String, RelayEntry>> {
+    let raw: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(names.relays())
+        .query_async(conn)
+        .await?;
+    Ok(raw
+        .into_iter()
+        .map(|(url, json)| {
+            let entry = serde_json::from_str(&json).unwrap_or(RelayEntry {
+                priority: RelayPriority::Normal,
+                added_at: String::new(),
+                added_by: "unknown".into(),
+            });
+            (url, entry)
+        })
+        .collect())
+}
+
+fn chrono_now() -> String {
+    let secs = dvmdash_core::telemetry::now_secs();
+    dvmdash_core::dto::rfc3339(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_and_reports_all_bad_urls() {
+        let ok = normalize_all(&["wss://A.b/".into(), "wss://a.b".into(), " ".into()]).unwrap();
+        assert_eq!(ok, vec!["wss://a.b".to_string()]);
+        let err = normalize_all(&["http://x".into(), "nope".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://x") && err.contains("nope"), "{err}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Types the api serves and the UI reads. Field names follow DVMDash's public API so existing
+//! clients keep working; timestamps are RFC 3339 UTC strings.
+
+use serde::{Deserialize, Serialize};
+
+/// Unix seconds as RFC 3339 UTC with a `Z` (`1970-01-01T00:00:00Z`), the form of every api timestamp.
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The `timeRange` parameter: windows that end now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum TimeRange {
+    #[serde(rename = "1h")]
+    Hour,
+    #[serde(rename = "24h")]
+    Day,
+    #[serde(rename = "7d")]
+    Week,
+    #[serde(rename = "30d")]
+    #[default]
+    Month,
+}
+
+impl TimeRange {
+    pub const ALL: [TimeRange; 4] = [TimeRange::Hour, TimeRange::Day, TimeRange::Week, TimeRange::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeRange::Hour => "1h",
+            TimeRange::Day => "24h",
+            TimeRange::Week => "7d",
+            TimeRange::Month => "30d",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Window length in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            TimeRange::Hour => 3600,
+            TimeRange::Day => 24 * 3600,
+            TimeRange::Week => 7 * 24 * 3600,
+            TimeRange::Month => 30 * 24 * 3600,
+        }
+    }
+
+    /// Time-series bucket width in seconds (DVMDash: 5 min, 1 h, 6 h, 1 day).
+    pub fn step_seconds(self) -> u64 {
+        match self {
+            TimeRange::Hour => 300,
+            TimeRange::Day => 3600,
+            TimeRange::Week => 6 * 3600,
+            TimeRange::Month => 24 * 3600,
+        }
+    }
+}
+
+impl std::fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /api/stats/global/latest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct GlobalStats {
+    /// When these numbers were computed.
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// Distinct job requests (5000-5999) in the window.
+    pub total_requests: u64,
+    /// Distinct job results (6000-6999) in the window; feedback excluded.
+    pub total_responses: u64,
+    /// Distinct feedback events (7000) in the window.
+    pub total_feedback: u64,
+    /// Distinct request authors.
+    pub unique_users: u64,
+    /// Distinct request kinds with at least one request.
+    pub unique_kinds: u64,
+    /// Distinct authors of results or feedback.
+    pub unique_dvms: u64,
+    /// DVM (hex pubkey) with the most results and feedback.
+    pub popular_dvm: Option<String>,
+    /// Request kind with the most requests.
+    pub popular_kind: Option<u16>,
+    /// Request kind answered by the most distinct DVMs.
+    pub competitive_kind: Option<u16>,
+    pub time_series: Vec<GlobalPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct GlobalPoint {
+    /// Start of the bucket.
+    pub time: String,
+    pub total_requests: u64,
+    pub total_responses: u64,
+    pub unique_users: u64,
+    pub unique_dvms: u64,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `healthy` when every dependency answers, else `unhealthy`.
+    pub status: String,
+    /// DVMDash's field: `connected` or `disconnected` (ClickHouse).
+    pub database: String,
+    pub clickhouse: DependencyHealth,
+    pub redis: DependencyHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyHealth {
+    pub ok: bool,
+    pub latency_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// The JSON body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// The offending parameter, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// DVMDash clients read `detail`; it repeats `error`.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn time_range_round_trips() {
+        for r in TimeRange::ALL {
+            assert_eq!(TimeRange::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+        }
+        assert_eq!(TimeRange::parse("2h"), None);
+        assert_eq!(TimeRange::default(), TimeRange::Month);
+        assert_eq!(TimeRange::Month.seconds() / TimeRange::Month.step_seconds(), 30);
+    }
+}
+
+/// One relay in the registry (Redis hash `<prefix>:relays`, value JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayEntry {
+    /// `high` relays are watched by one more collector than `normal` ones.
+    #[serde(default)]
+    pub priority: RelayPriority,
+    /// RFC 3339.
+    pub added_at: String,
+    /// `config` (seeded from DVMDASH_RELAYS) or `admin`.
+    pub added_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayPriority {
+    #[default]
+    Normal,
+    High,
+}
+
+/// A collector's view of one relay, published with its heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RelayCounters {
+    pub connected: bool,
+    pub received: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub reconnects: u64,
+    /// Unix ms of the last event, 0 if none.
+    pub last_event_ms: u64,
+    /// Newest `created_at` seen (unix s).
+    pub newest_created_at: u64,
+    /// Milliseconds from REQ to EOSE on the latest connection.
+    pub eose_ms: u64,
+}

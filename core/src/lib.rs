@@ -1,0 +1,33 @@
+//! dvmdash-core: what every dvmdash role shares.
+//!
+//! - [`event`] - the NIP-01 event and its canonical id
+//! - [`kinds`] - kind ranges and roles (request, result, feedback, announcement, ...)
+//! - [`nip90`] - lenient NIP-90/NIP-89 tag parsing into job facts
+//! - [`dto`] - the api's response types, shared with the UI
+//! - [`fmt`] - small formatting helpers
+//! - [`redis_keys`] - Redis key and stream names
+//! - [`validate`] (feature `verify`) - the verification gate and signing keys
+//! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
+//! - [`testkit`] (feature `testkit`) - integration-test helpers
+
+pub mod dto;
+pub mod event;
+pub mod fmt;
+pub mod kinds;
+pub mod nip19;
+pub mod nip90;
+pub mod redis_keys;
+#[cfg(feature = "verify")]
+pub mod validate;
+
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use event::{Event, Id32};
+pub use kinds::{KindFilter, Role};

@@ -1,0 +1,102 @@
+//! Redis key and stream names, in one place so every role agrees on them.
+//!
+//! All keys share a prefix (default `dvmdash`), which lets tests and several deployments share one
+//! Redis without seeing each other's data.
+
+/// The names of every Redis key dvmdash uses, derived from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisNames {
+    prefix: String,
+}
+
+impl Default for RedisNames {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+pub const DEFAULT_PREFIX: &str = "dvmdash";
+
+/// Consumer group of the ingesters on the events stream.
+pub const INGESTER_GROUP: &str = "ingester";
+
+/// Stream entry fields: the event JSON, the relay that delivered it, and when (unix ms).
+pub const FIELD_EVENT: &str = "e";
+pub const FIELD_RELAY: &str = "r";
+pub const FIELD_SEEN_MS: &str = "t";
+/// Dead-letter entry fields: the original stream id and fields, plus the reason.
+pub const FIELD_REASON: &str = "reason";
+pub const FIELD_ORIGINAL_ID: &str = "id";
+
+impl RedisNames {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        RedisNames {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The stream of verified events, collector -> ingester.
+    pub fn events_stream(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    /// Where entries the ingester cannot process go, with their reason.
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}:events:dlq", self.prefix)
+    }
+
+    /// Marker that an event id was already put on the stream (`SET NX EX`).
+    pub fn seen(&self, event_id_hex: &str) -> String {
+        format!("{}:seen:{}", self.prefix, event_id_hex)
+    }
+
+    /// The relay registry: hash of relay URL -> JSON [`crate::dto::RelayEntry`].
+    pub fn relays(&self) -> String {
+        format!("{}:relays", self.prefix)
+    }
+
+    /// Live collectors: sorted set of collector id scored by last heartbeat (unix ms).
+    pub fn collectors(&self) -> String {
+        format!("{}:collectors", self.prefix)
+    }
+
+    /// One collector's self-description and per-relay state (hash, expires with the collector).
+    pub fn collector(&self, id: &str) -> String {
+        format!("{}:collector:{}", self.prefix, id)
+    }
+
+    /// Relay assignments: hash of collector id -> JSON list of relay URLs.
+    pub fn assignments(&self) -> String {
+        format!("{}:assignments", self.prefix)
+    }
+
+    /// Newest `created_at` each relay delivered (hash of URL -> unix s): where collection resumes.
+    pub fn resume_points(&self) -> String {
+        format!("{}:resume", self.prefix)
+    }
+
+    /// The coordinator leader lease.
+    pub fn coordinator_leader(&self) -> String {
+        format!("{}:coordinator:leader", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_share_the_prefix() {
+        let n = RedisNames::new("t1");
+        assert_eq!(n.events_stream(), "t1:events");
+        assert_eq!(n.dead_letter_stream(), "t1:events:dlq");
+        assert_eq!(n.seen("ab"), "t1:seen:ab");
+        assert_eq!(n.relays(), "t1:relays");
+        assert_eq!(n.collector("c1"), "t1:collector:c1");
+        assert_eq!(RedisNames::default().events_stream(), "dvmdash:events");
+    }
+}

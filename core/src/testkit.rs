@@ -1,0 +1,294 @@
+//! Integration-test helpers. The test command (`scripts/test.sh`) starts Redis and the ClickHouse
+//! stand-in and exports their URLs; a test that needs a service and does not find it fails with a
+//! message saying how to run it, never passes silently.
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::{ClickHouseArgs, RedisArgs};
+
+fn required_env(name: &str, what: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs {what}. Run the suite with scripts/test.sh, which starts \
+             the services and sets it."
+        ),
+    }
+}
+
+/// Redis URL of the test run.
+pub fn redis_url() -> String {
+    required_env("DVMDASH_TEST_REDIS_URL", "a Redis server")
+}
+
+/// ClickHouse (or stand-in) HTTP URL of the test run.
+pub fn clickhouse_url() -> String {
+    required_env("DVMDASH_TEST_CLICKHOUSE_URL", "ClickHouse or the dev stand-in")
+}
+
+/// A name no other test uses (for databases, key prefixes, consumers).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Redis and ClickHouse settings isolated for one test: a fresh key prefix and database.
+pub fn isolated() -> (RedisArgs, ClickHouseArgs) {
+    let redis = RedisArgs {
+        redis_url: crate::config::Secret::new(redis_url()),
+        redis_prefix: unique("t"),
+    };
+    let clickhouse = ClickHouseArgs::new(clickhouse_url(), unique("dvmdash_test"));
+    (redis, clickhouse)
+}
+
+/// A free loopback port (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port should work")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until(what, timeout, || {
+        let fut = check();
+        async move { fut.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// Polls `check` until it returns `Ok`; on timeout panics with `what` and the last `Err` text,
+/// so a failure shows what was observed instead of only that time ran out.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last seen: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_port(port: u16, timeout: Duration, what: &str) {
+    wait_for(what, timeout, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+}
+
+/// A child process group killed on drop, so no server outlives its test.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pid = self.0.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_group(cmd: &mut Command) -> std::io::Result<Group> {
+    use std::os::unix::process::CommandExt as _;
+    cmd.process_group(0).stdin(Stdio::null()).spawn().map(Group)
+}
+
+/// The independent Python relay (PyPI `nostr-relay`, SQLite storage) on a free port.
+pub struct PythonRelay {
+    pub url: String,
+    _process: Group,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonRelay {
+    pub async fn start() -> Self {
+        let bin = required_env("DVMDASH_TEST_NOSTR_RELAY", "the Python nostr-relay executable");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = format!(
+            "DEBUG: false\nrelay_name: dvmdash test relay\nstorage:\n  sqlalchemy.url: sqlite+aiosqlite:///{db}\n  \
+             num_concurrent_reqs: 10\n  num_concurrent_adds: 2\n  validators:\n    - nostr_relay.validators.is_not_too_large\n    \
+             - nostr_relay.validators.is_signed\nverification:\n  nip05_verification: disabled\ngunicorn:\n  bind: 127.0.0.1:{port}\n  \
+             workers: 1\n  loglevel: warning\n  reload: false\nmax_event_size: 262144\nsubscription_limit: 64\n\
+             message_timeout: 1800\nmax_limit: 6000\nhellthread_limit: 100\n",
+            db = dir.path().join("relay.sqlite3").display(),
+        );
+        let cfg = dir.path().join("relay.yaml");
+        std::fs::write(&cfg, config).expect("write relay config");
+        let log = std::fs::File::create(dir.path().join("relay.log")).expect("relay log");
+        let process = spawn_group(
+            Command::new(&bin)
+                .arg("-c")
+                .arg(&cfg)
+                .arg("serve")
+                .current_dir(dir.path())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        wait_port(port, Duration::from_secs(30), "the Python relay to listen").await;
+        PythonRelay {
+            url: format!("ws://127.0.0.1:{port}"),
+            _process: process,
+            _dir: dir,
+        }
+    }
+}
+
+/// A private ClickHouse stand-in (own data directory), for tests that restart it.
+pub struct ChDev {
+    pub url: String,
+    pub dir: PathBuf,
+    process: Option<Group>,
+}
+
+impl ChDev {
+    /// Starts the stand-in on `dir` (created if needed).
+    pub async fn start(dir: PathBuf) -> Self {
+        let python = required_env("DVMDASH_TEST_CHDEV_PYTHON", "the ClickHouse stand-in's Python");
+        let script = required_env(
+            "DVMDASH_TEST_CHDEV_SCRIPT",
+            "the ClickHouse stand-in's entry script",
+        );
+        std::fs::create_dir_all(&dir).expect("stand-in dir");
+        let port_file = dir.with_extension("port");
+        let _ = std::fs::remove_file(&port_file);
+        let log = std::fs::File::create(dir.with_extension("log")).expect("stand-in log");
+        let process = spawn_group(
+            Command::new(&python)
+                .arg(&script)
+                .arg("--path")
+                .arg(&dir)
+                .arg("--port")
+                .arg("0")
+                .arg("--port-file")
+                .arg(&port_file)
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("cannot start the stand-in: {e}"));
+        let port: u16 = wait_for("the stand-in's port file", Duration::from_secs(60), || {
+            let pf = port_file.clone();
+            async move {
+                std::fs::read_to_string(pf)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            }
+        })
+        .await;
+        ChDev {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            process: Some(process),
+        }
+    }
+
+    /// Kills the stand-in with SIGKILL (no chance to flush anything).
+    pub fn kill(&mut self) {
+        self.process.take();
+    }
+}
+
+/// A relay that answers every REQ with a fixed script of raw frames, then `EOSE`, then silence:
+/// for feeding the collector events and messages no honest relay would send.
+pub struct ScriptedRelay {
+    pub url: String,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl ScriptedRelay {
+    pub async fn start(frames: Vec<String>) -> Self {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind scripted relay");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (sock, _) = tokio::select! {
+                    _ = s.cancelled() => return,
+                    r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
+                };
+                let frames = frames.clone();
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+                        return;
+                    };
+                    let (mut tx, mut rx) = ws.split();
+                    let mut answered = false;
+                    loop {
+                        let msg = tokio::select! {
+                            _ = s.cancelled() => return,
+                            m = rx.next() => m,
+                        };
+                        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = msg else {
+                            if msg.is_none() { return } else { continue }
+                        };
+                        let Ok(serde_json::Value::Array(parts)) =
+                            serde_json::from_str::<serde_json::Value>(&text)
+                        else {
+                            continue;
+                        };
+                        if parts.first().and_then(|v| v.as_str()) != Some("REQ") {
+                            continue;
+                        }
+                        let sub = parts.get(1).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                        // The script goes out once per connection, on the first subscription.
+                        if !answered {
+                            answered = true;
+                            for f in &frames {
+                                let f = f.replace("{sub}", &sub);
+                                if tx
+                                    .send(tokio_tungstenite::tungstenite::Message::text(f))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                        let eose = serde_json::json!(["EOSE", sub]).to_string();
+                        if tx
+                            .send(tokio_tungstenite::tungstenite::Message::text(eose))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedRelay { url, stop }
+    }
+}
+
+impl Drop for ScriptedRelay {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

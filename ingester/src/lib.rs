@@ -1,0 +1,421 @@
+//! dvmdash-ingester: moves events from the Redis stream into ClickHouse, at least once, idempotently.
+//!
+//! - [`stream`] - consumer-group reads, acks, dead-lettering, backlog numbers
+//! - [`batch`] - entries -> rows, setting aside poison entries
+//! - [`metrics`] - metric names
+//!
+//! The invariant: an entry is acknowledged only after the batch holding it was inserted (or the entry
+//! was copied to the dead-letter stream). A crash at any point leaves the batch pending; it is read
+//! again on restart (own pending entries first) or claimed by another ingester, and re-inserted with
+//! the same deduplication token. Counting is idempotent by event id downstream, so a retry that
+//! regroups entries still counts nothing twice.
+
+pub mod batch;
+pub mod metrics;
+pub mod stream;
+
+use std::time::{Duration, Instant};
+
+use ::metrics::{counter, gauge, histogram};
+use anyhow::Context as _;
+use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use dvmdash_core::redis_keys::RedisNames;
+use dvmdash_core::store::{EVENTS_RAW, RawEventRow};
+use dvmdash_core::telemetry::{now_millis, now_secs};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::batch::Prepared;
+use crate::metrics as m;
+use crate::stream::Entry;
+
+/// Ingester flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Most stream entries per ClickHouse insert.
+    #[arg(
+        long = "batch-size",
+        env = "DVMDASH_INGESTER_BATCH_SIZE",
+        default_value_t = 10_000
+    )]
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill before inserting what there is, in milliseconds.
+    #[arg(
+        long = "batch-wait-ms",
+        env = "DVMDASH_INGESTER_BATCH_WAIT_MS",
+        default_value_t = 500
+    )]
+    pub batch_wait_ms: u64,
+    /// This ingester's name in the consumer group; must be stable across restarts so its pending
+    /// entries are found again, and unique among running ingesters.
+    #[arg(long = "consumer", env = "DVMDASH_INGESTER_CONSUMER", default_value_t = default_consumer())]
+    pub consumer: String,
+    /// Entries pending this long with another consumer are taken over (it is presumed dead).
+    #[arg(
+        long = "claim-idle-ms",
+        env = "DVMDASH_INGESTER_CLAIM_IDLE_MS",
+        default_value_t = 60_000
+    )]
+    pub claim_idle_ms: u64,
+    /// Entries delivered this many times without success go to the dead-letter stream.
+    #[arg(
+        long = "max-deliveries",
+        env = "DVMDASH_INGESTER_MAX_DELIVERIES",
+        default_value_t = 5
+    )]
+    pub max_deliveries: u64,
+}
+
+fn default_consumer() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into());
+    format!("ingester-{host}")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batch_size: 10_000,
+            batch_wait_ms: 500,
+            consumer: default_consumer(),
+            claim_idle_ms: 60_000,
+            max_deliveries: 5,
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&self.batch_size),
+            "batch size must be 1..=1000000"
+        );
+        anyhow::ensure!(
+            !self.consumer.trim().is_empty(),
+            "consumer name must not be empty"
+        );
+        anyhow::ensure!(self.max_deliveries >= 1, "max deliveries must be at least 1");
+        Ok(())
+    }
+}
+
+struct Ingester {
+    config: Config,
+    names: RedisNames,
+    redis: ConnectionManager,
+    clickhouse: clickhouse::Client,
+    events: EventArgs,
+}
+
+/// Runs until `shutdown`; the batch in flight is finished (inserted and acknowledged) first.
+pub async fn run(
+    config: Config,
+    events: EventArgs,
+    redis: RedisArgs,
+    clickhouse: ClickHouseArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config.validate().context("invalid ingester configuration")?;
+    events.validate().context("invalid event rules")?;
+    clickhouse.validate().map_err(anyhow::Error::msg)?;
+    crate::metrics::describe();
+    let client = redis.client()?;
+    let Some(mut conn) = redis.connect(&shutdown).await? else {
+        return Ok(());
+    };
+    let names = redis.names();
+    stream::ensure_group(&mut conn, &names)
+        .await
+        .context("failed to create the consumer group")?;
+    let mut ing = Ingester {
+        config,
+        names,
+        redis: conn,
+        clickhouse: clickhouse.client(),
+        events,
+    };
+    info!(consumer = %ing.config.consumer, stream = %ing.names.events_stream(), "ingester started");
+
+    let mut reader: Option<redis::aio::MultiplexedConnection> = None;
+    let mut own_pending = true;
+    let mut last_claim = Instant::now();
+    let mut last_info = Instant::now() - Duration::from_secs(60);
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        if last_info.elapsed() > Duration::from_secs(5) {
+            ing.report_backlog().await;
+            last_info = Instant::now();
+        }
+        let conn = match &mut reader {
+            Some(c) => c,
+            None => match stream::reader(&client).await {
+                Ok(c) => reader.insert(c),
+                Err(err) => {
+                    warn!(error = %err, "redis unavailable for reading, retrying");
+                    sleep_or_stop(&shutdown, backoff(&mut failures)).await;
+                    continue;
+                }
+            },
+        };
+        let gathered = if own_pending {
+            // Our own entries from before a restart, oldest first, before anything new.
+            stream::read(
+                conn,
+                &ing.names,
+                &ing.config.consumer,
+                "0",
+                ing.config.batch_size,
+                None,
+            )
+            .await
+            .map(|e| (e, true))
+        } else {
+            ing.gather(conn, &shutdown).await.map(|e| (e, false))
+        };
+        let (entries, redelivered) = match gathered {
+            Ok(v) => v,
+            Err(err) => {
+                warn!(error = %err, "stream read failed, reconnecting");
+                reader = None;
+                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
+                continue;
+            }
+        };
+        failures = 0;
+        if own_pending && entries.is_empty() {
+            own_pending = false;
+            continue;
+        }
+        if !entries.is_empty() {
+            // On shutdown the batch in hand is still finished; an error leaves it pending.
+            if let Err(err) = ing.process(entries, redelivered, &shutdown).await {
+                warn!(error = %err, "batch left pending for a later retry");
+            }
+        }
+        if !own_pending && last_claim.elapsed() > Duration::from_millis(ing.config.claim_idle_ms / 2) {
+            last_claim = Instant::now();
+            if let Err(err) = ing.claim_from_dead_consumers(&shutdown).await {
+                warn!(error = %err, "claiming idle entries failed");
+            }
+        }
+    }
+    info!(consumer = %ing.config.consumer, "ingester stopped");
+    Ok(())
+}
+
+fn backoff(failures: &mut u32) -> Duration {
+    *failures = failures.saturating_add(1);
+    Duration::from_millis(100u64 << (*failures).min(6)).min(Duration::from_secs(5))
+}
+
+async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+impl Ingester {
+    /// Reads new entries: blocks for the first, then lingers up to the batch wait for more.
+    async fn gather(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        shutdown: &CancellationToken,
+    ) -> redis::RedisResult<Vec<Entry>> {
+        let (size, consumer) = (self.config.batch_size, &self.config.consumer);
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(Vec::new()),
+            r = stream::read(conn, &self.names, consumer, ">", size, Some(Duration::from_secs(1))) => r?,
+        };
+        let mut entries = first;
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.config.batch_wait_ms);
+        while entries.len() < size && !shutdown.is_cancelled() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(1) {
+                break;
+            }
+            let more =
+                stream::read(conn, &self.names, consumer, ">", size - entries.len(), Some(left)).await?;
+            if more.is_empty() {
+                break;
+            }
+            entries.extend(more);
+        }
+        Ok(entries)
+    }
+
+    /// Inserts one batch and acknowledges it. Entries that keep failing go to the dead-letter stream.
+    async fn process(
+        &mut self,
+        mut entries: Vec<Entry>,
+        redelivered: bool,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut over_limit = Vec::new();
+        if redelivered {
+            over_limit = self.split_over_delivered(&mut entries).await?;
+        }
+        let validator = self.events.validator();
+        let prepared = batch::prepare(entries, &validator, &validator.kinds, now_secs());
+        histogram!(m::BATCH_EVENTS).record(prepared.ids.len() as f64);
+        if !prepared.rows.is_empty() {
+            self.insert_with_retry(&prepared, shutdown).await?;
+        }
+        let mut dead: Vec<(Entry, String)> = prepared.poison;
+        dead.extend(over_limit);
+        if !dead.is_empty() {
+            for (entry, reason) in &dead {
+                warn!(entry = %entry.id, reason = %reason, "entry moved to the dead-letter stream");
+            }
+            stream::dead_letter(&mut self.redis, &self.names, &dead).await?;
+            counter!(m::DEAD_LETTERED).increment(dead.len() as u64);
+        }
+        if prepared.trimmed > 0 {
+            error!(
+                entries = prepared.trimmed,
+                "pending entries were trimmed from the stream before ingest"
+            );
+            counter!(m::TRIMMED).increment(prepared.trimmed as u64);
+        }
+        counter!(m::DUPLICATES).increment(prepared.duplicates as u64);
+        let mut ids = prepared.ids;
+        ids.extend(dead.into_iter().map(|(e, _)| e.id).filter(|id| !id.is_empty()));
+        ids.sort_unstable();
+        ids.dedup();
+        stream::ack(&mut self.redis, &self.names, &ids).await?;
+        counter!(m::BATCHES).increment(1);
+        debug!(entries = ids.len(), rows = prepared.rows.len(), "batch stored");
+        Ok(())
+    }
+
+    /// Removes entries delivered too often and returns them with a reason.
+    async fn split_over_delivered(
+        &mut self,
+        entries: &mut Vec<Entry>,
+    ) -> anyhow::Result<Vec<(Entry, String)>> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(Vec::new());
+        };
+        let counts = stream::delivery_counts(
+            &mut self.redis,
+            &self.names,
+            &first.id,
+            &last.id,
+            entries.len() * 2,
+        )
+        .await?;
+        let limit = self.config.max_deliveries;
+        let mut over = Vec::new();
+        entries.retain(|e| match counts.iter().find(|(id, _)| id == &e.id) {
+            Some((_, n)) if *n > limit => {
+                over.push((e.clone(), format!("delivered {n} times without being stored")));
+                false
+            }
+            _ => true,
+        });
+        Ok(over)
+    }
+
+    async fn insert_with_retry(
+        &self,
+        prepared: &Prepared,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let token = prepared.dedup_token();
+        let mut failures = 0u32;
+        loop {
+            let started = Instant::now();
+            match insert(&self.clickhouse, &prepared.rows, &token).await {
+                Ok(()) => {
+                    histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
+                    counter!(m::EVENTS_INSERTED).increment(prepared.rows.len() as u64);
+                    gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
+                    if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
+                        let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
+                        histogram!(m::LATENCY_SECONDS).record(lag);
+                    }
+                    return Ok(());
+                }
+                Err(err) => {
+                    counter!(m::INSERT_FAILURES).increment(1);
+                    warn!(error = %err, rows = prepared.rows.len(), attempt = failures + 1, "clickhouse insert failed, retrying");
+                }
+            }
+            if shutdown.is_cancelled() {
+                anyhow::bail!("shutting down while clickhouse is failing");
+            }
+            sleep_or_stop(shutdown, backoff(&mut failures)).await;
+        }
+    }
+
+    /// Takes over entries a dead ingester left pending and processes them like our own.
+    async fn claim_from_dead_consumers(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let idle = Duration::from_millis(self.config.claim_idle_ms);
+        let consumer = self.config.consumer.clone();
+        let (entries, deleted) = stream::autoclaim(
+            &mut self.redis,
+            &self.names,
+            &consumer,
+            idle,
+            self.config.batch_size,
+        )
+        .await?;
+        if !deleted.is_empty() {
+            error!(
+                entries = deleted.len(),
+                "claimed entries were already trimmed from the stream (lost)"
+            );
+            counter!(m::TRIMMED).increment(deleted.len() as u64);
+            stream::ack(&mut self.redis, &self.names, &deleted).await?;
+        }
+        if !entries.is_empty() {
+            info!(entries = entries.len(), "took over entries from an idle consumer");
+            counter!(m::CLAIMED).increment(entries.len() as u64);
+            self.process(entries, true, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    async fn report_backlog(&mut self) {
+        match stream::group_info(&mut self.redis, &self.names).await {
+            Ok(info) => {
+                let stream = self.names.events_stream();
+                let labels = [
+                    ("stream", stream),
+                    ("group", dvmdash_core::redis_keys::INGESTER_GROUP.to_owned()),
+                ];
+                gauge!(m::STREAM_LENGTH, &labels).set(info.length as f64);
+                gauge!(m::STREAM_PENDING, &labels).set(info.pending as f64);
+                if let Some(lag) = info.lag {
+                    gauge!(m::STREAM_LAG, &labels).set(lag as f64);
+                }
+            }
+            Err(err) => debug!(error = %err, "reading stream backlog failed"),
+        }
+    }
+}
+
+async fn insert(
+    client: &clickhouse::Client,
+    rows: &[RawEventRow],
+    token: &str,
+) -> clickhouse::error::Result<()> {
+    let mut insert = client
+        .insert::<RawEventRow>(EVENTS_RAW)
+        .await?
+        .with_setting("insert_deduplication_token", token)
+        .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
+        .with_timeouts(Some(Duration::from_secs(60)), Some(Duration::from_secs(300)));
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await
+}

@@ -1,0 +1,51 @@
+//! Every metric the ingester emits (listed in docs/telemetry.md).
+
+pub const EVENTS_INSERTED: &str = "dvmdash_ingester_events_inserted_total";
+pub const BATCHES: &str = "dvmdash_ingester_batches_total";
+pub const INSERT_FAILURES: &str = "dvmdash_ingester_insert_failures_total";
+pub const INSERT_SECONDS: &str = "dvmdash_ingester_insert_seconds";
+pub const BATCH_EVENTS: &str = "dvmdash_ingester_batch_events";
+pub const LAST_SUCCESS: &str = "dvmdash_ingester_last_success_timestamp_seconds";
+pub const DEAD_LETTERED: &str = "dvmdash_ingester_dead_lettered_total";
+pub const TRIMMED: &str = "dvmdash_ingester_trimmed_entries_total";
+pub const DUPLICATES: &str = "dvmdash_ingester_batch_duplicates_total";
+pub const CLAIMED: &str = "dvmdash_ingester_claimed_entries_total";
+pub const LATENCY_SECONDS: &str = "dvmdash_ingester_collect_to_store_seconds";
+pub const STREAM_LENGTH: &str = "dvmdash_stream_length_entries";
+pub const STREAM_PENDING: &str = "dvmdash_stream_pending_entries";
+pub const STREAM_LAG: &str = "dvmdash_stream_lag_entries";
+
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(EVENTS_INSERTED, "rows inserted into events_raw");
+    describe_counter!(BATCHES, "batches inserted and acknowledged");
+    describe_counter!(
+        INSERT_FAILURES,
+        "failed ClickHouse inserts (the batch is retried, never dropped)"
+    );
+    describe_histogram!(INSERT_SECONDS, Unit::Seconds, "duration of one batch insert");
+    describe_histogram!(BATCH_EVENTS, "stream entries per batch");
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "unix time of the last successful insert"
+    );
+    describe_counter!(DEAD_LETTERED, "entries moved to the dead-letter stream");
+    describe_counter!(
+        TRIMMED,
+        "pending entries whose data was trimmed from the stream before ingest (lost)"
+    );
+    describe_counter!(DUPLICATES, "entries repeating an event already in the same batch");
+    describe_counter!(CLAIMED, "entries taken over from idle consumers");
+    describe_histogram!(
+        LATENCY_SECONDS,
+        Unit::Seconds,
+        "from a collector seeing the oldest event of a batch to its insert"
+    );
+    describe_gauge!(STREAM_LENGTH, "entries in the events stream");
+    describe_gauge!(
+        STREAM_PENDING,
+        "entries delivered to ingesters but not acknowledged"
+    );
+    describe_gauge!(STREAM_LAG, "entries not yet delivered to the ingester group");
+}
