@@ -27,6 +27,7 @@ use tracing::info;
 
 /// Api flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "api_config")]
 pub struct Config {
     /// Address of the public API and web UI.
     #[arg(long = "api-addr", env = "DVMDASH_API_ADDR", default_value = "127.0.0.1:8000")]
@@ -67,6 +68,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/health", get(routes::health::health))
         .route("/api/stats/global/latest", get(routes::stats::global_latest))
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .route("/api", axum::routing::any(not_found))
         .with_state(state);
     api.fallback_service(ui::service(&config.ui_dir))
         .layer(axum::middleware::from_fn(metrics::track))
@@ -75,6 +78,14 @@ pub fn router(state: AppState, config: &Config) -> Router {
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(30),
         ))
+}
+
+/// Unknown api paths answer JSON, not the web UI's index page.
+async fn not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::NotFound(format!(
+        "no such endpoint: {}",
+        dvmdash_core::nip90::truncate(uri.path(), 200)
+    ))
 }
 
 /// Serves the api on `listener` until `shutdown`; requests in flight finish first.
@@ -93,4 +104,90 @@ pub async fn run(
     dvmdash_core::telemetry::serve(listener, router(state, &config), shutdown).await?;
     info!("api stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    /// Dependencies that cannot answer: port 1 on loopback refuses connections.
+    fn app() -> Router {
+        let ch = ClickHouseArgs::new("http://127.0.0.1:1", "dvmdash");
+        let redis = RedisArgs {
+            redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
+            redis_prefix: "t".into(),
+        };
+        router(AppState::new(&ch, &redis).expect("state"), &Config::default())
+    }
+
+    async fn call(uri: &str) -> (StatusCode, serde_json::Value) {
+        let resp = app()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_get_400_naming_them() {
+        for uri in [
+            "/api/stats/global/latest?timeRange=2h",
+            "/api/stats/global/latest?timeRange=",
+            "/api/stats/global/latest?timeRange=%FF%FE",
+            "/api/stats/global/latest?timeRange=1h%00",
+        ] {
+            let (status, body) = call(uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(body["parameter"], "timeRange", "{uri}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| e.contains("timeRange")),
+                "{body}"
+            );
+        }
+        let long = format!("/api/stats/global/latest?timeRange={}", "x".repeat(20_000));
+        let (status, body) = call(&long).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.len() < 200),
+            "the echo is truncated"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_api_paths_are_json_404() {
+        let (status, body) = call("/api/nope/../x").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("no such endpoint"))
+        );
+    }
+
+    #[tokio::test]
+    async fn health_reports_unreachable_dependencies() {
+        let (status, body) = call("/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "unhealthy");
+        assert_eq!(body["database"], "disconnected");
+        assert_eq!(body["clickhouse"]["ok"], false);
+        assert_eq!(body["redis"]["ok"], false);
+        assert!(body["redis"]["error"].as_str().is_some());
+    }
+
+    #[tokio::test]
+    async fn statistics_without_clickhouse_are_503_json() {
+        let (status, body) = call("/api/stats/global/latest?timeRange=1h").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "statistics are temporarily unavailable");
+    }
 }

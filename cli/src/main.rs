@@ -213,3 +213,35 @@ async fn start_metrics(addr: &str) -> anyhow::Result<(CancellationToken, Role)> 
     });
     Ok((stop, role))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn flags_are_consistent() {
+        // Catches duplicate flags or groups across the flattened role configs.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_role_parses_with_defaults() {
+        for role in [
+            "collector",
+            "coordinator",
+            "ingester",
+            "api",
+            "all",
+            "demo",
+            "migrate",
+        ] {
+            Cli::try_parse_from(["dvmdash", role]).unwrap_or_else(|e| panic!("{role}: {e}"));
+        }
+        assert!(
+            Cli::try_parse_from(["dvmdash", "simulate"]).is_err(),
+            "simulate needs relays"
+        );
+        assert!(Cli::try_parse_from(["dvmdash", "all", "--batch-size", "x"]).is_err());
+    }
+}

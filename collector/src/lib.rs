@@ -30,6 +30,7 @@ pub use sink::SinkOptions;
 
 /// Collector flags. Which relays to watch comes from the coordinator (see `membership`).
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "collector_config")]
 pub struct Config {
     /// This collector's id in the coordinator's registry; random when empty.
     #[arg(long = "collector-id", env = "DVMDASH_COLLECTOR_ID", default_value = "")]

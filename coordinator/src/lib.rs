@@ -29,6 +29,7 @@ pub const REBALANCES: &str = "dvmdash_coordinator_rebalances_total";
 
 /// Coordinator flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "coordinator_config")]
 pub struct Config {
     /// Relays added to the registry at start (comma-separated); the registry keeps them afterwards.
     #[arg(long = "relays", env = "DVMDASH_RELAYS", value_delimiter = ',')]

@@ -32,6 +32,7 @@ use crate::stream::Entry;
 
 /// Ingester flags.
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "ingester_config")]
 pub struct Config {
     /// Most stream entries per ClickHouse insert.
     #[arg(

@@ -123,7 +123,9 @@ pub fn App() -> View {
             h2 { "Network activity" }
             (move || {
                 let long = matches!(range.get(), TimeRange::Week | TimeRange::Month);
-                stats.with(|s| s.as_ref().map(|s| chart(&s.time_series, long)))
+                // Clone out first: building views inside `with` would create reactive nodes while the
+                // signal is borrowed, which panics.
+                stats.get_clone().map(|s| chart(&s.time_series, long))
             })
             p(class="legend") {
                 span(class="swatch requests") {} "requests  "
