@@ -37,13 +37,21 @@ ensure_packages() {
 
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
-  if command -v rustup >/dev/null 2>&1; then
-    # rust-toolchain.toml names the toolchain and the wasm32 target; this installs what is missing.
-    (cd "$ROOT" && rustup show active-toolchain >/dev/null 2>&1) || die "rustup could not install the toolchain"
-    if ! (cd "$ROOT" && rustup target list --installed | grep -q wasm32-unknown-unknown); then
-      log "adding the wasm32 target"
-      (cd "$ROOT" && rustup target add wasm32-unknown-unknown)
-    fi
+  command -v rustup >/dev/null 2>&1 || return 0
+  # rust-toolchain.toml pins the toolchain; install it (and the wasm32 target) explicitly, since
+  # rustup's automatic installation may be switched off (RUSTUP_AUTO_INSTALL=0).
+  local channel
+  channel="$(awk -F'"' '/^channel/ {print $2}' "$ROOT/rust-toolchain.toml")"
+  if ! rustup toolchain list | grep -q "^$channel"; then
+    log "installing Rust $channel"
+    rustup toolchain install "$channel" --profile minimal -c rustfmt -c clippy -t wasm32-unknown-unknown
+  fi
+  if ! rustup +"$channel" target list --installed | grep -q wasm32-unknown-unknown; then
+    log "adding the wasm32 target"
+    rustup +"$channel" target add wasm32-unknown-unknown
+  fi
+  if ! rustup +"$channel" component list --installed | grep -q '^clippy'; then
+    rustup +"$channel" component add clippy rustfmt
   fi
 }
 

@@ -56,7 +56,7 @@ step "ClickHouse stand-in suite"
 (cd "$ROOT" && "$VENV_DIR/chdev/bin/python" -m unittest discover -s clickhouse/dev-server/tests)
 
 step "Rust tests (unit, integration, end to end, browser)"
-(cd "$ROOT" && cargo test -q --workspace -- --test-threads="${DVMDASH_TEST_THREADS:-2}")
+(cd "$ROOT" && cargo test -q --workspace --no-fail-fast -- --test-threads="${DVMDASH_TEST_THREADS:-2}")
 
 step "Prometheus rules and Alertmanager config"
 promtool check config "$ROOT/prometheus/prometheus.yml"

@@ -72,12 +72,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api", axum::routing::any(not_found))
         .with_state(state);
     api.fallback_service(ui::service(&config.ui_dir))
-        .layer(axum::middleware::from_fn(metrics::track))
         // A stuck query must not hold a connection (or shutdown) forever.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(30),
         ))
+        // Outermost, so timed-out requests are counted too.
+        .layer(axum::middleware::from_fn(metrics::track))
 }
 
 /// Unknown api paths answer JSON, not the web UI's index page.

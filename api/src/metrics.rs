@@ -33,7 +33,17 @@ pub async fn track(req: Request, next: Next) -> Response {
             }
             .to_owned()
         });
-    let method = req.method().as_str().to_owned();
+    // Any token is a valid method to hyper; keep the label set bounded.
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    };
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     counter!(REQUESTS, "method" => method, "route" => route.clone(), "status" => status).increment(1);

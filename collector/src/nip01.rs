@@ -98,13 +98,18 @@ pub struct Filter {
 
 /// `["REQ", <sub>, <filter>...]`
 pub fn req(subscription: &str, filters: &[Filter]) -> String {
-    let mut parts: Vec<serde_json::Value> = vec!["REQ".into(), subscription.into()];
-    parts.extend(
-        filters
-            .iter()
-            .map(|f| serde_json::to_value(f).unwrap_or_default()),
+    // Serialized field by field (not through `Value`), so the output does not depend on whether
+    // some crate in the build turns on serde_json's `preserve_order`.
+    let mut out = format!(
+        "[\"REQ\",{}",
+        serde_json::to_string(subscription).unwrap_or_default()
     );
-    serde_json::Value::Array(parts).to_string()
+    for f in filters {
+        out.push(',');
+        out.push_str(&serde_json::to_string(f).unwrap_or_default());
+    }
+    out.push(']');
+    out
 }
 
 /// `["CLOSE", <sub>]`

@@ -64,16 +64,21 @@ impl Default for SinkOptions {
 /// Writes until every sender is dropped and the queue is empty.
 pub async fn run(
     mut rx: mpsc::Receiver<Accepted>,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     names: RedisNames,
     opts: SinkOptions,
     shutdown: CancellationToken,
 ) {
-    let script = redis::Script::new(APPEND_NEW);
-    let stream = names.events_stream();
-    let mut batch: Vec<Accepted> = Vec::with_capacity(opts.batch_events);
+    let mut writer = Writer {
+        redis,
+        script: redis::Script::new(APPEND_NEW),
+        stream: names.events_stream(),
+        names,
+        opts,
+    };
+    let mut batch: Vec<Accepted> = Vec::with_capacity(writer.opts.batch_events);
     loop {
-        if rx.recv_many(&mut batch, opts.batch_events).await == 0 {
+        if rx.recv_many(&mut batch, writer.opts.batch_events).await == 0 {
             return;
         }
         gauge!(m::SINK_QUEUE).set(rx.len() as f64);
@@ -82,92 +87,86 @@ pub async fn run(
         while start < batch.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < batch.len() && (end == start || bytes + batch[end].json.len() <= opts.batch_bytes) {
+            while end < batch.len()
+                && (end == start || bytes + batch[end].json.len() <= writer.opts.batch_bytes)
+            {
                 bytes += batch[end].json.len();
                 end += 1;
             }
-            write_with_retry(
-                &mut redis,
-                &script,
-                &stream,
-                &names,
-                &batch[start..end],
-                &opts,
-                &shutdown,
-            )
-            .await;
+            writer.write_with_retry(&batch[start..end], &rx, &shutdown).await;
             start = end;
         }
         batch.clear();
     }
 }
 
-async fn write_with_retry(
-    redis: &mut ConnectionManager,
-    script: &redis::Script,
-    stream: &str,
-    names: &RedisNames,
-    events: &[Accepted],
-    opts: &SinkOptions,
-    shutdown: &CancellationToken,
-) {
-    let mut delay = Duration::from_millis(100);
-    let mut gave_up_at: Option<Instant> = None;
-    loop {
-        let started = Instant::now();
-        match write(redis, script, stream, names, events, opts).await {
-            Ok(flags) => {
-                histogram!(m::STREAM_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
-                for (ev, added) in events.iter().zip(flags) {
-                    if added == 1 {
-                        counter!(m::STREAM_WRITTEN).increment(1);
-                    } else {
-                        counter!(m::DUPLICATES, "relay" => ev.relay.to_string(), "layer" => "redis")
-                            .increment(1);
-                    }
-                }
-                return;
-            }
-            Err(err) => {
-                counter!(m::STREAM_WRITE_FAILURES).increment(1);
-                warn!(error = %err, events = events.len(), "stream write failed, retrying");
-            }
-        }
-        if shutdown.is_cancelled() {
-            let since = *gave_up_at.get_or_insert_with(Instant::now);
-            if since.elapsed() > opts.shutdown_grace {
-                // The events stay on their relays; the next start resumes from before them.
-                error!(
-                    events = events.len(),
-                    "giving up stream write at shutdown; events will be re-fetched"
-                );
-                return;
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+struct Writer {
+    redis: ConnectionManager,
+    script: redis::Script,
+    stream: String,
+    names: RedisNames,
+    opts: SinkOptions,
 }
 
-async fn write(
-    redis: &mut ConnectionManager,
-    script: &redis::Script,
-    stream: &str,
-    names: &RedisNames,
-    events: &[Accepted],
-    opts: &SinkOptions,
-) -> redis::RedisResult<Vec<i64>> {
-    let mut inv = script.prepare_invoke();
-    inv.key(stream);
-    for ev in events {
-        inv.key(names.seen(&hex::encode(ev.id)));
+impl Writer {
+    async fn write_with_retry(
+        &mut self,
+        events: &[Accepted],
+        queue: &mpsc::Receiver<Accepted>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut delay = Duration::from_millis(100);
+        let mut gave_up_at: Option<Instant> = None;
+        loop {
+            let started = Instant::now();
+            match self.write(events).await {
+                Ok(flags) => {
+                    histogram!(m::STREAM_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+                    for (ev, added) in events.iter().zip(flags) {
+                        if added == 1 {
+                            counter!(m::STREAM_WRITTEN).increment(1);
+                        } else {
+                            counter!(m::DUPLICATES, "relay" => ev.relay.to_string(), "layer" => "redis")
+                                .increment(1);
+                        }
+                    }
+                    return;
+                }
+                Err(err) => {
+                    counter!(m::STREAM_WRITE_FAILURES).increment(1);
+                    warn!(error = %err, events = events.len(), "stream write failed, retrying");
+                    gauge!(m::SINK_QUEUE).set(queue.len() as f64);
+                }
+            }
+            if shutdown.is_cancelled() {
+                let since = *gave_up_at.get_or_insert_with(Instant::now);
+                if since.elapsed() > self.opts.shutdown_grace {
+                    // The events stay on their relays; the next start resumes from before them.
+                    error!(
+                        events = events.len(),
+                        "giving up stream write at shutdown; events will be re-fetched"
+                    );
+                    return;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
     }
-    inv.arg(opts.seen_ttl_secs).arg(opts.stream_maxlen);
-    for ev in events {
-        inv.arg(ev.json.as_str()).arg(ev.relay.as_ref()).arg(ev.seen_ms);
+
+    async fn write(&mut self, events: &[Accepted]) -> redis::RedisResult<Vec<i64>> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(&self.stream);
+        for ev in events {
+            inv.key(self.names.seen(&hex::encode(ev.id)));
+        }
+        inv.arg(self.opts.seen_ttl_secs).arg(self.opts.stream_maxlen);
+        for ev in events {
+            inv.arg(ev.json.as_str()).arg(ev.relay.as_ref()).arg(ev.seen_ms);
+        }
+        // EVALSHA, loading the script first if the server does not know it.
+        inv.invoke_async(&mut self.redis).await
     }
-    // EVALSHA, loading the script first if the server does not know it.
-    inv.invoke_async(redis).await
 }
 
 /// The field names used above, checked against the shared constants.

@@ -93,9 +93,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(LEADER, "1 while this coordinator holds the leader lease");
+    describe_gauge!(
+        COLLECTORS_ALIVE,
+        "collectors with a recent heartbeat (leader's view)"
+    );
+    describe_gauge!(RELAYS, "relays in the registry (leader's view)");
+    describe_gauge!(
+        UNWATCHED,
+        "relays with no live collector assigned (leader's view)"
+    );
+    describe_counter!(REBALANCES, "times the relay assignment changed");
+    metrics::counter!(REBALANCES).increment(0);
+}
+
 /// Runs until `shutdown`, then gives up the lease so another coordinator takes over at once.
 pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate().context("invalid coordinator configuration")?;
+    describe();
     let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(());
     };

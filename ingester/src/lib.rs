@@ -326,7 +326,7 @@ impl Ingester {
     }
 
     async fn insert_with_retry(
-        &self,
+        &mut self,
         prepared: &Prepared,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
@@ -353,6 +353,8 @@ impl Ingester {
             if shutdown.is_cancelled() {
                 anyhow::bail!("shutting down while clickhouse is failing");
             }
+            // Keep the backlog gauges moving while ClickHouse is down: that is when they matter.
+            self.report_backlog().await;
             sleep_or_stop(shutdown, backoff(&mut failures)).await;
         }
     }
@@ -395,9 +397,9 @@ impl Ingester {
                 ];
                 gauge!(m::STREAM_LENGTH, &labels).set(info.length as f64);
                 gauge!(m::STREAM_PENDING, &labels).set(info.pending as f64);
-                if let Some(lag) = info.lag {
-                    gauge!(m::STREAM_LAG, &labels).set(lag as f64);
-                }
+                // Redis < 7 reports no lag; length minus pending is then the closest upper bound.
+                let lag = info.lag.unwrap_or(info.length.saturating_sub(info.pending));
+                gauge!(m::STREAM_LAG, &labels).set(lag as f64);
             }
             Err(err) => debug!(error = %err, "reading stream backlog failed"),
         }
