@@ -1,22 +1,45 @@
 //! The one place that turns failures into HTTP answers: a JSON body for every error, the message
-//! for client errors, a generic text for server errors (the cause is logged once here).
+//! for client errors, a generic text for server errors (the cause is logged here, once).
+//!
+//! Errors are `Clone` so the response cache can hand one computation's failure to every request
+//! that waited on it.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dvmdash_core::dto::ErrorBody;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// A parameter is missing, malformed or out of range.
     #[error("{message}")]
     BadParameter { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("database unavailable: {0}")]
-    ClickHouse(#[from] clickhouse::error::Error),
+    Unavailable(String),
     #[error("internal error: {0}")]
-    Internal(#[from] anyhow::Error),
+    Internal(String),
+}
+
+impl From<clickhouse::error::Error> for ApiError {
+    fn from(err: clickhouse::error::Error) -> Self {
+        ApiError::Unavailable(err.to_string())
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(err: redis::RedisError) -> Self {
+        ApiError::Unavailable(format!("redis: {err}"))
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        ApiError::Internal(format!("{err:#}"))
+    }
 }
 
 impl ApiError {
@@ -31,7 +54,8 @@ impl ApiError {
         match self {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::ClickHouse(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -42,8 +66,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (message, parameter) = match &self {
             ApiError::BadParameter { parameter, message } => (message.clone(), Some(parameter.clone())),
-            ApiError::NotFound(m) => (m.clone(), None),
-            ApiError::ClickHouse(err) => {
+            ApiError::NotFound(m) | ApiError::Unauthorized(m) => (m.clone(), None),
+            ApiError::Unavailable(err) => {
                 tracing::warn!(error = %err, "query failed");
                 ("statistics are temporarily unavailable".to_owned(), None)
             }
@@ -57,7 +81,14 @@ impl IntoResponse for ApiError {
             error: message,
             parameter,
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }
 

@@ -1,21 +1,28 @@
 //! dvmdash-api: the public HTTP API and the web UI, computed from ClickHouse.
 //!
 //! - [`routes`] - handlers (`health`, `stats`)
+//! - [`service`] - one answer = its queries in parallel with one `now`, composed and serialized
 //! - [`queries`] - the SQL behind each statistic
+//! - [`stats`] - pure composition of query rows into answers (docs/statistics.md)
+//! - [`cache`] - the response cache: TTL, bounded in bytes, refresh-ahead
 //! - [`params`] - query-string validation (every bad parameter is a 400 naming it)
 //! - [`error`] - the single mapping from failures to HTTP answers
 //! - [`metrics`] - request metrics middleware
 //! - [`ui`] - serving the built Sycamore app
 
+pub mod cache;
 pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod queries;
 pub mod routes;
+pub mod service;
+pub mod stats;
 pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -24,6 +31,8 @@ use dvmdash_core::config::{ClickHouseArgs, RedisArgs};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tracing::info;
+
+use crate::queries::jobs::JobTimeouts;
 
 /// Api flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,6 +44,23 @@ pub struct Config {
     /// Directory of the built web UI (index.html, ui.js, ui_bg.wasm).
     #[arg(long = "ui-dir", env = "DVMDASH_UI_DIR", default_value = "ui/dist")]
     pub ui_dir: PathBuf,
+    /// How long a computed answer is served from memory, in seconds.
+    #[arg(
+        long = "cache-ttl-secs",
+        env = "DVMDASH_API_CACHE_TTL_SECS",
+        default_value_t = 30
+    )]
+    pub cache_ttl_secs: u64,
+    /// Memory the response cache may hold, in megabytes of serialized answers.
+    #[arg(long = "cache-mb", env = "DVMDASH_API_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Per-kind job timeouts: `5300-5399=300,default=3600`.
+    #[arg(
+        long = "job-timeouts",
+        env = "DVMDASH_JOB_TIMEOUTS",
+        default_value = "5300-5399=300,default=3600"
+    )]
+    pub job_timeouts: JobTimeouts,
 }
 
 impl Default for Config {
@@ -42,7 +68,24 @@ impl Default for Config {
         Config {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             ui_dir: PathBuf::from("ui/dist"),
+            cache_ttl_secs: 30,
+            cache_mb: 64,
+            job_timeouts: JobTimeouts::default(),
         }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=3600).contains(&self.cache_ttl_secs),
+            "cache ttl must be 1..=3600 seconds"
+        );
+        anyhow::ensure!(
+            (1..=16_384).contains(&self.cache_mb),
+            "cache size must be 1..=16384 MB"
+        );
+        Ok(())
     }
 }
 
@@ -51,23 +94,47 @@ impl Default for Config {
 pub struct AppState {
     pub clickhouse: clickhouse::Client,
     pub redis: redis::Client,
+    pub service: service::Service,
+    pub cache: Arc<cache::ResponseCache>,
 }
 
 impl AppState {
-    pub fn new(clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
         clickhouse.validate().map_err(anyhow::Error::msg)?;
+        config.validate()?;
+        let ch = clickhouse.client();
         Ok(AppState {
-            clickhouse: clickhouse.client(),
+            service: service::Service {
+                ch: ch.clone(),
+                timeouts: config.job_timeouts.clone(),
+            },
+            clickhouse: ch,
             redis: redis.client()?,
+            cache: Arc::new(cache::ResponseCache::new(
+                Duration::from_secs(config.cache_ttl_secs),
+                config.cache_mb * 1024 * 1024,
+            )),
         })
     }
 }
 
 /// The whole public surface, for tests to call without a socket.
 pub fn router(state: AppState, config: &Config) -> Router {
+    use routes::stats;
     let api = Router::new()
         .route("/health", get(routes::health::health))
-        .route("/api/stats/global/latest", get(routes::stats::global_latest))
+        .route("/api/stats/global/latest", get(stats::global_latest))
+        .route("/api/dvms", get(stats::dvms))
+        .route("/api/stats/dvm/{id}", get(stats::dvm))
+        .route("/api/kinds", get(stats::kinds))
+        .route("/api/stats/kind/{kind}", get(stats::kind))
+        .route("/api/stats/performance", get(stats::performance))
+        .route("/api/stats/reach", get(stats::reach))
+        .route("/api/stats/competition", get(stats::competition))
+        .route("/api/stats/prices", get(stats::prices))
+        .route("/api/stats/new", get(stats::whats_new))
+        .route("/api/history/monthly", get(stats::history))
+        .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .route("/api", axum::routing::any(not_found))
         .with_state(state);
@@ -98,11 +165,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     crate::metrics::describe();
-    let state = AppState::new(&clickhouse, &redis)?;
+    let state = AppState::new(&config, &clickhouse, &redis)?;
     ui::check(&config.ui_dir);
     let addr = listener.local_addr()?;
     info!(%addr, "api listening");
+    let refresher = tokio::spawn(state.cache.clone().refresh_loop(shutdown.clone()));
+    tokio::spawn(state.cache.clone().watch_version(
+        state.redis.clone(),
+        redis.names().data_version(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(routes::stats::warm(state.clone()));
     dvmdash_core::telemetry::serve(listener, router(state, &config), shutdown).await?;
+    let _ = refresher.await;
     info!("api stopped");
     Ok(())
 }
@@ -122,7 +197,10 @@ mod tests {
             redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
             redis_prefix: "t".into(),
         };
-        router(AppState::new(&ch, &redis).expect("state"), &Config::default())
+        router(
+            AppState::new(&Config::default(), &ch, &redis).expect("state"),
+            &Config::default(),
+        )
     }
 
     async fn call(uri: &str) -> (StatusCode, serde_json::Value) {

@@ -1,12 +1,15 @@
-//! Query-string parameters, validated by hand so every error names the offending parameter.
+//! Query-string and path parameters, validated by hand so every error names the offending parameter.
+//! Unknown parameters are ignored (DVMDash clients send extras); known ones must be valid.
 
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use dvmdash_core::dto::TimeRange;
+use dvmdash_core::event::Id32;
 
 use crate::error::ApiError;
+use crate::queries::jobs::Grouping;
 
 /// The raw query string as a map; parse errors (bad percent-encoding) become a 400.
 #[derive(Debug, Default)]
@@ -23,6 +26,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+fn shown(s: &str) -> &str {
+    dvmdash_core::nip90::truncate(s, 40)
+}
+
+/// How a list is cut: after search and sort, `limit` items from `offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListQuery {
+    pub range: TimeRange,
+    pub limit: u64,
+    pub offset: u64,
+    /// Lowercased search text.
+    pub search: Option<String>,
+    pub sort: &'static str,
+    pub descending: bool,
+}
+
+impl ListQuery {
+    /// A stable cache key for the normalized query.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}",
+            self.range,
+            self.limit,
+            self.offset,
+            self.search.as_deref().unwrap_or(""),
+            self.sort,
+            if self.descending { "desc" } else { "asc" }
+        )
+    }
+}
+
 impl Params {
     /// `timeRange`: `1h | 24h | 7d | 30d`, default `30d` (as DVMDash).
     pub fn time_range(&self) -> Result<TimeRange, ApiError> {
@@ -31,16 +65,152 @@ impl Params {
             Some(v) => TimeRange::parse(v).ok_or_else(|| {
                 ApiError::bad(
                     "timeRange",
-                    format!(
-                        "timeRange must be one of 1h, 24h, 7d, 30d (got {:?})",
-                        truncate(v)
-                    ),
+                    format!("timeRange must be one of 1h, 24h, 7d, 30d (got {:?})", shown(v)),
                 )
             }),
         }
     }
+
+    fn integer(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad(
+                    name,
+                    format!(
+                        "{name} must be an integer from {min} to {max} (got {:?})",
+                        shown(v)
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn choice(
+        &self,
+        name: &str,
+        allowed: &[&'static str],
+        default: &'static str,
+    ) -> Result<&'static str, ApiError> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(v) => allowed
+                .iter()
+                .find(|a| **a == v.as_str())
+                .copied()
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        name,
+                        format!(
+                            "{name} must be one of {} (got {:?})",
+                            allowed.join(", "),
+                            shown(v)
+                        ),
+                    )
+                }),
+        }
+    }
+
+    /// Pagination, search and sort for a list endpoint; `sorts[0]` is the default sort.
+    pub fn list(&self, sorts: &[&'static str]) -> Result<ListQuery, ApiError> {
+        let search = match self.0.get("search") {
+            None => None,
+            Some(s) if s.chars().count() > 200 => {
+                return Err(ApiError::bad("search", "search must be at most 200 characters"));
+            }
+            Some(s) => Some(s.trim().to_lowercase()).filter(|s| !s.is_empty()),
+        };
+        Ok(ListQuery {
+            range: self.time_range()?,
+            limit: self.integer("limit", 100, 1, 1000)?,
+            offset: self.integer("offset", 0, 0, 1_000_000)?,
+            search,
+            sort: self.choice("sort", sorts, sorts[0])?,
+            descending: self.choice("order", &["desc", "asc"], "desc")? == "desc",
+        })
+    }
+
+    pub fn grouping(&self, allowed: &[&'static str]) -> Result<Grouping, ApiError> {
+        let g = self.choice("groupBy", allowed, allowed[0])?;
+        Grouping::parse(g).ok_or_else(|| ApiError::bad("groupBy", "unknown grouping"))
+    }
 }
 
-fn truncate(s: &str) -> &str {
-    dvmdash_core::nip90::truncate(s, 40)
+/// A DVM id in a path: 64 hex characters or an npub.
+pub fn pubkey(raw: &str) -> Result<Id32, ApiError> {
+    dvmdash_core::nip19::parse_pubkey(raw).ok_or_else(|| {
+        ApiError::bad(
+            "id",
+            format!(
+                "id must be a 64-character hex pubkey or an npub (got {:?})",
+                shown(raw)
+            ),
+        )
+    })
+}
+
+/// A kind in a path.
+pub fn kind(raw: &str) -> Result<u16, ApiError> {
+    raw.trim().parse::<u16>().map_err(|_| {
+        ApiError::bad(
+            "kind",
+            format!("kind must be an integer from 0 to 65535 (got {:?})", shown(raw)),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn list_defaults_and_errors() {
+        let q = p(&[]).list(&["last_seen", "name"]).unwrap();
+        assert_eq!(
+            (q.limit, q.offset, q.sort, q.descending),
+            (100, 0, "last_seen", true)
+        );
+        for (k, v) in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "-1"),
+            ("offset", "x"),
+            ("sort", "id"),
+            ("order", "up"),
+        ] {
+            let err = p(&[(k, v)]).list(&["last_seen"]).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::BadParameter { parameter, .. } if parameter == k),
+                "{k}={v}: {err}"
+            );
+        }
+        let q = p(&[("search", "  Vertex "), ("order", "asc"), ("sort", "name")])
+            .list(&["last_seen", "name"])
+            .unwrap();
+        assert_eq!(
+            (q.search.as_deref(), q.descending, q.sort),
+            (Some("vertex"), false, "name")
+        );
+        assert!(p(&[("search", &"x".repeat(201))]).list(&["a"]).is_err());
+    }
+
+    #[test]
+    fn path_parameters() {
+        assert!(pubkey(&"ab".repeat(32)).is_ok());
+        assert!(pubkey("npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg").is_ok());
+        assert!(pubkey("nope").is_err());
+        assert_eq!(kind("5300").unwrap(), 5300);
+        assert!(kind("70000").is_err());
+        assert!(kind("-1").is_err());
+    }
 }

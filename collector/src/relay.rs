@@ -49,8 +49,8 @@ pub struct RelayOptions {
     pub ping_interval: Duration,
     /// `limit` of each backfill page.
     pub page_limit: u32,
-    /// After the first backfill, wait this long and fetch the minute around the subscription once
-    /// more: an event a relay was still storing while both subscriptions started is in neither.
+    /// After the first backfill, wait this long and run it once more: an event a relay was still
+    /// storing while both subscriptions started is in neither, whatever its `created_at`.
     pub settle_delay: Duration,
     pub max_backoff: Duration,
     /// Largest websocket message accepted; bigger ones end the connection.
@@ -123,7 +123,13 @@ pub async fn watch(url: String, shared: Arc<Shared>, status: Arc<RelayStatus>, s
         match outcome {
             Ok(()) if stop.is_cancelled() => break,
             Ok(()) => info!(relay = %relay, "relay closed the connection"),
-            Err(err) => warn!(relay = %relay, error = %err, "relay connection failed"),
+            // Reconnect loops repeat: warn on the first failures and then on powers of two only.
+            Err(err) if failures < 2 || (failures + 1).is_power_of_two() => {
+                warn!(relay = %relay, error = %err, failures = failures + 1, "relay connection failed")
+            }
+            Err(err) => {
+                debug!(relay = %relay, error = %err, failures = failures + 1, "relay connection failed")
+            }
         }
         // A connection that lasted a while was healthy: start the backoff over.
         failures = if started.elapsed() > Duration::from_secs(60) {
@@ -223,7 +229,7 @@ async fn session(
             {
                 settle_at = None;
                 settled = true;
-                backfill = Backfill::new("settle", now.saturating_sub(60).max(since), now_secs());
+                backfill = Backfill::new("settle", since, now_secs());
                 tx.send(Message::text(nip01::req(&backfill.subscription, &[page_filter(&backfill)]))).await?;
                 continue;
             }

@@ -111,6 +111,45 @@ impl KindFilter {
     }
 }
 
+/// A job kind from the registry shipped in `core/data/kinds.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KindInfo {
+    pub kind: u16,
+    pub name: String,
+    /// `registered`, `proposed` or `unregistered`.
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct Registry {
+    kinds: Vec<KindInfo>,
+}
+
+/// Every known job kind, sorted by number.
+pub fn registry() -> &'static [KindInfo] {
+    static REGISTRY: std::sync::OnceLock<Vec<KindInfo>> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut kinds = serde_json::from_str::<Registry>(include_str!("../data/kinds.json"))
+            .map(|r| r.kinds)
+            .unwrap_or_default();
+        kinds.sort_by_key(|k| k.kind);
+        kinds
+    })
+}
+
+/// The registry name of a job kind (a result kind maps to its request kind).
+pub fn kind_name(kind: u16) -> Option<&'static str> {
+    let job = if RESULT_KINDS.contains(&kind) {
+        kind - 1000
+    } else {
+        kind
+    };
+    let reg = registry();
+    reg.binary_search_by_key(&job, |k| k.kind)
+        .ok()
+        .map(|i| reg[i].name.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +168,14 @@ mod tests {
         let kinds = f.subscription_kinds();
         assert_eq!(kinds.len(), 2000 - 4 + 2);
         assert!(kinds.contains(&6999) && kinds.contains(&5000) && !kinds.contains(&5666));
+    }
+
+    #[test]
+    fn registry_names() {
+        assert!(registry().len() > 30);
+        assert_eq!(kind_name(5300), Some("Nostr Content Discovery"));
+        assert_eq!(kind_name(6300), Some("Nostr Content Discovery"));
+        assert_eq!(kind_name(5742), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`event`] - the NIP-01 event and its canonical id
 //! - [`kinds`] - kind ranges and roles (request, result, feedback, announcement, ...)
 //! - [`nip90`] - lenient NIP-90/NIP-89 tag parsing into job facts
+//! - [`profile`] - DVM display profiles from announcements and kind 0
 //! - [`dto`] - the api's response types, shared with the UI
 //! - [`fmt`] - small formatting helpers
 //! - [`redis_keys`] - Redis key and stream names
@@ -16,6 +17,7 @@ pub mod fmt;
 pub mod kinds;
 pub mod nip19;
 pub mod nip90;
+pub mod profile;
 pub mod redis_keys;
 #[cfg(feature = "verify")]
 pub mod validate;

@@ -79,6 +79,16 @@ impl RedisNames {
         format!("{}:resume", self.prefix)
     }
 
+    /// Bumped by the ingester after every insert; the api recomputes cached answers older than it.
+    pub fn data_version(&self) -> String {
+        format!("{}:data:version", self.prefix)
+    }
+
+    /// Held by the ingester that checks and inserts a batch (the exactly-once gate).
+    pub fn ingest_lock(&self) -> String {
+        format!("{}:ingest:lock", self.prefix)
+    }
+
     /// The coordinator leader lease.
     pub fn coordinator_leader(&self) -> String {
         format!("{}:coordinator:leader", self.prefix)

@@ -2,6 +2,7 @@
 //!
 //! - [`stream`] - consumer-group reads, acks, dead-lettering, backlog numbers
 //! - [`batch`] - entries -> rows, setting aside poison entries
+//! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock
 //! - [`metrics`] - metric names
 //!
 //! The invariant: an entry is acknowledged only after the batch holding it was inserted (or the entry
@@ -11,6 +12,7 @@
 //! regroups entries still counts nothing twice.
 
 pub mod batch;
+pub mod gate;
 pub mod metrics;
 pub mod stream;
 
@@ -104,6 +106,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// How long the ingest lock lives without renewal (its holder renews it every third of this).
+const LOCK_TTL: Duration = Duration::from_secs(30);
 
 struct Ingester {
     config: Config,
@@ -325,19 +330,73 @@ impl Ingester {
         Ok(over)
     }
 
+    /// Inserts the batch's events not stored before, holding the ingest lock across every attempt
+    /// (see [`gate`]). The events chosen by the first successful check are reused on every retry with
+    /// the same token, so a partly applied insert is completed, never duplicated.
     async fn insert_with_retry(
         &mut self,
         prepared: &Prepared,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let token = prepared.dedup_token();
+        let lock = gate::Lock::acquire(
+            self.redis.clone(),
+            self.names.ingest_lock(),
+            self.config.consumer.clone(),
+            LOCK_TTL,
+            shutdown,
+        )
+        .await?;
+        let Some(lock) = lock else {
+            anyhow::bail!("shutting down before the batch was stored")
+        };
+        let result = self.insert_locked(prepared, &token, shutdown).await;
+        lock.release().await;
+        result
+    }
+
+    async fn insert_locked(
+        &mut self,
+        prepared: &Prepared,
+        token: &str,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut fresh: Option<Vec<&RawEventRow>> = None;
         let mut failures = 0u32;
         loop {
             let started = Instant::now();
-            match insert(&self.clickhouse, &prepared.rows, &token).await {
-                Ok(()) => {
+            let attempt: anyhow::Result<usize> = async {
+                if fresh.is_none() {
+                    let stored = gate::stored_ids(&self.clickhouse, &prepared.rows).await?;
+                    let rows: Vec<&RawEventRow> = prepared
+                        .rows
+                        .iter()
+                        .filter(|r| !stored.contains(&r.event_id))
+                        .collect();
+                    counter!(m::ALREADY_STORED).increment((prepared.rows.len() - rows.len()) as u64);
+                    fresh = Some(rows);
+                }
+                let rows = fresh.as_deref().unwrap_or_default();
+                if !rows.is_empty() {
+                    insert(&self.clickhouse, rows, token).await?;
+                }
+                Ok(rows.len())
+            }
+            .await;
+            match attempt {
+                Ok(inserted) => {
+                    if inserted > 0 {
+                        // Tell the api its cached answers are behind; a failure only delays freshness.
+                        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
+                            .arg(self.names.data_version())
+                            .query_async(&mut self.redis)
+                            .await;
+                        if let Err(err) = bumped {
+                            debug!(error = %err, "could not bump the data version");
+                        }
+                    }
                     histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
-                    counter!(m::EVENTS_INSERTED).increment(prepared.rows.len() as u64);
+                    counter!(m::EVENTS_INSERTED).increment(inserted as u64);
                     gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
                     if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
                         let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
@@ -347,7 +406,7 @@ impl Ingester {
                 }
                 Err(err) => {
                     counter!(m::INSERT_FAILURES).increment(1);
-                    warn!(error = %err, rows = prepared.rows.len(), attempt = failures + 1, "clickhouse insert failed, retrying");
+                    warn!(error = %format!("{err:#}"), rows = prepared.rows.len(), attempt = failures + 1, "clickhouse insert failed, retrying");
                 }
             }
             if shutdown.is_cancelled() {
@@ -408,7 +467,7 @@ impl Ingester {
 
 async fn insert(
     client: &clickhouse::Client,
-    rows: &[RawEventRow],
+    rows: &[&RawEventRow],
     token: &str,
 ) -> clickhouse::error::Result<()> {
     let mut insert = client

@@ -9,6 +9,7 @@ pub const LAST_SUCCESS: &str = "dvmdash_ingester_last_success_timestamp_seconds"
 pub const DEAD_LETTERED: &str = "dvmdash_ingester_dead_lettered_total";
 pub const TRIMMED: &str = "dvmdash_ingester_trimmed_entries_total";
 pub const DUPLICATES: &str = "dvmdash_ingester_batch_duplicates_total";
+pub const ALREADY_STORED: &str = "dvmdash_ingester_already_stored_total";
 pub const CLAIMED: &str = "dvmdash_ingester_claimed_entries_total";
 pub const LATENCY_SECONDS: &str = "dvmdash_ingester_collect_to_store_seconds";
 pub const STREAM_LENGTH: &str = "dvmdash_stream_length_entries";
@@ -36,6 +37,10 @@ pub fn describe() {
         "pending entries whose data was trimmed from the stream before ingest (lost)"
     );
     describe_counter!(DUPLICATES, "entries repeating an event already in the same batch");
+    describe_counter!(
+        ALREADY_STORED,
+        "events of a batch skipped because they were stored before (replays, late copies)"
+    );
     describe_counter!(CLAIMED, "entries taken over from idle consumers");
     describe_histogram!(
         LATENCY_SECONDS,
@@ -49,7 +54,14 @@ pub fn describe() {
     );
     describe_gauge!(STREAM_LAG, "entries not yet delivered to the ingester group");
     // Rare counters exist from the start, so `increase()` sees their first event.
-    for name in [INSERT_FAILURES, DEAD_LETTERED, TRIMMED, CLAIMED, DUPLICATES] {
+    for name in [
+        INSERT_FAILURES,
+        DEAD_LETTERED,
+        TRIMMED,
+        CLAIMED,
+        DUPLICATES,
+        ALREADY_STORED,
+    ] {
         metrics::counter!(name).increment(0);
     }
 }

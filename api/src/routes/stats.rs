@@ -1,19 +1,221 @@
-//! Statistics endpoints (DVMDash paths and field names).
+//! Statistics endpoints. Each validates its parameters, builds a cache key from the normalized
+//! values (so unknown parameters cannot fragment the cache) and answers from the response cache.
 
-use axum::Json;
-use axum::extract::State;
-use dvmdash_core::dto::GlobalStats;
-use dvmdash_core::telemetry::now_secs;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::cache::Producer;
 use crate::error::ApiResult;
-use crate::params::Params;
-use crate::queries;
+use crate::params::{self, Params};
+use crate::service::{DVM_SORTS, KIND_SORTS, Service};
+
+/// Answers `key` from the cache, computing it with `f` on a miss.
+pub async fn cached<F, Fut>(state: &AppState, key: String, pin: bool, f: F) -> ApiResult<Response>
+where
+    F: Fn(Service) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ApiResult<Bytes>> + Send + 'static,
+{
+    let service = state.service.clone();
+    let f = Arc::new(f);
+    let producer: Producer = Arc::new(move || {
+        let (service, f) = (service.clone(), f.clone());
+        Box::pin(async move { f(service).await })
+    });
+    let (body, hit) = state.cache.get(&key, producer, pin).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", state.cache.ttl().as_secs()),
+            ),
+            (
+                header::HeaderName::from_static("x-cache"),
+                if hit { "hit" } else { "miss" }.to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
 
 /// `GET /api/stats/global/latest?timeRange=1h|24h|7d|30d`
-pub async fn global_latest(State(state): State<AppState>, params: Params) -> ApiResult<Json<GlobalStats>> {
+pub async fn global_latest(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
-    Ok(Json(
-        queries::global_stats(&state.clickhouse, range, now_secs()).await?,
-    ))
+    cached(&state, format!("global:{range}"), false, move |s| async move {
+        s.global(range).await
+    })
+    .await
+}
+
+/// `GET /api/dvms`
+pub async fn dvms(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let q = params.list(DVM_SORTS)?;
+    cached(&state, format!("dvms:{}", q.key()), false, move |s| {
+        let q = q.clone();
+        async move { s.dvm_list(&q).await }
+    })
+    .await
+}
+
+/// `GET /api/stats/dvm/{id}` (hex or npub)
+pub async fn dvm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let pk = params::pubkey(&id)?;
+    let range = params.time_range()?;
+    cached(
+        &state,
+        format!("dvm:{}:{range}", hex::encode(pk)),
+        false,
+        move |s| async move { s.dvm(pk, range).await },
+    )
+    .await
+}
+
+/// `GET /api/kinds`
+pub async fn kinds(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let q = params.list(KIND_SORTS)?;
+    cached(&state, format!("kinds:{}", q.key()), false, move |s| {
+        let q = q.clone();
+        async move { s.kind_list(&q).await }
+    })
+    .await
+}
+
+/// `GET /api/stats/kind/{kind}`
+pub async fn kind(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let kind = params::kind(&kind)?;
+    let range = params.time_range()?;
+    cached(
+        &state,
+        format!("kind:{kind}:{range}"),
+        false,
+        move |s| async move { s.kind(kind, range).await },
+    )
+    .await
+}
+
+/// `GET /api/stats/performance?groupBy=dvm|kind|dvm_kind`
+pub async fn performance(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let range = params.time_range()?;
+    let g = params.grouping(&["dvm", "kind", "dvm_kind"])?;
+    cached(
+        &state,
+        format!("performance:{range}:{}", g.as_str()),
+        false,
+        move |s| async move { s.performance(range, g).await },
+    )
+    .await
+}
+
+/// `GET /api/stats/reach`
+pub async fn reach(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let range = params.time_range()?;
+    cached(&state, format!("reach:{range}"), false, move |s| async move {
+        s.reach(range).await
+    })
+    .await
+}
+
+/// `GET /api/stats/competition`
+pub async fn competition(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let range = params.time_range()?;
+    cached(
+        &state,
+        format!("competition:{range}"),
+        false,
+        move |s| async move { s.competition(range).await },
+    )
+    .await
+}
+
+/// `GET /api/stats/prices?groupBy=dvm|kind`
+pub async fn prices(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let range = params.time_range()?;
+    let by_kind = params.grouping(&["dvm", "kind"])? == crate::queries::jobs::Grouping::Kind;
+    cached(
+        &state,
+        format!("prices:{range}:{by_kind}"),
+        false,
+        move |s| async move { s.prices(range, by_kind).await },
+    )
+    .await
+}
+
+/// `GET /api/stats/new`
+pub async fn whats_new(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let range = params.time_range()?;
+    cached(&state, format!("new:{range}"), false, move |s| async move {
+        s.whats_new(range).await
+    })
+    .await
+}
+
+/// `GET /api/history/monthly`
+pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
+    cached(
+        &state,
+        "history".into(),
+        false,
+        |s| async move { s.history().await },
+    )
+    .await
+}
+
+/// `GET /api/cache/stats`
+pub async fn cache_stats(State(state): State<AppState>) -> axum::Json<dvmdash_core::dto::CacheStats> {
+    axum::Json(state.cache.stats().await)
+}
+
+/// Computes the answers DVMDash warmed (global, DVM and kind lists for every window) and keeps them
+/// refreshed, so the first visitor after a start does not wait.
+pub async fn warm(state: AppState) {
+    use dvmdash_core::dto::TimeRange;
+    for range in TimeRange::ALL {
+        let list = Params(std::iter::once(("timeRange".to_owned(), range.as_str().to_owned())).collect());
+        let results = [
+            cached(&state, format!("global:{range}"), true, move |s| async move {
+                s.global(range).await
+            })
+            .await,
+            match list.list(DVM_SORTS) {
+                Ok(q) => {
+                    cached(&state, format!("dvms:{}", q.key()), true, move |s| {
+                        let q = q.clone();
+                        async move { s.dvm_list(&q).await }
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+            match list.list(KIND_SORTS) {
+                Ok(q) => {
+                    cached(&state, format!("kinds:{}", q.key()), true, move |s| {
+                        let q = q.clone();
+                        async move { s.kind_list(&q).await }
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        ];
+        for r in results {
+            if let Err(err) = r {
+                tracing::debug!(error = %err, "warming the cache failed; it will be computed on demand");
+            }
+        }
+    }
 }

@@ -213,3 +213,6 @@ pub struct RelayCounters {
     /// Milliseconds from REQ to EOSE on the latest connection.
     pub eose_ms: u64,
 }
+
+mod stats;
+pub use stats::*;

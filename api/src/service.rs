@@ -1,0 +1,283 @@
+//! The statistics service: runs the queries of one answer in parallel with a single `now`, composes
+//! the answer (`crate::stats`) and serializes it. Handlers call these through the response cache.
+
+use axum::body::Bytes;
+use dvmdash_core::dto::{DvmList, DvmSummary, KindList, KindSummary, TimeRange};
+use dvmdash_core::event::Id32;
+use dvmdash_core::telemetry::now_secs;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::ListQuery;
+use crate::queries::jobs::{Grouping, JobTimeouts};
+use crate::queries::window::SeriesFilter;
+use crate::queries::{Window, entities, history, jobs, window};
+use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
+
+#[derive(Clone)]
+pub struct Service {
+    pub ch: clickhouse::Client,
+    pub timeouts: JobTimeouts,
+}
+
+fn json<T: Serialize>(v: &T) -> ApiResult<Bytes> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("serializing the answer: {e}")))
+}
+
+pub const DVM_SORTS: &[&str] = &[
+    "last_seen",
+    "total_events",
+    "total_responses",
+    "total_feedback",
+    "total_requests",
+    "name",
+];
+pub const KIND_SORTS: &[&str] = &[
+    "last_seen",
+    "total_requests",
+    "total_responses",
+    "num_supporting_dvms",
+    "kind",
+];
+
+impl Service {
+    fn window(&self, range: TimeRange) -> Window {
+        Window::new(range, now_secs())
+    }
+
+    async fn directory(&self) -> clickhouse::error::Result<(Vec<entities::Activity>, DvmDirectory)> {
+        let (activity, announcements) = tokio::try_join!(
+            entities::dvm_activity(&self.ch),
+            entities::announcements(&self.ch)
+        )?;
+        let dir = DvmDirectory::new(&activity, &announcements);
+        Ok((activity, dir))
+    }
+
+    pub async fn global(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (facts, buckets) = tokio::try_join!(
+            window::facts(&self.ch, &w),
+            window::series(&self.ch, &w, SeriesFilter::All)
+        )?;
+        json(&stats::global(&w, &facts, &buckets))
+    }
+
+    pub async fn dvm_list(&self, q: &ListQuery) -> ApiResult<Bytes> {
+        let w = self.window(q.range);
+        let (facts, directed, answered, (_, dir)) = tokio::try_join!(
+            window::facts(&self.ch, &w),
+            window::directed(&self.ch, &w),
+            window::jobs_answered(&self.ch, &w),
+            self.directory()
+        )?;
+        let mut all = stats::dvm_summaries(
+            &w,
+            &facts,
+            &DvmExtras {
+                directed: &directed,
+                answered: &answered,
+            },
+            &dir,
+        );
+        if let Some(s) = &q.search {
+            all.retain(|d| {
+                d.id.contains(s.as_str())
+                    || d.npub.contains(s.as_str())
+                    || d.dvm_name
+                        .as_deref()
+                        .is_some_and(|n| n.to_lowercase().contains(s.as_str()))
+            });
+        }
+        sort_dvms(&mut all, q.sort, q.descending);
+        let total = all.len() as u64;
+        let dvms = all
+            .into_iter()
+            .skip(q.offset as usize)
+            .take(q.limit as usize)
+            .collect();
+        json(&DvmList {
+            dvms,
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    pub async fn dvm(&self, pk: Id32, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (facts, directed, answered, (_, dir), buckets) = tokio::try_join!(
+            window::facts(&self.ch, &w),
+            window::directed(&self.ch, &w),
+            window::jobs_answered(&self.ch, &w),
+            self.directory(),
+            window::series(&self.ch, &w, SeriesFilter::Dvm(pk))
+        )?;
+        if !dir.is_dvm(&pk) {
+            return Err(ApiError::NotFound(format!(
+                "no DVM {} has been seen",
+                stats::hex(&pk)
+            )));
+        }
+        let extras = DvmExtras {
+            directed: &directed,
+            answered: &answered,
+        };
+        json(&stats::dvm_stats(&w, &pk, &facts, &extras, &dir, &buckets))
+    }
+
+    async fn kind_directory(&self) -> clickhouse::error::Result<(KindDirectory, DvmDirectory)> {
+        let (kinds, (activity, dir)) = tokio::try_join!(entities::kind_activity(&self.ch), self.directory())?;
+        Ok((KindDirectory::new(&kinds, &activity, &dir), dir))
+    }
+
+    pub async fn kind_list(&self, q: &ListQuery) -> ApiResult<Bytes> {
+        let w = self.window(q.range);
+        let (facts, (kd, _)) = tokio::try_join!(window::facts(&self.ch, &w), self.kind_directory())?;
+        let mut all = stats::kind_summaries(&facts, &kd);
+        if let Some(s) = &q.search {
+            all.retain(|k| {
+                k.kind.to_string().contains(s.as_str())
+                    || k.name
+                        .as_deref()
+                        .is_some_and(|n| n.to_lowercase().contains(s.as_str()))
+            });
+        }
+        sort_kinds(&mut all, q.sort, q.descending);
+        let total = all.len() as u64;
+        let kinds = all
+            .into_iter()
+            .skip(q.offset as usize)
+            .take(q.limit as usize)
+            .collect();
+        json(&KindList {
+            kinds,
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    pub async fn kind(&self, kind: u16, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (facts, (kd, dir), buckets) = tokio::try_join!(
+            window::facts(&self.ch, &w),
+            self.kind_directory(),
+            window::series(&self.ch, &w, SeriesFilter::Kind(kind))
+        )?;
+        if !kd.is_known(kind) {
+            return Err(ApiError::NotFound(format!(
+                "no request or result of kind {kind} has been seen"
+            )));
+        }
+        json(&stats::kind_stats(&w, kind, &facts, &kd, &dir, &buckets))
+    }
+
+    pub async fn performance(&self, range: TimeRange, g: Grouping) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (rows, errors, (_, dir)) = tokio::try_join!(
+            jobs::performance(&self.ch, &w, &self.timeouts, g),
+            jobs::top_errors(&self.ch, &w, &self.timeouts, g),
+            self.directory()
+        )?;
+        json(&stats::jobs::performance(&w, g, &rows, &errors, &dir))
+    }
+
+    pub async fn reach(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (kinds, directed, (_, dir)) = tokio::try_join!(
+            jobs::kind_reach(&self.ch, &w, &self.timeouts),
+            jobs::directed_reach(&self.ch, &w, &self.timeouts),
+            self.directory()
+        )?;
+        json(&stats::jobs::reach(&w, &kinds, &directed, &dir))
+    }
+
+    pub async fn competition(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let ((histogram, rows), (_, dir)) =
+            tokio::try_join!(jobs::competition(&self.ch, &w, &self.timeouts), self.directory())?;
+        json(&stats::jobs::competition(&w, &histogram, &rows, &dir))
+    }
+
+    pub async fn prices(&self, range: TimeRange, by_kind: bool) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (rows, (_, dir)) = tokio::try_join!(jobs::prices(&self.ch, &w, by_kind), self.directory())?;
+        json(&stats::jobs::prices(&w, by_kind, &rows, &dir))
+    }
+
+    pub async fn whats_new(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (kd, dir) = self.kind_directory().await?;
+        json(&stats::whats_new(&w, &dir, &kd))
+    }
+
+    pub async fn history(&self) -> ApiResult<Bytes> {
+        let (months, (top_dvms, top_kinds), (_, dir)) = tokio::try_join!(
+            history::months(&self.ch),
+            history::tops(&self.ch),
+            self.directory()
+        )?;
+        json(&stats::jobs::history(&months, &top_dvms, &top_kinds, &dir))
+    }
+}
+
+fn sort_dvms(v: &mut [DvmSummary], sort: &str, descending: bool) {
+    v.sort_by(|a, b| {
+        let ord = match sort {
+            "total_events" => a.total_events.cmp(&b.total_events),
+            "total_responses" => a.total_responses.cmp(&b.total_responses),
+            "total_feedback" => a.total_feedback.cmp(&b.total_feedback),
+            "total_requests" => a.total_requests.cmp(&b.total_requests),
+            "name" => a
+                .dvm_name
+                .as_deref()
+                .map(str::to_lowercase)
+                .cmp(&b.dvm_name.as_deref().map(str::to_lowercase)),
+            _ => a.last_seen.cmp(&b.last_seen),
+        };
+        let ord = if descending { ord.reverse() } else { ord };
+        ord.then_with(|| a.id.cmp(&b.id))
+    });
+}
+
+fn sort_kinds(v: &mut [KindSummary], sort: &str, descending: bool) {
+    v.sort_by(|a, b| {
+        let ord = match sort {
+            "total_requests" => a.total_requests.cmp(&b.total_requests),
+            "total_responses" => a.total_responses.cmp(&b.total_responses),
+            "num_supporting_dvms" => a.num_supporting_dvms.cmp(&b.num_supporting_dvms),
+            "kind" => a.kind.cmp(&b.kind),
+            _ => a.last_seen.cmp(&b.last_seen),
+        };
+        let ord = if descending { ord.reverse() } else { ord };
+        ord.then_with(|| a.kind.cmp(&b.kind))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_is_total_and_stable() {
+        let mk = |id: &str, ev: u64| DvmSummary {
+            id: id.into(),
+            total_events: ev,
+            ..Default::default()
+        };
+        let mut v = vec![mk("b", 1), mk("a", 1), mk("c", 5)];
+        sort_dvms(&mut v, "total_events", true);
+        assert_eq!(
+            v.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["c", "a", "b"]
+        );
+        sort_dvms(&mut v, "total_events", false);
+        assert_eq!(
+            v.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! Response types of the statistics endpoints beyond the global summary. Definitions of every
+//! number are in docs/statistics.md; field names of DVMDash's endpoints are kept.
+
+use serde::{Deserialize, Serialize};
+
+/// A DVM's display profile: from its newest NIP-89 announcement, else its kind-0 profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub about: Option<String>,
+    pub picture: Option<String>,
+    /// Announced support for encrypted requests (`encryptionSupported` or `supportsEncryption`).
+    pub encryption_supported: Option<bool>,
+}
+
+/// `GET /api/dvms` item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvmSummary {
+    /// Hex pubkey.
+    pub id: String,
+    pub npub: String,
+    /// Last result or feedback, all time.
+    pub last_seen: Option<String>,
+    /// First result, feedback or announcement, all time.
+    pub first_seen: Option<String>,
+    /// Sent a result or feedback in the last 24 hours.
+    pub is_active: bool,
+    /// Kinds served (results, all time) or announced (NIP-89 `k` tags).
+    pub supported_kinds: Vec<u16>,
+    pub num_supporting_kinds: u64,
+    /// Results in the window.
+    pub total_responses: u64,
+    /// Feedback in the window.
+    pub total_feedback: u64,
+    /// Results plus feedback in the window.
+    pub total_events: u64,
+    /// Requests in the window addressed to this DVM (`p` tag).
+    pub total_requests: u64,
+    /// Distinct requests this DVM answered (result or feedback) in the window.
+    pub jobs_answered: u64,
+    pub dvm_name: Option<String>,
+    pub dvm_about: Option<String>,
+    pub dvm_picture: Option<String>,
+}
+
+/// `GET /api/dvms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvmList {
+    pub dvms: Vec<DvmSummary>,
+    /// DVMs matching the filter, before pagination.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// One bucket of a DVM's activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvmPoint {
+    pub time: String,
+    pub total_responses: u64,
+    pub total_feedback: u64,
+}
+
+/// Per kind activity of one DVM in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvmKindActivity {
+    pub kind: u16,
+    pub total_responses: u64,
+}
+
+/// `GET /api/stats/dvm/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvmStats {
+    pub dvm_id: String,
+    pub npub: String,
+    pub dvm_name: Option<String>,
+    pub dvm_about: Option<String>,
+    pub dvm_picture: Option<String>,
+    pub profile: Profile,
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub total_responses: u64,
+    pub total_feedback: u64,
+    pub total_requests: u64,
+    pub jobs_answered: u64,
+    /// Served or announced, all time (DVMDash's field).
+    pub supported_kinds: Vec<u16>,
+    /// Kinds in current NIP-89 announcements.
+    pub announced_kinds: Vec<u16>,
+    /// Job kinds of its results, all time.
+    pub served_kinds: Vec<u16>,
+    /// Announced but never served.
+    pub announced_not_served: Vec<u16>,
+    /// Served but not announced.
+    pub served_not_announced: Vec<u16>,
+    /// Results per job kind in the window.
+    pub kinds: Vec<DvmKindActivity>,
+    pub time_series: Vec<DvmPoint>,
+}
+
+/// `GET /api/kinds` item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindSummary {
+    pub kind: u16,
+    /// Registry name, when the kind is known.
+    pub name: Option<String>,
+    /// Last request or result of this kind, all time.
+    pub last_seen: Option<String>,
+    /// DVMs that ever sent a result of this kind.
+    pub num_supporting_dvms: u64,
+    /// DVMs whose current announcement lists this kind.
+    pub num_announcing_dvms: u64,
+    /// Requests in the window.
+    pub total_requests: u64,
+    /// Results of this kind (by request kind) in the window.
+    pub total_responses: u64,
+}
+
+/// `GET /api/kinds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindList {
+    pub kinds: Vec<KindSummary>,
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindPoint {
+    pub time: String,
+    pub total_requests: u64,
+    pub total_responses: u64,
+}
+
+/// A DVM's share of one kind in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindDvmActivity {
+    pub dvm_id: String,
+    pub dvm_name: Option<String>,
+    pub total_responses: u64,
+}
+
+/// `GET /api/stats/kind/{kind}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindStats {
+    pub kind: u16,
+    pub name: Option<String>,
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub total_requests: u64,
+    pub total_responses: u64,
+    pub num_supporting_dvms: u64,
+    /// Hex pubkeys of every DVM that ever sent a result of this kind.
+    pub supporting_dvms: Vec<String>,
+    /// Results per DVM in the window, most first.
+    pub top_dvms: Vec<KindDvmActivity>,
+    pub time_series: Vec<KindPoint>,
+}
+
+/// Latency quantiles in seconds over a set of jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Quantiles {
+    /// Jobs with the measure defined.
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// How the jobs of a group ended (see docs/statistics.md, "Outcome").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Outcomes {
+    pub success: u64,
+    pub partial: u64,
+    pub error: u64,
+    /// Asked for payment, then nothing, past the kind's timeout.
+    pub payment_required: u64,
+    /// Said it was processing (or sent an unknown status), then nothing, past the timeout.
+    pub stalled: u64,
+    /// Not final yet and still within the timeout.
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: u64,
+}
+
+/// One row of `/api/stats/performance`: a DVM, a kind, or a DVM × kind pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PerformanceRow {
+    pub dvm_id: Option<String>,
+    pub dvm_name: Option<String>,
+    pub kind: Option<u16>,
+    /// (request, DVM) pairs with at least one response, for requests in the window.
+    pub jobs: u64,
+    pub feedback_latency: Quantiles,
+    pub result_latency: Quantiles,
+    pub outcomes: Outcomes,
+    /// Success share of final jobs (success / (jobs - pending)), when any job is final.
+    pub success_rate: Option<f64>,
+    /// Most frequent error reasons.
+    pub top_errors: Vec<ReasonCount>,
+}
+
+/// `GET /api/stats/performance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Performance {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// `dvm`, `kind` or `dvm_kind`.
+    pub group_by: String,
+    pub rows: Vec<PerformanceRow>,
+}
+
+/// Requests nobody answered, per kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KindReach {
+    pub kind: u16,
+    pub requests: u64,
+    /// Requests past the kind's timeout.
+    pub final_requests: u64,
+    /// Past the timeout with no result or feedback from anyone.
+    pub unanswered: u64,
+    pub directed: u64,
+    pub open: u64,
+}
+
+/// Directed requests per target DVM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DirectedRow {
+    pub dvm_id: String,
+    pub dvm_name: Option<String>,
+    /// Requests in the window naming this DVM in a `p` tag.
+    pub directed: u64,
+    /// Of those, past the kind's timeout.
+    pub final_directed: u64,
+    /// Past the timeout without any result or feedback from this DVM.
+    pub missed: u64,
+    pub missed_rate: Option<f64>,
+}
+
+/// `GET /api/stats/reach`: unanswered requests per kind and missed directed requests per DVM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Reach {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub kinds: Vec<KindReach>,
+    pub dvms: Vec<DirectedRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CompetitionRow {
+    pub dvm_id: String,
+    pub dvm_name: Option<String>,
+    /// Requests in the window this DVM sent a result for.
+    pub requests_with_result: u64,
+    /// Of those, where its first result came before every other DVM's.
+    pub first_responses: u64,
+    pub win_rate: Option<f64>,
+    /// Requests where at least two DVMs sent results and this DVM was one of them.
+    pub contested: u64,
+    pub contested_wins: u64,
+}
+
+/// `GET /api/stats/competition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Competition {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// Requests in the window by the number of distinct DVMs that sent a result: 0, 1, 2, 3 or more.
+    pub responders_histogram: [u64; 4],
+    pub dvms: Vec<CompetitionRow>,
+}
+
+/// Distribution of asked prices in millisats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PriceRow {
+    pub dvm_id: Option<String>,
+    pub dvm_name: Option<String>,
+    pub kind: Option<u16>,
+    pub count: u64,
+    pub min_msat: u64,
+    pub median_msat: u64,
+    pub max_msat: u64,
+}
+
+/// `GET /api/stats/prices`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Prices {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub group_by: String,
+    pub rows: Vec<PriceRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NewDvm {
+    pub dvm_id: String,
+    pub dvm_name: Option<String>,
+    pub first_seen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NewKind {
+    pub kind: u16,
+    pub name: Option<String>,
+    pub first_seen: String,
+}
+
+/// `GET /api/stats/new`: DVMs and kinds first seen in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WhatsNew {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub dvms: Vec<NewDvm>,
+    pub kinds: Vec<NewKind>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Ranked {
+    /// Hex pubkey or kind number as text.
+    pub id: String,
+    pub name: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MonthRow {
+    /// `YYYY-MM` (UTC, by `created_at`).
+    pub month: String,
+    pub requests: u64,
+    pub results: u64,
+    pub feedback: u64,
+    pub dvms: u64,
+    pub customers: u64,
+    pub kinds: u64,
+    /// Top DVMs by results.
+    pub top_dvms: Vec<Ranked>,
+    /// Top kinds by requests.
+    pub top_kinds: Vec<Ranked>,
+}
+
+/// `GET /api/history/monthly`: every month since the first event, kept forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MonthlyHistory {
+    pub months: Vec<MonthRow>,
+}
+
+/// `GET /api/cache/stats` (DVMDash fields kept, plus honest counters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CacheStats {
+    pub items: u64,
+    pub memory_usage_mb: f64,
+    pub memory_limit_mb: f64,
+    pub utilization_percent: f64,
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries recomputed in the background before they expired.
+    pub refreshes: u64,
+    pub evictions: u64,
+    pub ttl_seconds: u64,
+}
