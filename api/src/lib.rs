@@ -8,11 +8,13 @@
 //! - [`params`] - query-string validation (every bad parameter is a 400 naming it)
 //! - [`error`] - the single mapping from failures to HTTP answers
 //! - [`metrics`] - request metrics middleware
+//! - [`openapi`] - the OpenAPI document generated from the handlers
 //! - [`ui`] - serving the built Sycamore app
 
 pub mod cache;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod queries;
 pub mod routes;
@@ -135,6 +137,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/stats/new", get(stats::whats_new))
         .route("/api/history/monthly", get(stats::history))
         .route("/api/cache/stats", get(stats::cache_stats))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .route("/api", axum::routing::any(not_found))
         .with_state(state);

@@ -46,6 +46,7 @@ where
 }
 
 /// `GET /api/stats/global/latest?timeRange=1h|24h|7d|30d`
+#[utoipa::path(get, path = "/api/stats/global/latest", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::GlobalStats), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn global_latest(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     cached(&state, format!("global:{range}"), false, move |s| async move {
@@ -55,6 +56,7 @@ pub async fn global_latest(State(state): State<AppState>, params: Params) -> Api
 }
 
 /// `GET /api/dvms`
+#[utoipa::path(get, path = "/api/dvms", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"), ("offset" = Option<u64>, Query, description = "default 0"), ("search" = Option<String>, Query, description = "case-insensitive substring"), ("order" = Option<String>, Query, description = "desc (default) or asc"), ("sort" = Option<String>, Query, description = "last_seen (default), total_events, total_responses, total_feedback, total_requests or name")), responses((status = 200, body = dvmdash_core::dto::DvmList), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn dvms(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let q = params.list(DVM_SORTS)?;
     cached(&state, format!("dvms:{}", q.key()), false, move |s| {
@@ -65,6 +67,7 @@ pub async fn dvms(State(state): State<AppState>, params: Params) -> ApiResult<Re
 }
 
 /// `GET /api/stats/dvm/{id}` (hex or npub)
+#[utoipa::path(get, path = "/api/stats/dvm/{id}", tag = "statistics", params(("id" = String, Path, description = "Hex pubkey or npub"), ("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::DvmStats), (status = 404, description = "Never seen as a DVM", body = dvmdash_core::dto::ErrorBody), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn dvm(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -82,6 +85,7 @@ pub async fn dvm(
 }
 
 /// `GET /api/kinds`
+#[utoipa::path(get, path = "/api/kinds", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"), ("offset" = Option<u64>, Query, description = "default 0"), ("search" = Option<String>, Query, description = "case-insensitive substring"), ("order" = Option<String>, Query, description = "desc (default) or asc"), ("sort" = Option<String>, Query, description = "last_seen (default), total_requests, total_responses, num_supporting_dvms or kind")), responses((status = 200, body = dvmdash_core::dto::KindList), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn kinds(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let q = params.list(KIND_SORTS)?;
     cached(&state, format!("kinds:{}", q.key()), false, move |s| {
@@ -92,6 +96,7 @@ pub async fn kinds(State(state): State<AppState>, params: Params) -> ApiResult<R
 }
 
 /// `GET /api/stats/kind/{kind}`
+#[utoipa::path(get, path = "/api/stats/kind/{kind}", tag = "statistics", params(("kind" = u16, Path, description = "Job request kind"), ("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::KindStats), (status = 404, description = "Never seen", body = dvmdash_core::dto::ErrorBody), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn kind(
     State(state): State<AppState>,
     Path(kind): Path<String>,
@@ -109,6 +114,7 @@ pub async fn kind(
 }
 
 /// `GET /api/stats/performance?groupBy=dvm|kind|dvm_kind`
+#[utoipa::path(get, path = "/api/stats/performance", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default), kind or dvm_kind")), responses((status = 200, body = dvmdash_core::dto::Performance), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn performance(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     let g = params.grouping(&["dvm", "kind", "dvm_kind"])?;
@@ -122,6 +128,7 @@ pub async fn performance(State(state): State<AppState>, params: Params) -> ApiRe
 }
 
 /// `GET /api/stats/reach`
+#[utoipa::path(get, path = "/api/stats/reach", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::Reach), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn reach(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     cached(&state, format!("reach:{range}"), false, move |s| async move {
@@ -131,6 +138,7 @@ pub async fn reach(State(state): State<AppState>, params: Params) -> ApiResult<R
 }
 
 /// `GET /api/stats/competition`
+#[utoipa::path(get, path = "/api/stats/competition", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::Competition), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn competition(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     cached(
@@ -143,6 +151,7 @@ pub async fn competition(State(state): State<AppState>, params: Params) -> ApiRe
 }
 
 /// `GET /api/stats/prices?groupBy=dvm|kind`
+#[utoipa::path(get, path = "/api/stats/prices", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default) or kind")), responses((status = 200, body = dvmdash_core::dto::Prices), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn prices(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     let by_kind = params.grouping(&["dvm", "kind"])? == crate::queries::jobs::Grouping::Kind;
@@ -156,6 +165,7 @@ pub async fn prices(State(state): State<AppState>, params: Params) -> ApiResult<
 }
 
 /// `GET /api/stats/new`
+#[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::WhatsNew), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn whats_new(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
     cached(&state, format!("new:{range}"), false, move |s| async move {
@@ -165,6 +175,7 @@ pub async fn whats_new(State(state): State<AppState>, params: Params) -> ApiResu
 }
 
 /// `GET /api/history/monthly`
+#[utoipa::path(get, path = "/api/history/monthly", tag = "statistics", responses((status = 200, body = dvmdash_core::dto::MonthlyHistory), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
     cached(
         &state,
@@ -176,6 +187,7 @@ pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `GET /api/cache/stats`
+#[utoipa::path(get, path = "/api/cache/stats", tag = "meta", responses((status = 200, body = dvmdash_core::dto::CacheStats)))]
 pub async fn cache_stats(State(state): State<AppState>) -> axum::Json<dvmdash_core::dto::CacheStats> {
     axum::Json(state.cache.stats().await)
 }

@@ -31,6 +31,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// The `timeRange` parameter: windows that end now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TimeRange {
     #[serde(rename = "1h")]
     Hour,
@@ -88,6 +89,7 @@ impl std::fmt::Display for TimeRange {
 
 /// `GET /api/stats/global/latest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GlobalStats {
     /// When these numbers were computed.
     pub timestamp: String,
@@ -115,6 +117,7 @@ pub struct GlobalStats {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GlobalPoint {
     /// Start of the bucket.
     pub time: String,
@@ -126,6 +129,7 @@ pub struct GlobalPoint {
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `healthy` when every dependency answers, else `unhealthy`.
     pub status: String,
@@ -136,6 +140,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DependencyHealth {
     pub ok: bool,
     pub latency_ms: Option<f64>,
@@ -144,6 +149,7 @@ pub struct DependencyHealth {
 
 /// The JSON body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     /// The offending parameter, when one is to blame.
@@ -179,6 +185,7 @@ mod tests {
 
 /// One relay in the registry (Redis hash `<prefix>:relays`, value JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelayEntry {
     /// `high` relays are watched by one more collector than `normal` ones.
     #[serde(default)]
@@ -190,6 +197,7 @@ pub struct RelayEntry {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RelayPriority {
     #[default]
@@ -199,6 +207,7 @@ pub enum RelayPriority {
 
 /// A collector's view of one relay, published with its heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelayCounters {
     pub connected: bool,
     pub received: u64,

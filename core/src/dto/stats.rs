@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A DVM's display profile: from its newest NIP-89 announcement, else its kind-0 profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub name: Option<String>,
     pub about: Option<String>,
@@ -15,6 +16,7 @@ pub struct Profile {
 
 /// `GET /api/dvms` item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DvmSummary {
     /// Hex pubkey.
     pub id: String,
@@ -45,6 +47,7 @@ pub struct DvmSummary {
 
 /// `GET /api/dvms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DvmList {
     pub dvms: Vec<DvmSummary>,
     /// DVMs matching the filter, before pagination.
@@ -55,6 +58,7 @@ pub struct DvmList {
 
 /// One bucket of a DVM's activity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DvmPoint {
     pub time: String,
     pub total_responses: u64,
@@ -63,6 +67,7 @@ pub struct DvmPoint {
 
 /// Per kind activity of one DVM in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DvmKindActivity {
     pub kind: u16,
     pub total_responses: u64,
@@ -70,6 +75,7 @@ pub struct DvmKindActivity {
 
 /// `GET /api/stats/dvm/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DvmStats {
     pub dvm_id: String,
     pub npub: String,
@@ -103,6 +109,7 @@ pub struct DvmStats {
 
 /// `GET /api/kinds` item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindSummary {
     pub kind: u16,
     /// Registry name, when the kind is known.
@@ -121,6 +128,7 @@ pub struct KindSummary {
 
 /// `GET /api/kinds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindList {
     pub kinds: Vec<KindSummary>,
     pub total: u64,
@@ -129,6 +137,7 @@ pub struct KindList {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindPoint {
     pub time: String,
     pub total_requests: u64,
@@ -137,6 +146,7 @@ pub struct KindPoint {
 
 /// A DVM's share of one kind in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindDvmActivity {
     pub dvm_id: String,
     pub dvm_name: Option<String>,
@@ -145,6 +155,7 @@ pub struct KindDvmActivity {
 
 /// `GET /api/stats/kind/{kind}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindStats {
     pub kind: u16,
     pub name: Option<String>,
@@ -163,6 +174,7 @@ pub struct KindStats {
 
 /// Latency quantiles in seconds over a set of jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quantiles {
     /// Jobs with the measure defined.
     pub count: u64,
@@ -173,6 +185,7 @@ pub struct Quantiles {
 
 /// How the jobs of a group ended (see docs/statistics.md, "Outcome").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Outcomes {
     pub success: u64,
     pub partial: u64,
@@ -186,6 +199,7 @@ pub struct Outcomes {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReasonCount {
     pub reason: String,
     pub count: u64,
@@ -193,6 +207,7 @@ pub struct ReasonCount {
 
 /// One row of `/api/stats/performance`: a DVM, a kind, or a DVM × kind pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PerformanceRow {
     pub dvm_id: Option<String>,
     pub dvm_name: Option<String>,
@@ -210,6 +225,7 @@ pub struct PerformanceRow {
 
 /// `GET /api/stats/performance`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Performance {
     pub timestamp: String,
     pub period_start: String,
@@ -221,6 +237,7 @@ pub struct Performance {
 
 /// Requests nobody answered, per kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindReach {
     pub kind: u16,
     pub requests: u64,
@@ -234,6 +251,7 @@ pub struct KindReach {
 
 /// Directed requests per target DVM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectedRow {
     pub dvm_id: String,
     pub dvm_name: Option<String>,
@@ -248,6 +266,7 @@ pub struct DirectedRow {
 
 /// `GET /api/stats/reach`: unanswered requests per kind and missed directed requests per DVM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reach {
     pub timestamp: String,
     pub period_start: String,
@@ -257,6 +276,7 @@ pub struct Reach {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompetitionRow {
     pub dvm_id: String,
     pub dvm_name: Option<String>,
@@ -272,6 +292,7 @@ pub struct CompetitionRow {
 
 /// `GET /api/stats/competition`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Competition {
     pub timestamp: String,
     pub period_start: String,
@@ -283,6 +304,7 @@ pub struct Competition {
 
 /// Distribution of asked prices in millisats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PriceRow {
     pub dvm_id: Option<String>,
     pub dvm_name: Option<String>,
@@ -295,6 +317,7 @@ pub struct PriceRow {
 
 /// `GET /api/stats/prices`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prices {
     pub timestamp: String,
     pub period_start: String,
@@ -304,6 +327,7 @@ pub struct Prices {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewDvm {
     pub dvm_id: String,
     pub dvm_name: Option<String>,
@@ -311,6 +335,7 @@ pub struct NewDvm {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewKind {
     pub kind: u16,
     pub name: Option<String>,
@@ -319,6 +344,7 @@ pub struct NewKind {
 
 /// `GET /api/stats/new`: DVMs and kinds first seen in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhatsNew {
     pub timestamp: String,
     pub period_start: String,
@@ -328,6 +354,7 @@ pub struct WhatsNew {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ranked {
     /// Hex pubkey or kind number as text.
     pub id: String,
@@ -336,6 +363,7 @@ pub struct Ranked {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonthRow {
     /// `YYYY-MM` (UTC, by `created_at`).
     pub month: String,
@@ -353,12 +381,14 @@ pub struct MonthRow {
 
 /// `GET /api/history/monthly`: every month since the first event, kept forever.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonthlyHistory {
     pub months: Vec<MonthRow>,
 }
 
 /// `GET /api/cache/stats` (DVMDash fields kept, plus honest counters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CacheStats {
     pub items: u64,
     pub memory_usage_mb: f64,
