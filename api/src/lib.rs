@@ -63,6 +63,18 @@ pub struct Config {
         default_value = "5300-5399=300,default=3600"
     )]
     pub job_timeouts: JobTimeouts,
+    /// Bearer token of `/api/admin`; the admin api is closed without one.
+    #[arg(long = "admin-token", env = "DVMDASH_ADMIN_TOKEN")]
+    pub admin_token: Option<dvmdash_core::config::Secret>,
+    /// Origins allowed to call the api from browsers (comma-separated, `*` for any); none by default.
+    #[arg(long = "cors-origins", env = "DVMDASH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Sustained requests per second allowed per client address (0 disables the limit).
+    #[arg(long = "rate-per-sec", env = "DVMDASH_API_RATE_PER_SEC", default_value_t = 50)]
+    pub rate_per_sec: u64,
+    /// Requests a client may burst above the sustained rate.
+    #[arg(long = "rate-burst", env = "DVMDASH_API_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
 }
 
 impl Default for Config {
@@ -73,6 +85,10 @@ impl Default for Config {
             cache_ttl_secs: 30,
             cache_mb: 64,
             job_timeouts: JobTimeouts::default(),
+            admin_token: None,
+            cors_origins: Vec::new(),
+            rate_per_sec: 50,
+            rate_burst: 100,
         }
     }
 }
@@ -87,6 +103,24 @@ impl Config {
             (1..=16_384).contains(&self.cache_mb),
             "cache size must be 1..=16384 MB"
         );
+        anyhow::ensure!(
+            self.rate_per_sec <= 1_000_000,
+            "rate per second must be at most 1000000"
+        );
+        anyhow::ensure!(self.rate_burst >= 1, "rate burst must be at least 1");
+        if let Some(t) = &self.admin_token {
+            let t = t.expose();
+            anyhow::ensure!(
+                t.is_empty() || t.len() >= 16,
+                "the admin token must be at least 16 characters"
+            );
+        }
+        for o in &self.cors_origins {
+            anyhow::ensure!(
+                o == "*" || o.starts_with("http://") || o.starts_with("https://"),
+                "cors origin {o:?} must be * or start with http:// or https://"
+            );
+        }
         Ok(())
     }
 }
@@ -96,8 +130,12 @@ impl Config {
 pub struct AppState {
     pub clickhouse: clickhouse::Client,
     pub redis: redis::Client,
+    /// Created on first use, then reconnects by itself.
+    redis_manager: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    pub names: dvmdash_core::redis_keys::RedisNames,
     pub service: service::Service,
     pub cache: Arc<cache::ResponseCache>,
+    pub admin_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -112,12 +150,103 @@ impl AppState {
             },
             clickhouse: ch,
             redis: redis.client()?,
+            redis_manager: Arc::default(),
+            names: redis.names(),
             cache: Arc::new(cache::ResponseCache::new(
                 Duration::from_secs(config.cache_ttl_secs),
                 config.cache_mb * 1024 * 1024,
             )),
+            admin_token: config
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose())
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         })
     }
+
+    /// A shared self-reconnecting Redis connection for short commands.
+    pub async fn redis_manager(&self) -> error::ApiResult<redis::aio::ConnectionManager> {
+        let m = self
+            .redis_manager
+            .get_or_try_init(|| async {
+                let cfg = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(3)))
+                    .set_response_timeout(Some(Duration::from_secs(5)));
+                self.redis.get_connection_manager_with_config(cfg).await
+            })
+            .await?;
+        Ok(m.clone())
+    }
+}
+
+/// CORS for the configured origins only; no CORS headers at all by default (same origin).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
+}
+
+type RateLimitLayer = tower_governor::GovernorLayer<
+    tower_governor::key_extractor::PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    axum::body::Body,
+>;
+
+/// Per-client-address rate limit, answering JSON 429 with `Retry-After` past it.
+fn rate_limit(config: &Config) -> Option<RateLimitLayer> {
+    if config.rate_per_sec == 0 {
+        return None;
+    }
+    let gc = tower_governor::governor::GovernorConfigBuilder::default()
+        .period(Duration::from_nanos(1_000_000_000 / config.rate_per_sec))
+        .burst_size(config.rate_burst)
+        .finish()?;
+    let gc = Arc::new(gc);
+    // Forget idle clients so the limiter's memory stays bounded.
+    let limiter = gc.limiter().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            limiter.retain_recent();
+        }
+    });
+    Some(tower_governor::GovernorLayer::new(gc).error_handler(|err| {
+        use axum::response::IntoResponse as _;
+        let wait = match &err {
+            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => *wait_time,
+            _ => 1,
+        };
+        let mut resp = match err {
+            tower_governor::GovernorError::TooManyRequests { .. } => (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({
+                    "error": "too many requests from this address",
+                    "detail": "too many requests from this address",
+                    "retry_after_seconds": wait
+                })),
+            )
+                .into_response(),
+            other => error::ApiError::Internal(format!("rate limiter: {other}")).into_response(),
+        };
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
+    }))
 }
 
 /// The whole public surface, for tests to call without a socket.
@@ -138,17 +267,25 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/history/monthly", get(stats::history))
         .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/openapi.json", get(openapi::document))
+        .merge(routes::admin::router(state.clone()))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .route("/api", axum::routing::any(not_found))
         .with_state(state);
-    api.fallback_service(ui::service(&config.ui_dir))
+    let mut app = api
+        .fallback_service(ui::service(&config.ui_dir))
         // A stuck query must not hold a connection (or shutdown) forever.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(30),
-        ))
-        // Outermost, so timed-out requests are counted too.
-        .layer(axum::middleware::from_fn(metrics::track))
+        ));
+    if let Some(layer) = rate_limit(config) {
+        app = app.layer(layer);
+    }
+    if let Some(layer) = cors(&config.cors_origins) {
+        app = app.layer(layer);
+    }
+    // Outermost, so rejected and timed-out requests are counted too.
+    app.layer(axum::middleware::from_fn(metrics::track))
 }
 
 /// Unknown api paths answer JSON, not the web UI's index page.
@@ -170,6 +307,9 @@ pub async fn run(
     crate::metrics::describe();
     let state = AppState::new(&config, &clickhouse, &redis)?;
     ui::check(&config.ui_dir);
+    if state.admin_token.is_none() {
+        tracing::info!("admin api disabled (set DVMDASH_ADMIN_TOKEN to enable it)");
+    }
     let addr = listener.local_addr()?;
     info!(%addr, "api listening");
     let refresher = tokio::spawn(state.cache.clone().refresh_loop(shutdown.clone()));
@@ -200,10 +340,11 @@ mod tests {
             redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
             redis_prefix: "t".into(),
         };
-        router(
-            AppState::new(&Config::default(), &ch, &redis).expect("state"),
-            &Config::default(),
-        )
+        let config = Config {
+            rate_per_sec: 0,
+            ..Config::default()
+        };
+        router(AppState::new(&config, &ch, &redis).expect("state"), &config)
     }
 
     async fn call(uri: &str) -> (StatusCode, serde_json::Value) {
@@ -271,5 +412,115 @@ mod tests {
         let (status, body) = call("/api/stats/global/latest?timeRange=1h").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"], "statistics are temporarily unavailable");
+    }
+
+    fn admin_app() -> Router {
+        let ch = ClickHouseArgs::new("http://127.0.0.1:1", "dvmdash");
+        let redis = RedisArgs {
+            redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
+            redis_prefix: "t".into(),
+        };
+        let config = Config {
+            rate_per_sec: 0,
+            admin_token: Some(dvmdash_core::config::Secret::new("0123456789abcdef-secret")),
+            ..Config::default()
+        };
+        router(AppState::new(&config, &ch, &redis).expect("state"), &config)
+    }
+
+    async fn admin(
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = admin_app()
+            .oneshot(req.body(Body::from(body.to_owned())).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn admin_requires_the_bearer_token() {
+        for (method, uri) in [
+            ("GET", "/api/admin/status"),
+            ("GET", "/api/admin/relays"),
+            ("POST", "/api/admin/relays"),
+            ("DELETE", "/api/admin/relays?url=wss://x"),
+        ] {
+            let (status, body) = admin(method, uri, None, "{}").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+            assert!(body["error"].as_str().is_some());
+            let (status, _) = admin(method, uri, Some("0123456789abcdef-wrong!"), "{}").await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} with a wrong token"
+            );
+            let (status, _) = admin(method, uri, Some("0123456789abcdef-secre"), "{}").await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "a prefix of the token is not the token"
+            );
+        }
+        // The right token passes authentication; Redis being down is then a 503.
+        let (status, _) = admin("GET", "/api/admin/status", Some("0123456789abcdef-secret"), "").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        // Without a configured token the admin api is closed.
+        let (status, body) = call("/api/admin/status").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("DVMDASH_ADMIN_TOKEN"))
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_rejects_bad_bodies_before_touching_redis() {
+        let t = Some("0123456789abcdef-secret");
+        for body in [
+            "",
+            "nope",
+            "[]",
+            r#"{"url": 5}"#,
+            r#"{"url": "http://x"}"#,
+            r#"{"url": "wss://a", "extra": 1}"#,
+            r#"{"url": "wss://a", "priority": "max"}"#,
+        ] {
+            let (status, json) = admin("POST", "/api/admin/relays", t, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
+        }
+        let long = format!(r#"{{"url": "wss://{}"}}"#, "a".repeat(2000));
+        assert_eq!(
+            admin("POST", "/api/admin/relays", t, &long).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            admin("PUT", "/api/admin/relays", t, r#"{"url": "wss://a"}"#)
+                .await
+                .0,
+            StatusCode::BAD_REQUEST,
+            "priority required"
+        );
+        assert_eq!(
+            admin("DELETE", "/api/admin/relays", t, "").await.0,
+            StatusCode::BAD_REQUEST,
+            "url required"
+        );
     }
 }

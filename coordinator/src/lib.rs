@@ -1,14 +1,15 @@
 //! dvmdash-coordinator: keeps the relay registry and tells each live collector which relays to watch.
 //!
 //! - [`assign`] - rendezvous hashing of relays onto collectors, with redundancy
-//! - [`registry`] - the relay registry in Redis (seeded from `DVMDASH_RELAYS`)
+//! - `registry` (in `dvmdash-core`) - the relay registry in Redis, seeded here from `DVMDASH_RELAYS`
 //!
 //! Several coordinators may run; a lease in Redis (`SET NX PX`, renewed by its holder) makes exactly
 //! one of them the leader that writes assignments. Collectors heartbeat into a sorted set; one that
 //! misses heartbeats for the timeout is dropped and its relays move to the others within one tick.
 
 pub mod assign;
-pub mod registry;
+
+pub use dvmdash_core::registry;
 
 use std::time::Duration;
 

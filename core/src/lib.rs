@@ -25,7 +25,11 @@ pub mod validate;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod registry;
+#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod streams;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -447,7 +447,7 @@ impl Ingester {
     }
 
     async fn report_backlog(&mut self) {
-        match stream::group_info(&mut self.redis, &self.names).await {
+        match dvmdash_core::streams::group_info(&mut self.redis, &self.names).await {
             Ok(info) => {
                 let stream = self.names.events_stream();
                 let labels = [

@@ -9,6 +9,7 @@ use std::time::Duration;
 use dvmdash_core::redis_keys::{
     FIELD_EVENT, FIELD_ORIGINAL_ID, FIELD_REASON, FIELD_RELAY, FIELD_SEEN_MS, INGESTER_GROUP, RedisNames,
 };
+use dvmdash_core::streams::{as_string, as_u64};
 use redis::Value;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
@@ -199,53 +200,6 @@ pub async fn dead_letter(
     pipe.query_async::<()>(conn).await
 }
 
-/// Backlog numbers of the group, for metrics and the api.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GroupInfo {
-    pub length: u64,
-    pub pending: u64,
-    /// Entries not yet delivered to the group (`lag`, Redis >= 7).
-    pub lag: Option<u64>,
-}
-
-pub async fn group_info(conn: &mut ConnectionManager, names: &RedisNames) -> redis::RedisResult<GroupInfo> {
-    let length: u64 = redis::cmd("XLEN")
-        .arg(names.events_stream())
-        .query_async(conn)
-        .await?;
-    let reply: Value = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(names.events_stream())
-        .query_async(conn)
-        .await?;
-    let mut info = GroupInfo {
-        length,
-        ..Default::default()
-    };
-    if let Value::Array(groups) = reply {
-        for g in groups {
-            let pairs = match g {
-                Value::Array(items) => items
-                    .chunks(2)
-                    .filter_map(|p| Some((as_string(p.first()?)?, p.get(1)?.clone())))
-                    .collect::<Vec<_>>(),
-                Value::Map(items) => items
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((as_string(&k)?, v)))
-                    .collect(),
-                _ => continue,
-            };
-            let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-            if get("name").and_then(as_string).as_deref() != Some(INGESTER_GROUP) {
-                continue;
-            }
-            info.pending = get("pending").and_then(as_u64).unwrap_or(0);
-            info.lag = get("lag").and_then(as_u64);
-        }
-    }
-    Ok(info)
-}
-
 fn parse_read_reply(reply: Value) -> Vec<Entry> {
     // [[stream, [[id, [f, v, ...] | nil], ...]]] (RESP2) or {stream: [...]} (RESP3)
     let streams = match reply {
@@ -299,24 +253,6 @@ fn parse_entry(v: Value) -> Option<Entry> {
         _ => None,
     };
     Some(Entry { id, fields })
-}
-
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Int(i) => u64::try_from(*i).ok(),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

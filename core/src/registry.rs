@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use dvmdash_core::dto::{RelayEntry, RelayPriority};
-use dvmdash_core::nip90::normalize_relay_url;
-use dvmdash_core::redis_keys::RedisNames;
+use crate::dto::{RelayEntry, RelayPriority};
+use crate::nip90::normalize_relay_url;
+use crate::redis_keys::RedisNames;
 use redis::aio::ConnectionManager;
 
 /// Normalizes configured URLs, reporting every invalid one at once.
@@ -52,6 +52,53 @@ pub async fn seed(
     Ok(added)
 }
 
+/// Adds a relay, or changes the priority of a registered one. Returns whether it was new.
+pub async fn upsert(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    url: &str,
+    priority: RelayPriority,
+    added_by: &str,
+) -> redis::RedisResult<bool> {
+    let existing: Option<String> = redis::cmd("HGET")
+        .arg(names.relays())
+        .arg(url)
+        .query_async(conn)
+        .await?;
+    let entry = match existing
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<RelayEntry>(j).ok())
+    {
+        Some(mut e) => {
+            e.priority = priority;
+            e
+        }
+        None => RelayEntry {
+            priority,
+            added_at: chrono_now(),
+            added_by: added_by.to_owned(),
+        },
+    };
+    let json = serde_json::to_string(&entry).unwrap_or_default();
+    let _: i64 = redis::cmd("HSET")
+        .arg(names.relays())
+        .arg(url)
+        .arg(json)
+        .query_async(conn)
+        .await?;
+    Ok(existing.is_none())
+}
+
+/// Removes a relay; returns whether it was registered.
+pub async fn remove(conn: &mut ConnectionManager, names: &RedisNames, url: &str) -> redis::RedisResult<bool> {
+    let n: i64 = redis::cmd("HDEL")
+        .arg(names.relays())
+        .arg(url)
+        .query_async(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Every registered relay. Entries that do not parse are kept with defaults rather than dropped, so
 /// a hand-edited registry never silently loses a relay.
 pub async fn list(
@@ -76,8 +123,7 @@ pub async fn list(
 }
 
 fn chrono_now() -> String {
-    let secs = dvmdash_core::telemetry::now_secs();
-    dvmdash_core::dto::rfc3339(secs)
+    crate::dto::rfc3339(crate::telemetry::now_secs())
 }
 
 #[cfg(test)]

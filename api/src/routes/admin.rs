@@ -1,0 +1,302 @@
+//! `/api/admin`: the relay registry, collectors and pipeline backlog, behind `DVMDASH_ADMIN_TOKEN`.
+//!
+//! Nothing here starts or stops processes (DVMDash's admin could reboot containers): operators
+//! change the relay registry, and the coordinator rebalances by itself within a tick.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use dvmdash_core::dto::{RelayCounters, RelayEntry, RelayPriority};
+use dvmdash_core::redis_keys::RedisNames;
+use dvmdash_core::telemetry::now_millis;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Checks `Authorization: Bearer <token>` in constant time. Without a configured token the admin
+/// api is closed.
+pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return ApiError::Unauthorized("the admin api is disabled: set DVMDASH_ADMIN_TOKEN".into())
+            .into_response();
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    use subtle::ConstantTimeEq as _;
+    if given.len() != expected.len() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        return ApiError::Unauthorized("a valid bearer token is required".into()).into_response();
+    }
+    next.run(req).await
+}
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/admin/relays",
+            get(list_relays)
+                .post(add_relay)
+                .put(set_priority)
+                .delete(remove_relay),
+        )
+        .route("/api/admin/collectors", get(collectors))
+        .route("/api/admin/status", get(status))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+}
+
+async fn conn(state: &AppState) -> ApiResult<redis::aio::MultiplexedConnection> {
+    Ok(state.redis.get_multiplexed_async_connection().await?)
+}
+
+/// Every collector's published state: heartbeat and per-relay counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorView {
+    pub id: String,
+    pub last_heartbeat_ms: Option<u64>,
+    pub heartbeat_age_ms: Option<u64>,
+    /// Relays the coordinator assigned to it.
+    pub assigned: Vec<String>,
+    pub relays: BTreeMap<String, RelayCounters>,
+}
+
+async fn read_collectors(state: &AppState, names: &RedisNames) -> ApiResult<Vec<CollectorView>> {
+    let mut c = conn(state).await?;
+    let ids: Vec<(String, u64)> = redis::cmd("ZRANGE")
+        .arg(names.collectors())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await?;
+    let assignments: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(names.assignments())
+        .query_async(&mut c)
+        .await?;
+    let now = now_millis();
+    let mut out = Vec::new();
+    for (id, beat) in ids {
+        let hash: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(names.collector(&id))
+            .query_async(&mut c)
+            .await?;
+        let relays = hash
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix("relay:")?.to_owned(),
+                    serde_json::from_str(v).ok()?,
+                ))
+            })
+            .collect();
+        out.push(CollectorView {
+            assigned: assignments
+                .get(&id)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
+            last_heartbeat_ms: Some(beat),
+            heartbeat_age_ms: Some(now.saturating_sub(beat)),
+            id,
+            relays,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayView {
+    pub url: String,
+    #[serde(flatten)]
+    pub entry: RelayEntry,
+    /// Collectors assigned to it.
+    pub collectors: Vec<String>,
+    /// What each collector reports about it.
+    pub metrics: BTreeMap<String, RelayCounters>,
+}
+
+/// `GET /api/admin/relays`
+async fn list_relays(State(state): State<AppState>) -> ApiResult<Json<Vec<RelayView>>> {
+    let names = state.names.clone();
+    let mut c = state.redis_manager().await?;
+    let registry = dvmdash_core::registry::list(&mut c, &names).await?;
+    let collectors = read_collectors(&state, &names).await?;
+    Ok(Json(
+        registry
+            .into_iter()
+            .map(|(url, entry)| RelayView {
+                collectors: collectors
+                    .iter()
+                    .filter(|c| c.assigned.contains(&url))
+                    .map(|c| c.id.clone())
+                    .collect(),
+                metrics: collectors
+                    .iter()
+                    .filter_map(|c| Some((c.id.clone(), c.relays.get(&url)?.clone())))
+                    .collect(),
+                url,
+                entry,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayChange {
+    pub url: String,
+    #[serde(default)]
+    pub priority: Option<RelayPriority>,
+}
+
+fn relay_url(raw: &str) -> ApiResult<String> {
+    if raw.len() > 512 {
+        return Err(ApiError::bad("url", "relay url must be at most 512 characters"));
+    }
+    dvmdash_core::nip90::normalize_relay_url(raw)
+        .ok_or_else(|| ApiError::bad("url", "url must be a ws:// or wss:// relay address"))
+}
+
+fn body(
+    parsed: Result<Json<RelayChange>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<RelayChange> {
+    parsed.map(|Json(b)| b).map_err(|e| {
+        ApiError::bad(
+            "body",
+            format!(
+                "expected JSON {{\"url\": ..., \"priority\": \"normal\"|\"high\"}}: {}",
+                e.body_text()
+            ),
+        )
+    })
+}
+
+/// `POST /api/admin/relays` `{url, priority?}`: 201 when added, 200 when it was registered already.
+async fn add_relay(
+    State(state): State<AppState>,
+    parsed: Result<Json<RelayChange>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let change = body(parsed)?;
+    let url = relay_url(&change.url)?;
+    let mut c = state.redis_manager().await?;
+    let added = dvmdash_core::registry::upsert(
+        &mut c,
+        &state.names,
+        &url,
+        change.priority.unwrap_or_default(),
+        "admin",
+    )
+    .await?;
+    tracing::info!(relay = %url, added, "relay registry changed by admin");
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(serde_json::json!({ "url": url, "added": added }))).into_response())
+}
+
+/// `PUT /api/admin/relays` `{url, priority}`: changes a registered relay's priority.
+async fn set_priority(
+    State(state): State<AppState>,
+    parsed: Result<Json<RelayChange>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let change = body(parsed)?;
+    let url = relay_url(&change.url)?;
+    let priority = change
+        .priority
+        .ok_or_else(|| ApiError::bad("priority", "priority must be normal or high"))?;
+    let mut c = state.redis_manager().await?;
+    let registry = dvmdash_core::registry::list(&mut c, &state.names).await?;
+    if !registry.contains_key(&url) {
+        return Err(ApiError::NotFound(format!("relay {url} is not registered")));
+    }
+    dvmdash_core::registry::upsert(&mut c, &state.names, &url, priority, "admin").await?;
+    Ok(Json(serde_json::json!({ "url": url, "priority": priority })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UrlQuery {
+    pub url: Option<String>,
+}
+
+/// `DELETE /api/admin/relays?url=`
+async fn remove_relay(
+    State(state): State<AppState>,
+    Query(q): Query<UrlQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let url = relay_url(
+        q.url
+            .as_deref()
+            .ok_or_else(|| ApiError::bad("url", "url is required"))?,
+    )?;
+    let mut c = state.redis_manager().await?;
+    if !dvmdash_core::registry::remove(&mut c, &state.names, &url).await? {
+        return Err(ApiError::NotFound(format!("relay {url} is not registered")));
+    }
+    tracing::info!(relay = %url, "relay removed by admin");
+    Ok(Json(serde_json::json!({ "url": url, "removed": true })))
+}
+
+/// `GET /api/admin/collectors`
+async fn collectors(State(state): State<AppState>) -> ApiResult<Json<Vec<CollectorView>>> {
+    let names = state.names.clone();
+    Ok(Json(read_collectors(&state, &names).await?))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub stream: String,
+    pub stream_length: u64,
+    pub pending: u64,
+    pub lag: Option<u64>,
+    pub dead_letters: u64,
+    pub collectors: u64,
+    pub relays: u64,
+    /// Relays no live collector is assigned.
+    pub unwatched_relays: Vec<String>,
+    pub coordinator_leader: Option<String>,
+    pub data_version: u64,
+}
+
+/// `GET /api/admin/status`
+async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    let names = state.names.clone();
+    let mut c = state.redis_manager().await?;
+    let info = dvmdash_core::streams::group_info(&mut c, &names).await?;
+    let dead_letters = dvmdash_core::streams::dead_letters(&mut c, &names).await?;
+    let registry = dvmdash_core::registry::list(&mut c, &names).await?;
+    let leader: Option<String> = redis::cmd("GET")
+        .arg(names.coordinator_leader())
+        .query_async(&mut c)
+        .await?;
+    let version: Option<u64> = redis::cmd("GET")
+        .arg(names.data_version())
+        .query_async(&mut c)
+        .await?;
+    let collectors = read_collectors(&state, &names).await?;
+    let watched: std::collections::BTreeSet<&String> =
+        collectors.iter().flat_map(|c| c.assigned.iter()).collect();
+    Ok(Json(Status {
+        stream: names.events_stream(),
+        stream_length: info.length,
+        pending: info.pending,
+        lag: info.lag,
+        dead_letters,
+        collectors: collectors.len() as u64,
+        relays: registry.len() as u64,
+        unwatched_relays: registry
+            .keys()
+            .filter(|u| !watched.contains(u))
+            .cloned()
+            .collect(),
+        coordinator_leader: leader,
+        data_version: version.unwrap_or(0),
+    }))
+}
