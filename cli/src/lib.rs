@@ -2,10 +2,12 @@
 //!
 //! - [`stack`] - `all` (every role in one process, ordered shutdown), used by the end-to-end tests
 //! - [`demo`] - in-process relays + simulated traffic + the whole stack
+//! - [`import`] - backfill from DVMDash archives and JSON Lines, verified, resumable
 //! - [`simulate`] - the traffic model and publisher
 //! - [`signals`] - Ctrl-C / SIGTERM handling
 
 pub mod demo;
+pub mod import;
 pub mod signals;
 pub mod simulate;
 pub mod stack;

@@ -89,6 +89,15 @@ enum Command {
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
     },
+    /// Backfill events from DVMDash archives (JSON arrays) or JSON Lines, files or URLs.
+    Import {
+        #[command(flatten)]
+        args: dvmdash::import::ImportArgs,
+        #[command(flatten)]
+        events: EventArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
     /// Publish realistic, signed DVM traffic to relays.
     Simulate {
         /// Relays to publish to (comma-separated ws:// or wss:// URLs).
@@ -106,7 +115,10 @@ enum Command {
 
 impl Command {
     fn serves_metrics(&self) -> bool {
-        !matches!(self, Command::Migrate { .. } | Command::Simulate { .. })
+        !matches!(
+            self,
+            Command::Migrate { .. } | Command::Simulate { .. } | Command::Import { .. }
+        )
     }
 }
 
@@ -173,6 +185,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.applied.len(),
                 report.applied.join(", "),
                 report.already_applied
+            );
+            Ok(())
+        }
+        Command::Import { args, events, redis } => {
+            let s = dvmdash::import::run(args, events, redis, shutdown).await?;
+            println!(
+                "imported: {} accepted, {} duplicates, {} rejected {:?}{}",
+                s.accepted,
+                s.duplicates,
+                s.rejected_total(),
+                s.rejected,
+                if s.truncated { " (input was truncated)" } else { "" }
             );
             Ok(())
         }

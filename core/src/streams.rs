@@ -6,12 +6,14 @@ use redis::Value;
 use crate::redis_keys::{INGESTER_GROUP, RedisNames};
 
 /// Backlog numbers of the group, for metrics and the api.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupInfo {
     pub length: u64,
     pub pending: u64,
     /// Entries not yet delivered to the group (`lag`, Redis >= 7).
     pub lag: Option<u64>,
+    /// The last entry delivered to the group.
+    pub last_delivered: Option<String>,
 }
 
 pub async fn group_info<C: redis::aio::ConnectionLike + Send>(
@@ -50,9 +52,58 @@ pub async fn group_info<C: redis::aio::ConnectionLike + Send>(
             }
             info.pending = get("pending").and_then(as_u64).unwrap_or(0);
             info.lag = get("lag").and_then(as_u64);
+            info.last_delivered = get("last-delivered-id").and_then(as_string);
         }
     }
     Ok(info)
+}
+
+/// The id below which every entry was delivered to the ingesters and acknowledged: the oldest
+/// pending entry, or just after the last delivered one when nothing is pending.
+pub async fn acknowledged_below<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    names: &RedisNames,
+) -> redis::RedisResult<Option<String>> {
+    let info = group_info(conn, names).await?;
+    let summary: Value = redis::cmd("XPENDING")
+        .arg(names.events_stream())
+        .arg(INGESTER_GROUP)
+        .query_async(conn)
+        .await?;
+    if let Value::Array(parts) = summary
+        && let Some(oldest) = parts.get(1).and_then(as_string)
+    {
+        return Ok(Some(oldest));
+    }
+    Ok(info
+        .last_delivered
+        .filter(|id| id != "0-0")
+        .and_then(|id| next_id(&id)))
+}
+
+/// The stream id right after `id` (`ms-seq` -> `ms-(seq+1)`).
+pub fn next_id(id: &str) -> Option<String> {
+    let (ms, seq) = id.split_once('-')?;
+    let seq: u64 = seq.parse().ok()?;
+    Some(format!("{ms}-{}", seq.checked_add(1)?))
+}
+
+/// Drops entries every ingester has acknowledged (approximately, whole radix-tree nodes), so Redis
+/// holds only the backlog. Returns how many entries went.
+pub async fn trim_acknowledged<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    names: &RedisNames,
+) -> redis::RedisResult<u64> {
+    let Some(below) = acknowledged_below(conn, names).await? else {
+        return Ok(0);
+    };
+    redis::cmd("XTRIM")
+        .arg(names.events_stream())
+        .arg("MINID")
+        .arg("~")
+        .arg(below)
+        .query_async(conn)
+        .await
 }
 
 /// Entries waiting in the dead-letter stream.
@@ -64,6 +115,18 @@ pub async fn dead_letters<C: redis::aio::ConnectionLike + Send>(
         .arg(names.dead_letter_stream())
         .query_async(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_ids() {
+        assert_eq!(next_id("1700000000000-0").as_deref(), Some("1700000000000-1"));
+        assert_eq!(next_id("5-41").as_deref(), Some("5-42"));
+        assert_eq!(next_id("junk"), None);
+    }
 }
 
 pub fn as_string(v: &Value) -> Option<String> {

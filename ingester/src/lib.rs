@@ -462,6 +462,12 @@ impl Ingester {
             }
             Err(err) => debug!(error = %err, "reading stream backlog failed"),
         }
+        // Acknowledged entries are of no further use; keep Redis memory to the backlog.
+        match dvmdash_core::streams::trim_acknowledged(&mut self.redis, &self.names).await {
+            Ok(n) if n > 0 => debug!(entries = n, "trimmed acknowledged entries"),
+            Ok(_) => {}
+            Err(err) => debug!(error = %err, "trimming acknowledged entries failed"),
+        }
     }
 }
 
