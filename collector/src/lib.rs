@@ -174,6 +174,7 @@ pub async fn run_with_relays(
         validator: events.validator(),
         seen: quick_cache::sync::Cache::new(config.seen_cache),
         sink: sink_tx,
+        dvms: relay::DvmSet::default(),
         options: RelayOptions {
             lookback_secs: config.lookback_secs,
             resume_overlap_secs: config.resume_overlap_secs,

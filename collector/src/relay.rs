@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dvmdash_core::event::Id32;
+use dvmdash_core::kinds::Role;
 use dvmdash_core::telemetry::{now_millis, now_secs};
 use dvmdash_core::validate::{Validator, verify_crypto};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -80,7 +81,44 @@ pub struct Shared {
     pub seen: quick_cache::sync::Cache<Id32, ()>,
     pub sink: mpsc::Sender<Accepted>,
     pub options: RelayOptions,
+    /// DVM pubkeys seen (results, feedback, announcements): their kind-0 profiles are fetched too.
+    pub dvms: DvmSet,
 }
+
+/// The DVM pubkeys a collector has seen, with a version that moves when one is added.
+#[derive(Debug, Default)]
+pub struct DvmSet {
+    keys: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    version: AtomicU64,
+}
+
+impl DvmSet {
+    /// Most authors in one profile subscription (each filter holds up to [`AUTHORS_PER_FILTER`]).
+    const MAX: usize = 5_000;
+
+    fn add(&self, pubkey: &str) {
+        if let Ok(mut k) = self.keys.lock()
+            && k.len() < Self::MAX
+            && k.insert(pubkey.to_owned())
+        {
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.keys
+            .lock()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+const AUTHORS_PER_FILTER: usize = 250;
+const PROFILES: &str = "profiles";
 
 /// Live state of one relay, for status reporting.
 #[derive(Debug, Default)]
@@ -219,6 +257,9 @@ async fn session(
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.tick().await;
     let mut last_frame = Instant::now();
+    // Kind-0 profiles of the DVMs seen so far, re-requested when new DVMs appear.
+    let mut profiles_sent: Option<u64> = None;
+    let mut profile_check = tokio::time::interval(Duration::from_secs(5));
     // The settle pass, once the first backfill is done.
     let mut settle_at: Option<tokio::time::Instant> = None;
     let mut settled = false;
@@ -238,6 +279,20 @@ async fn session(
                 let _ = tx.send(Message::text(nip01::close(LIVE))).await;
                 let _ = tx.close().await;
                 return Ok(());
+            }
+            _ = profile_check.tick() => {
+                let v = shared.dvms.version();
+                if v > 0 && profiles_sent != Some(v) {
+                    profiles_sent = Some(v);
+                    let filters: Vec<Filter> = shared
+                        .dvms
+                        .snapshot()
+                        .chunks(AUTHORS_PER_FILTER)
+                        .map(|a| Filter { kinds: vec![dvmdash_core::kinds::PROFILE_KIND], authors: a.to_vec(), ..Default::default() })
+                        .collect();
+                    tx.send(Message::text(nip01::req(PROFILES, &filters))).await?;
+                }
+                continue;
             }
             _ = ping.tick() => {
                 if last_frame.elapsed() > opts.idle_timeout {
@@ -401,6 +456,12 @@ async fn handle_event(
         return Ok(Some(event.created_at));
     }
     shared.seen.insert(id, ());
+    if matches!(
+        shared.validator.kinds.role(event.kind),
+        Role::Result | Role::Feedback | Role::Announcement
+    ) {
+        shared.dvms.add(&event.pubkey);
+    }
     status.accepted.fetch_add(1, Ordering::Relaxed);
     tracing::trace!(relay = %relay, kind = event.kind, id = %event.id, "event accepted");
     counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
