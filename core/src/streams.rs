@@ -117,18 +117,6 @@ pub async fn dead_letters<C: redis::aio::ConnectionLike + Send>(
         .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_ids() {
-        assert_eq!(next_id("1700000000000-0").as_deref(), Some("1700000000000-1"));
-        assert_eq!(next_id("5-41").as_deref(), Some("5-42"));
-        assert_eq!(next_id("junk"), None);
-    }
-}
-
 pub fn as_string(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -144,5 +132,17 @@ pub fn as_u64(v: &Value) -> Option<u64> {
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         Value::SimpleString(s) => s.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_ids() {
+        assert_eq!(next_id("1700000000000-0").as_deref(), Some("1700000000000-1"));
+        assert_eq!(next_id("5-41").as_deref(), Some("5-42"));
+        assert_eq!(next_id("junk"), None);
     }
 }

@@ -1,0 +1,1403 @@
+//! An independent reference implementation of every number in docs/statistics.md, computed in
+//! plain Rust over the deduplicated corpus. It shares nothing with the api's queries: from the
+//! project it only takes the response types (`dvmdash_core::dto`), the kind registry's names and
+//! the npub encoding. Tags are parsed here, by the rules of the document, not by `core::nip90`.
+//!
+//! Readings chosen where the document leaves room (the api must match them):
+//! - `jobs_answered` counts distinct request ids named by the DVM's results and feedback in the
+//!   window, whether or not that request was ever seen.
+//! - The first time-series bucket counts every event from its own start, including the part before
+//!   the window start.
+//! - The profile is taken from the newest usable announcement among all of the DVM's
+//!   announcements, else the newest usable kind-0 (the corpus keeps "all" and "current only" equal).
+//! - `missed_rate` = missed / final_directed, none when no directed request is final.
+//! - Rows of performance, reach, competition and prices exist only for groups with at least one
+//!   job, request, result or price; reach rows per DVM exist for every `p` target in the window.
+//! - `top_dvms` of a kind lists every DVM with a result of that kind in the window (no cut-off);
+//!   monthly `top_dvms` only DVMs with at least one result that month.
+//! - A feedback event without a `status` tag, or with an unknown status, is "unknown" (stalled).
+//! - `now` is the answer's `timestamp`, a whole second; windows, buckets, finality and `is_active`
+//!   all use that same second.
+//! - Lists (checked in `statistics.rs`): `order` defaults to `desc`; kind search is a
+//!   case-insensitive substring of the kind number or the registry name, like DVM search; items
+//!   with equal sort keys may come in any order.
+//! - All-time facts (first/last seen, served and announced kinds, current announcements, profiles,
+//!   kinds' first/last seen and supporting DVMs) include events whose raw rows TTL removed.
+
+#![allow(dead_code)]
+
+pub mod corpus;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use dvmdash_core::Event;
+use dvmdash_core::dto::{
+    Competition, CompetitionRow, DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint,
+    GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, MonthRow, MonthlyHistory,
+    NewDvm, NewKind, Outcomes, Performance, PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked,
+    Reach, ReasonCount, TimeRange, WhatsNew, rfc3339,
+};
+
+/// Kinds in the DVM ranges that are other protocols: neither stored nor counted.
+pub const EXCLUDED_KINDS: [u16; 4] = [5666, 5969, 6666, 6969];
+
+/// Default job timeout: 300 s for discovery and search (5300-5399), an hour for the rest.
+pub fn timeout(kind: u16) -> u64 {
+    if (5300..=5399).contains(&kind) { 300 } else { 3600 }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Request,
+    Result,
+    Feedback,
+    Announcement,
+    Profile,
+}
+
+fn part_of(kind: u16) -> Option<Part> {
+    if EXCLUDED_KINDS.contains(&kind) {
+        return None;
+    }
+    match kind {
+        5000..=5999 => Some(Part::Request),
+        6000..=6999 => Some(Part::Result),
+        7000 => Some(Part::Feedback),
+        31990 => Some(Part::Announcement),
+        0 => Some(Part::Profile),
+        _ => None,
+    }
+}
+
+/// One stored event, parsed. Pubkeys and ids are interned (indices into `Reference::pks`/`ids`).
+#[derive(Debug, Clone)]
+pub struct Ev {
+    pub id: u32,
+    pub author: u32,
+    pub at: u64,
+    pub kind: u16,
+    pub part: Part,
+    /// Requests: own kind. Results: the request tag's `kind`, else kind - 1000.
+    pub job_kind: Option<u16>,
+    /// Requests: distinct valid `p` targets.
+    pub targets: Vec<u32>,
+    /// Results and feedback: the request answered (first valid `e`, else the request tag's id).
+    pub link: Option<u32>,
+    /// Feedback: the status tag's value; `None` without a status tag.
+    pub status: Option<String>,
+    /// Feedback: non-empty free text after the status.
+    pub reason: Option<String>,
+    /// Feedback: the `amount` tag in millisats, parsed leniently.
+    pub amount: Option<u64>,
+    /// Announcements: the `d` tag and `k` tags in 5000-5999.
+    pub d: String,
+    pub k: Vec<u16>,
+    /// Announcements and profiles: the content.
+    pub content: String,
+}
+
+#[derive(Default)]
+struct Interner {
+    strs: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strs.len() as u32;
+        self.strs.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn tags_named<'a>(e: &'a Event, name: &'a str) -> impl Iterator<Item = &'a Vec<String>> + 'a {
+    e.tags
+        .iter()
+        .filter(move |t| t.first().map(String::as_str) == Some(name))
+}
+
+/// The stringified request of a result or feedback (`["request", "<json>"]`), parsed.
+fn embedded_request(e: &Event) -> Option<serde_json::Value> {
+    let text = tags_named(e, "request").next()?.get(1)?;
+    serde_json::from_str(text).ok()
+}
+
+/// Linking rule: the first `e` tag holding a valid 64-hex id, else the id in the request tag.
+fn link_of(e: &Event) -> Option<String> {
+    for t in tags_named(e, "e") {
+        if let Some(v) = t.get(1)
+            && is_hex64(v)
+        {
+            return Some(v.clone());
+        }
+    }
+    let req = embedded_request(e)?;
+    req.get("id")?.as_str().filter(|s| is_hex64(s)).map(str::to_owned)
+}
+
+/// Millisats written leniently: `100_000`, ` 5000 `.
+pub fn lenient_msats(s: &str) -> Option<u64> {
+    let cleaned: String = s.chars().filter(|c| *c != '_' && !c.is_whitespace()).collect();
+    cleaned.parse().ok()
+}
+
+fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
+    let mut ev = Ev {
+        id: ids.get(&e.id),
+        author: pks.get(&e.pubkey),
+        at: e.created_at,
+        kind: e.kind,
+        part,
+        job_kind: None,
+        targets: Vec::new(),
+        link: None,
+        status: None,
+        reason: None,
+        amount: None,
+        d: String::new(),
+        k: Vec::new(),
+        content: String::new(),
+    };
+    match part {
+        Part::Request => {
+            ev.job_kind = Some(e.kind);
+            for t in tags_named(e, "p") {
+                if let Some(v) = t.get(1)
+                    && is_hex64(v)
+                {
+                    let pk = pks.get(v);
+                    if !ev.targets.contains(&pk) {
+                        ev.targets.push(pk);
+                    }
+                }
+            }
+        }
+        Part::Result => {
+            ev.link = link_of(e).map(|id| ids.get(&id));
+            let embedded_kind = embedded_request(e)
+                .and_then(|v| v.get("kind").and_then(serde_json::Value::as_u64))
+                .and_then(|k| u16::try_from(k).ok());
+            ev.job_kind = Some(embedded_kind.unwrap_or(e.kind - 1000));
+        }
+        Part::Feedback => {
+            ev.link = link_of(e).map(|id| ids.get(&id));
+            if let Some(t) = tags_named(e, "status").next() {
+                ev.status = Some(t.get(1).cloned().unwrap_or_default());
+                ev.reason = t.get(2).filter(|r| !r.is_empty()).cloned();
+            }
+            if let Some(t) = tags_named(e, "amount").next() {
+                ev.amount = t.get(1).and_then(|a| lenient_msats(a));
+            }
+        }
+        Part::Announcement => {
+            ev.d = tags_named(e, "d")
+                .next()
+                .and_then(|t| t.get(1))
+                .cloned()
+                .unwrap_or_default();
+            for t in tags_named(e, "k") {
+                if let Some(k) = t.get(1).and_then(|k| k.trim().parse::<u16>().ok())
+                    && (5000..=5999).contains(&k)
+                    && !ev.k.contains(&k)
+                {
+                    ev.k.push(k);
+                }
+            }
+            ev.content = e.content.clone();
+        }
+        Part::Profile => ev.content = e.content.clone(),
+    }
+    ev
+}
+
+/// A display profile from JSON content, per the document: announcements give `name`, `about`,
+/// `picture` or `image`; kind 0 gives `display_name` or `name`, `about`, `picture`. Usable when
+/// one of name, about or picture is a non-empty string.
+pub fn read_profile(content: &str, kind0: bool) -> Option<Profile> {
+    let v: serde_json::Value = serde_json::from_str(content).ok()?;
+    let o = v.as_object()?;
+    let text = |key: &str| {
+        o.get(key)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let name = if kind0 {
+        text("display_name").or_else(|| text("name"))
+    } else {
+        text("name")
+    };
+    let about = text("about");
+    let picture = if kind0 {
+        text("picture")
+    } else {
+        text("picture").or_else(|| text("image"))
+    };
+    let encryption_supported = o
+        .get("encryptionSupported")
+        .or_else(|| o.get("supportsEncryption"))
+        .and_then(serde_json::Value::as_bool);
+    (name.is_some() || about.is_some() || picture.is_some()).then_some(Profile {
+        name,
+        about,
+        picture,
+        encryption_supported,
+    })
+}
+
+/// The q-quantile of ascending values: `v[min(n-1, floor(q*n))]` (ClickHouse `quantileExact`).
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    Some(sorted[((q * n as f64) as usize).min(n - 1)])
+}
+
+fn quantiles(mut v: Vec<u64>) -> Quantiles {
+    v.sort_unstable();
+    Quantiles {
+        count: v.len() as u64,
+        p50: quantile(&v, 0.5).map(|x| x as f64),
+        p90: quantile(&v, 0.9).map(|x| x as f64),
+        p99: quantile(&v, 0.99).map(|x| x as f64),
+    }
+}
+
+/// `a / b`, none when `b` is 0.
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    if b == 0 { None } else { Some(a as f64 / b as f64) }
+}
+
+/// The key with the highest count; ties go to the smallest key. Zero counts never win.
+fn most<K: Ord>(counts: impl IntoIterator<Item = (K, u64)>) -> Option<K> {
+    let mut best: Option<(K, u64)> = None;
+    for (k, c) in counts {
+        if c == 0 {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some((bk, bc)) => c > *bc || (c == *bc && k < *bk),
+        };
+        if better {
+            best = Some((k, c));
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
+/// Rows keyed for set comparison: `dvm|kind`, `-` for a missing part.
+pub fn row_key(dvm: Option<&str>, kind: Option<u16>) -> String {
+    format!(
+        "{}|{}",
+        dvm.unwrap_or("-"),
+        kind.map(|k| k.to_string()).unwrap_or_else(|| "-".to_owned())
+    )
+}
+
+fn kind_name(kind: u16) -> Option<String> {
+    dvmdash_core::kinds::kind_name(kind).map(str::to_owned)
+}
+
+fn month_of(t: u64) -> String {
+    rfc3339(t)[..7].to_owned()
+}
+
+fn next_month(m: &str) -> String {
+    let y: u32 = m[..4].parse().expect("year");
+    let mo: u32 = m[5..7].parse().expect("month");
+    if mo == 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", mo + 1)
+    }
+}
+
+/// A window ending at `now`, with its time-series buckets.
+#[derive(Clone, Copy, Debug)]
+pub struct Win {
+    pub now: u64,
+    pub start: u64,
+    /// First event index with created_at >= start.
+    pub lo: usize,
+    /// Start of the first bucket (aligned, can be before `start`).
+    pub first: u64,
+    pub step: u64,
+    pub n: usize,
+    /// First event index with created_at >= first.
+    pub lo_series: usize,
+}
+
+impl Win {
+    fn bucket(&self, at: u64) -> usize {
+        (((at - self.first) / self.step) as usize).min(self.n - 1)
+    }
+
+    fn times(&self) -> Vec<String> {
+        (0..self.n)
+            .map(|i| rfc3339(self.first + i as u64 * self.step))
+            .collect()
+    }
+}
+
+/// What one DVM sent for one request.
+#[derive(Default, Debug)]
+struct Acc {
+    first_result: Option<u64>,
+    first_feedback: Option<u64>,
+    success: bool,
+    partial: bool,
+    error: bool,
+    payment: bool,
+    /// Non-empty reasons of its `error` feedback, one per event.
+    reasons: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Partial,
+    Error,
+    PaymentRequired,
+    Stalled,
+    Pending,
+}
+
+fn outcome(a: &Acc, is_final: bool) -> Outcome {
+    if a.success {
+        Outcome::Success
+    } else if a.partial {
+        Outcome::Partial
+    } else if a.error {
+        Outcome::Error
+    } else if !is_final {
+        Outcome::Pending
+    } else if a.payment {
+        Outcome::PaymentRequired
+    } else {
+        Outcome::Stalled
+    }
+}
+
+struct Job {
+    dvm: u32,
+    kind: u16,
+    feedback_latency: Option<u64>,
+    result_latency: Option<u64>,
+    outcome: Outcome,
+    reasons: Vec<String>,
+}
+
+#[derive(Default, Clone)]
+struct DvmAcc {
+    results: u64,
+    feedback: u64,
+    directed: u64,
+    answered: HashSet<u32>,
+    kinds: BTreeMap<u16, u64>,
+    series: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct KindAcc {
+    requests: u64,
+    results: u64,
+    per_dvm: BTreeMap<u32, u64>,
+    series: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct GlobalBucket {
+    requests: u64,
+    results: u64,
+    users: HashSet<u32>,
+    dvms: HashSet<u32>,
+}
+
+#[derive(Default)]
+struct PerfAcc {
+    jobs: u64,
+    feedback: Vec<u64>,
+    results: Vec<u64>,
+    outcomes: Outcomes,
+    reasons: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct MonthAcc {
+    requests: u64,
+    results: u64,
+    feedback: u64,
+    dvms: HashSet<u32>,
+    customers: HashSet<u32>,
+    kinds: BTreeMap<u16, u64>,
+    dvm_results: BTreeMap<u32, u64>,
+}
+
+/// Everything the document defines, from the events alone.
+pub struct Reference {
+    /// Stored events (distinct ids, excluded kinds dropped), by created_at then id.
+    pub evs: Vec<Ev>,
+    pub pks: Vec<String>,
+    pk_index: HashMap<String, u32>,
+    ids: Vec<String>,
+    /// By interned id: the index of the request event with that id.
+    request_at: Vec<Option<usize>>,
+    /// By interned id: the results and feedback linked to it.
+    responses: Vec<Vec<usize>>,
+    is_dvm: Vec<bool>,
+    first_seen: Vec<Option<u64>>,
+    last_seen: Vec<Option<u64>>,
+    served: Vec<BTreeSet<u16>>,
+    announced: Vec<BTreeSet<u16>>,
+    profiles: Vec<Profile>,
+    npubs: Vec<String>,
+    kind_first: BTreeMap<u16, u64>,
+    kind_last: BTreeMap<u16, u64>,
+    supporting: BTreeMap<u16, BTreeSet<u32>>,
+    announcing: BTreeMap<u16, BTreeSet<u32>>,
+}
+
+impl Reference {
+    pub fn new(events: &[Event]) -> Self {
+        let mut unique: BTreeMap<&str, &Event> = BTreeMap::new();
+        for e in events {
+            unique.entry(e.id.as_str()).or_insert(e);
+        }
+        let mut list: Vec<(&Event, Part)> = unique
+            .into_values()
+            .filter_map(|e| part_of(e.kind).map(|p| (e, p)))
+            .collect();
+        list.sort_by(|a, b| {
+            a.0.created_at
+                .cmp(&b.0.created_at)
+                .then_with(|| a.0.id.cmp(&b.0.id))
+        });
+        let mut pks = Interner::default();
+        let mut ids = Interner::default();
+        for (e, _) in &list {
+            ids.get(&e.id);
+        }
+        let evs: Vec<Ev> = list
+            .into_iter()
+            .map(|(e, part)| parse(e, part, &mut pks, &mut ids))
+            .collect();
+
+        let mut request_at = vec![None; ids.strs.len()];
+        let mut responses: Vec<Vec<usize>> = vec![Vec::new(); ids.strs.len()];
+        for (i, e) in evs.iter().enumerate() {
+            match e.part {
+                Part::Request => request_at[e.id as usize] = Some(i),
+                Part::Result | Part::Feedback => {
+                    if let Some(l) = e.link {
+                        responses[l as usize].push(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let n = pks.strs.len();
+        let mut is_dvm = vec![false; n];
+        let mut first_seen: Vec<Option<u64>> = vec![None; n];
+        let mut last_seen: Vec<Option<u64>> = vec![None; n];
+        let mut served: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); n];
+        let mut announcements: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut kind0s: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut current: BTreeMap<(u32, String), usize> = BTreeMap::new();
+        let mut kind_first: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut kind_last: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut supporting: BTreeMap<u16, BTreeSet<u32>> = BTreeMap::new();
+        for (i, e) in evs.iter().enumerate() {
+            let a = e.author as usize;
+            let seen_job_kind = |first: &mut BTreeMap<u16, u64>, last: &mut BTreeMap<u16, u64>, k: u16| {
+                let f = first.entry(k).or_insert(e.at);
+                *f = (*f).min(e.at);
+                let l = last.entry(k).or_insert(e.at);
+                *l = (*l).max(e.at);
+            };
+            match e.part {
+                Part::Request => seen_job_kind(&mut kind_first, &mut kind_last, e.kind),
+                Part::Result | Part::Feedback => {
+                    is_dvm[a] = true;
+                    first_seen[a] = Some(first_seen[a].map_or(e.at, |t| t.min(e.at)));
+                    last_seen[a] = Some(last_seen[a].map_or(e.at, |t| t.max(e.at)));
+                    if e.part == Part::Result {
+                        let k = e.job_kind.expect("results have a job kind");
+                        served[a].insert(k);
+                        supporting.entry(k).or_default().insert(e.author);
+                        seen_job_kind(&mut kind_first, &mut kind_last, k);
+                    }
+                }
+                Part::Announcement => {
+                    is_dvm[a] = true;
+                    first_seen[a] = Some(first_seen[a].map_or(e.at, |t| t.min(e.at)));
+                    announcements[a].push(i);
+                    // Events are in created_at order: the last one per address is the newest.
+                    current.insert((e.author, e.d.clone()), i);
+                }
+                Part::Profile => kind0s[a].push(i),
+            }
+        }
+        let mut announced: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); n];
+        let mut announcing: BTreeMap<u16, BTreeSet<u32>> = BTreeMap::new();
+        for ((pk, _), i) in &current {
+            for &k in &evs[*i].k {
+                announced[*pk as usize].insert(k);
+                announcing.entry(k).or_default().insert(*pk);
+            }
+        }
+        let profiles: Vec<Profile> = (0..n)
+            .map(|a| {
+                announcements[a]
+                    .iter()
+                    .rev()
+                    .find_map(|&i| read_profile(&evs[i].content, false))
+                    .or_else(|| {
+                        kind0s[a]
+                            .iter()
+                            .rev()
+                            .find_map(|&i| read_profile(&evs[i].content, true))
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let npubs = pks
+            .strs
+            .iter()
+            .map(|pk| dvmdash_core::nip19::npub(&dvmdash_core::event::parse_hex32(pk).expect("hex pubkey")))
+            .collect();
+        Reference {
+            evs,
+            pks: pks.strs,
+            pk_index: pks.index,
+            ids: ids.strs,
+            request_at,
+            responses,
+            is_dvm,
+            first_seen,
+            last_seen,
+            served,
+            announced,
+            profiles,
+            npubs,
+            kind_first,
+            kind_last,
+            supporting,
+            announcing,
+        }
+    }
+
+    // ----- lookups -----
+
+    pub fn count(&self, part: Part) -> usize {
+        self.evs.iter().filter(|e| e.part == part).count()
+    }
+
+    /// Stored events with created_at >= `since`.
+    pub fn stored_since(&self, since: u64) -> u64 {
+        self.evs.iter().filter(|e| e.at >= since).count() as u64
+    }
+
+    /// Hex pubkeys of every DVM (result, feedback or announcement author), sorted.
+    pub fn dvm_hexes(&self) -> Vec<String> {
+        let mut v: Vec<String> = (0..self.pks.len())
+            .filter(|&i| self.is_dvm[i])
+            .map(|i| self.pks[i].clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every job kind with a request or a result, ever.
+    pub fn seen_kinds(&self) -> Vec<u16> {
+        self.kind_first.keys().copied().collect()
+    }
+
+    pub fn npub_of(&self, hex: &str) -> Option<String> {
+        self.pk_index.get(hex).map(|&i| self.npubs[i as usize].clone())
+    }
+
+    pub fn name_of_hex(&self, hex: &str) -> Option<String> {
+        self.pk_index
+            .get(hex)
+            .and_then(|&i| self.profiles[i as usize].name.clone())
+    }
+
+    fn hex(&self, pk: u32) -> String {
+        self.pks[pk as usize].clone()
+    }
+
+    fn name(&self, pk: u32) -> Option<String> {
+        self.profiles[pk as usize].name.clone()
+    }
+
+    fn supported(&self, pk: usize) -> Vec<u16> {
+        self.served[pk].union(&self.announced[pk]).copied().collect()
+    }
+
+    pub fn win(&self, now: u64, range: TimeRange) -> Win {
+        let start = now - range.seconds();
+        let step = range.step_seconds();
+        let first = start / step * step;
+        let n = ((now / step * step - first) / step + 1) as usize;
+        Win {
+            now,
+            start,
+            lo: self.evs.partition_point(|e| e.at < start),
+            first,
+            step,
+            n,
+            lo_series: self.evs.partition_point(|e| e.at < first),
+        }
+    }
+
+    /// What each DVM sent for a request, by DVM.
+    fn responders(&self, req: &Ev) -> BTreeMap<u32, Acc> {
+        let mut m: BTreeMap<u32, Acc> = BTreeMap::new();
+        for &i in &self.responses[req.id as usize] {
+            let e = &self.evs[i];
+            let a = m.entry(e.author).or_default();
+            match e.part {
+                Part::Result => {
+                    a.first_result = Some(a.first_result.map_or(e.at, |t| t.min(e.at)));
+                    a.success = true;
+                }
+                Part::Feedback => {
+                    a.first_feedback = Some(a.first_feedback.map_or(e.at, |t| t.min(e.at)));
+                    match e.status.as_deref() {
+                        Some("success") => a.success = true,
+                        Some("partial") => a.partial = true,
+                        Some("error") => {
+                            a.error = true;
+                            if let Some(r) = &e.reason {
+                                a.reasons.push(r.clone());
+                            }
+                        }
+                        Some("payment-required") => a.payment = true,
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    fn is_final(&self, req: &Ev, now: u64) -> bool {
+        now.saturating_sub(req.at) >= timeout(req.kind)
+    }
+
+    /// Requests created at or after event index `lo` (the window's requests for `Win::lo`).
+    fn requests_from(&self, lo: usize) -> impl Iterator<Item = &Ev> {
+        self.evs[lo..].iter().filter(|e| e.part == Part::Request)
+    }
+
+    fn jobs(&self, w: &Win) -> Vec<Job> {
+        let mut out = Vec::new();
+        for r in self.requests_from(w.lo) {
+            let is_final = self.is_final(r, w.now);
+            for (dvm, a) in self.responders(r) {
+                out.push(Job {
+                    dvm,
+                    kind: r.kind,
+                    feedback_latency: a.first_feedback.map(|t| t.saturating_sub(r.at)),
+                    result_latency: a.first_result.map(|t| t.saturating_sub(r.at)),
+                    outcome: outcome(&a, is_final),
+                    reasons: a.reasons,
+                });
+            }
+        }
+        out
+    }
+
+    // ----- global -----
+
+    pub fn global(&self, now: u64, range: TimeRange) -> GlobalStats {
+        let w = self.win(now, range);
+        let mut s = GlobalStats {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            ..Default::default()
+        };
+        let mut users = HashSet::new();
+        let mut dvms = HashSet::new();
+        let mut kinds: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut per_dvm: HashMap<u32, u64> = HashMap::new();
+        let mut responders: BTreeMap<u16, HashSet<u32>> = BTreeMap::new();
+        for e in &self.evs[w.lo..] {
+            match e.part {
+                Part::Request => {
+                    s.total_requests += 1;
+                    users.insert(e.author);
+                    *kinds.entry(e.kind).or_default() += 1;
+                }
+                Part::Result => {
+                    s.total_responses += 1;
+                    dvms.insert(e.author);
+                    *per_dvm.entry(e.author).or_default() += 1;
+                    responders
+                        .entry(e.job_kind.expect("job kind"))
+                        .or_default()
+                        .insert(e.author);
+                }
+                Part::Feedback => {
+                    s.total_feedback += 1;
+                    dvms.insert(e.author);
+                    *per_dvm.entry(e.author).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        s.unique_users = users.len() as u64;
+        s.unique_kinds = kinds.len() as u64;
+        s.unique_dvms = dvms.len() as u64;
+        s.popular_dvm = most(per_dvm.iter().map(|(pk, c)| (self.hex(*pk), *c)));
+        s.popular_kind = most(kinds.iter().map(|(k, c)| (*k, *c)));
+        s.competitive_kind = most(responders.iter().map(|(k, set)| (*k, set.len() as u64)));
+
+        let mut buckets: Vec<GlobalBucket> = (0..w.n).map(|_| GlobalBucket::default()).collect();
+        for e in &self.evs[w.lo_series..] {
+            let b = &mut buckets[w.bucket(e.at)];
+            match e.part {
+                Part::Request => {
+                    b.requests += 1;
+                    b.users.insert(e.author);
+                }
+                Part::Result => {
+                    b.results += 1;
+                    b.dvms.insert(e.author);
+                }
+                Part::Feedback => {
+                    b.dvms.insert(e.author);
+                }
+                _ => {}
+            }
+        }
+        s.time_series = w
+            .times()
+            .into_iter()
+            .zip(buckets)
+            .map(|(time, b)| GlobalPoint {
+                time,
+                total_requests: b.requests,
+                total_responses: b.results,
+                unique_users: b.users.len() as u64,
+                unique_dvms: b.dvms.len() as u64,
+            })
+            .collect();
+        s
+    }
+
+    // ----- DVMs -----
+
+    fn dvm_window(&self, w: &Win) -> HashMap<u32, DvmAcc> {
+        let mut m: HashMap<u32, DvmAcc> = HashMap::new();
+        for e in &self.evs[w.lo..] {
+            match e.part {
+                Part::Request => {
+                    for &t in &e.targets {
+                        m.entry(t).or_default().directed += 1;
+                    }
+                }
+                Part::Result => {
+                    let a = m.entry(e.author).or_default();
+                    a.results += 1;
+                    *a.kinds.entry(e.job_kind.expect("job kind")).or_default() += 1;
+                    if let Some(l) = e.link {
+                        a.answered.insert(l);
+                    }
+                }
+                Part::Feedback => {
+                    let a = m.entry(e.author).or_default();
+                    a.feedback += 1;
+                    if let Some(l) = e.link {
+                        a.answered.insert(l);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for e in &self.evs[w.lo_series..] {
+            if matches!(e.part, Part::Result | Part::Feedback) {
+                let a = m.entry(e.author).or_default();
+                if a.series.is_empty() {
+                    a.series = vec![(0, 0); w.n];
+                }
+                let b = w.bucket(e.at);
+                if e.part == Part::Result {
+                    a.series[b].0 += 1;
+                } else {
+                    a.series[b].1 += 1;
+                }
+            }
+        }
+        m
+    }
+
+    fn summary(&self, pk: u32, a: &DvmAcc, now: u64) -> DvmSummary {
+        let p = pk as usize;
+        let prof = &self.profiles[p];
+        let supported = self.supported(p);
+        DvmSummary {
+            id: self.pks[p].clone(),
+            npub: self.npubs[p].clone(),
+            last_seen: self.last_seen[p].map(rfc3339),
+            first_seen: self.first_seen[p].map(rfc3339),
+            is_active: self.last_seen[p].is_some_and(|t| t + 86_400 >= now),
+            num_supporting_kinds: supported.len() as u64,
+            supported_kinds: supported,
+            total_responses: a.results,
+            total_feedback: a.feedback,
+            total_events: a.results + a.feedback,
+            total_requests: a.directed,
+            jobs_answered: a.answered.len() as u64,
+            dvm_name: prof.name.clone(),
+            dvm_about: prof.about.clone(),
+            dvm_picture: prof.picture.clone(),
+        }
+    }
+
+    /// `/api/dvms` before search, sorting and paging: DVMs with a result or feedback in the window,
+    /// by id.
+    pub fn dvm_summaries(&self, now: u64, range: TimeRange) -> Vec<DvmSummary> {
+        let w = self.win(now, range);
+        let m = self.dvm_window(&w);
+        let mut out: Vec<DvmSummary> = m
+            .iter()
+            .filter(|(pk, a)| self.is_dvm[**pk as usize] && a.results + a.feedback > 0)
+            .map(|(pk, a)| self.summary(*pk, a, now))
+            .collect();
+        out.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        out
+    }
+
+    /// `/api/stats/dvm/{id}` for every DVM, by hex pubkey.
+    pub fn dvm_stats_all(&self, now: u64, range: TimeRange) -> BTreeMap<String, DvmStats> {
+        let w = self.win(now, range);
+        let m = self.dvm_window(&w);
+        let empty = DvmAcc::default();
+        let times = w.times();
+        let mut out = BTreeMap::new();
+        for p in 0..self.pks.len() {
+            if !self.is_dvm[p] {
+                continue;
+            }
+            let a = m.get(&(p as u32)).unwrap_or(&empty);
+            let prof = self.profiles[p].clone();
+            let served: Vec<u16> = self.served[p].iter().copied().collect();
+            let announced: Vec<u16> = self.announced[p].iter().copied().collect();
+            let series = if a.series.is_empty() {
+                vec![(0, 0); w.n]
+            } else {
+                a.series.clone()
+            };
+            let s = DvmStats {
+                dvm_id: self.pks[p].clone(),
+                npub: self.npubs[p].clone(),
+                dvm_name: prof.name.clone(),
+                dvm_about: prof.about.clone(),
+                dvm_picture: prof.picture.clone(),
+                profile: prof,
+                timestamp: rfc3339(now),
+                period_start: rfc3339(w.start),
+                period_end: rfc3339(now),
+                first_seen: self.first_seen[p].map(rfc3339),
+                last_seen: self.last_seen[p].map(rfc3339),
+                total_responses: a.results,
+                total_feedback: a.feedback,
+                total_requests: a.directed,
+                jobs_answered: a.answered.len() as u64,
+                supported_kinds: self.supported(p),
+                announced_not_served: self.announced[p].difference(&self.served[p]).copied().collect(),
+                served_not_announced: self.served[p].difference(&self.announced[p]).copied().collect(),
+                announced_kinds: announced,
+                served_kinds: served,
+                kinds: a
+                    .kinds
+                    .iter()
+                    .map(|(k, c)| DvmKindActivity {
+                        kind: *k,
+                        total_responses: *c,
+                    })
+                    .collect(),
+                time_series: times
+                    .iter()
+                    .zip(series)
+                    .map(|(t, (r, f))| DvmPoint {
+                        time: t.clone(),
+                        total_responses: r,
+                        total_feedback: f,
+                    })
+                    .collect(),
+            };
+            out.insert(self.pks[p].clone(), s);
+        }
+        out
+    }
+
+    // ----- kinds -----
+
+    fn kind_window(&self, w: &Win) -> BTreeMap<u16, KindAcc> {
+        let mut m: BTreeMap<u16, KindAcc> = BTreeMap::new();
+        for e in &self.evs[w.lo..] {
+            match e.part {
+                Part::Request => m.entry(e.kind).or_default().requests += 1,
+                Part::Result => {
+                    let a = m.entry(e.job_kind.expect("job kind")).or_default();
+                    a.results += 1;
+                    *a.per_dvm.entry(e.author).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        for e in &self.evs[w.lo_series..] {
+            let (k, is_request) = match e.part {
+                Part::Request => (e.kind, true),
+                Part::Result => (e.job_kind.expect("job kind"), false),
+                _ => continue,
+            };
+            let a = m.entry(k).or_default();
+            if a.series.is_empty() {
+                a.series = vec![(0, 0); w.n];
+            }
+            let b = w.bucket(e.at);
+            if is_request {
+                a.series[b].0 += 1;
+            } else {
+                a.series[b].1 += 1;
+            }
+        }
+        m
+    }
+
+    /// `/api/kinds` before search, sorting and paging: job kinds with a request or result in the
+    /// window, by kind.
+    pub fn kind_summaries(&self, now: u64, range: TimeRange) -> Vec<KindSummary> {
+        let w = self.win(now, range);
+        self.kind_window(&w)
+            .into_iter()
+            .filter(|(_, a)| a.requests + a.results > 0)
+            .map(|(kind, a)| KindSummary {
+                kind,
+                name: kind_name(kind),
+                last_seen: self.kind_last.get(&kind).map(|t| rfc3339(*t)),
+                num_supporting_dvms: self.supporting.get(&kind).map_or(0, |s| s.len() as u64),
+                num_announcing_dvms: self.announcing.get(&kind).map_or(0, |s| s.len() as u64),
+                total_requests: a.requests,
+                total_responses: a.results,
+            })
+            .collect()
+    }
+
+    /// `/api/stats/kind/{kind}` for every kind ever seen.
+    pub fn kind_stats_all(&self, now: u64, range: TimeRange) -> BTreeMap<u16, KindStats> {
+        let w = self.win(now, range);
+        let mut m = self.kind_window(&w);
+        let times = w.times();
+        let mut out = BTreeMap::new();
+        for &kind in self.kind_first.keys() {
+            let a = m.remove(&kind).unwrap_or_default();
+            let mut supporting: Vec<String> = self
+                .supporting
+                .get(&kind)
+                .map(|s| s.iter().map(|pk| self.hex(*pk)).collect())
+                .unwrap_or_default();
+            supporting.sort();
+            let mut top: Vec<KindDvmActivity> = a
+                .per_dvm
+                .iter()
+                .map(|(pk, c)| KindDvmActivity {
+                    dvm_id: self.hex(*pk),
+                    dvm_name: self.name(*pk),
+                    total_responses: *c,
+                })
+                .collect();
+            top.sort_by(|x, y| {
+                y.total_responses
+                    .cmp(&x.total_responses)
+                    .then_with(|| x.dvm_id.cmp(&y.dvm_id))
+            });
+            let series = if a.series.is_empty() {
+                vec![(0, 0); w.n]
+            } else {
+                a.series
+            };
+            out.insert(
+                kind,
+                KindStats {
+                    kind,
+                    name: kind_name(kind),
+                    timestamp: rfc3339(now),
+                    period_start: rfc3339(w.start),
+                    period_end: rfc3339(now),
+                    total_requests: a.requests,
+                    total_responses: a.results,
+                    num_supporting_dvms: supporting.len() as u64,
+                    supporting_dvms: supporting,
+                    top_dvms: top,
+                    time_series: times
+                        .iter()
+                        .zip(series)
+                        .map(|(t, (rq, rs))| KindPoint {
+                            time: t.clone(),
+                            total_requests: rq,
+                            total_responses: rs,
+                        })
+                        .collect(),
+                },
+            );
+        }
+        out
+    }
+
+    // ----- jobs -----
+
+    /// Performance rows, and for each row (by `row_key`) the count of every error reason, so a
+    /// top-5 with ties can be checked for any tie order.
+    pub fn performance(
+        &self,
+        now: u64,
+        range: TimeRange,
+        group: &str,
+    ) -> (Performance, BTreeMap<String, BTreeMap<String, u64>>) {
+        let w = self.win(now, range);
+        let mut groups: BTreeMap<(Option<u32>, Option<u16>), PerfAcc> = BTreeMap::new();
+        for j in self.jobs(&w) {
+            let key = match group {
+                "dvm" => (Some(j.dvm), None),
+                "kind" => (None, Some(j.kind)),
+                _ => (Some(j.dvm), Some(j.kind)),
+            };
+            let g = groups.entry(key).or_default();
+            g.jobs += 1;
+            if let Some(l) = j.feedback_latency {
+                g.feedback.push(l);
+            }
+            if let Some(l) = j.result_latency {
+                g.results.push(l);
+            }
+            let o = &mut g.outcomes;
+            match j.outcome {
+                Outcome::Success => o.success += 1,
+                Outcome::Partial => o.partial += 1,
+                Outcome::Error => o.error += 1,
+                Outcome::PaymentRequired => o.payment_required += 1,
+                Outcome::Stalled => o.stalled += 1,
+                Outcome::Pending => o.pending += 1,
+            }
+            for r in j.reasons {
+                *g.reasons.entry(r).or_default() += 1;
+            }
+        }
+        let mut rows = Vec::new();
+        let mut reasons = BTreeMap::new();
+        for ((dvm, kind), g) in groups {
+            let mut top: Vec<ReasonCount> = g
+                .reasons
+                .iter()
+                .map(|(r, c)| ReasonCount {
+                    reason: r.clone(),
+                    count: *c,
+                })
+                .collect();
+            top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+            top.truncate(5);
+            let decided = g.jobs - g.outcomes.pending;
+            let row = PerformanceRow {
+                dvm_id: dvm.map(|p| self.hex(p)),
+                dvm_name: dvm.and_then(|p| self.name(p)),
+                kind,
+                jobs: g.jobs,
+                feedback_latency: quantiles(g.feedback),
+                result_latency: quantiles(g.results),
+                success_rate: ratio(g.outcomes.success, decided),
+                outcomes: g.outcomes,
+                top_errors: top,
+            };
+            reasons.insert(row_key(row.dvm_id.as_deref(), row.kind), g.reasons);
+            rows.push(row);
+        }
+        (
+            Performance {
+                timestamp: rfc3339(now),
+                period_start: rfc3339(w.start),
+                period_end: rfc3339(now),
+                group_by: group.to_owned(),
+                rows,
+            },
+            reasons,
+        )
+    }
+
+    pub fn reach(&self, now: u64, range: TimeRange) -> Reach {
+        let w = self.win(now, range);
+        let mut kinds: BTreeMap<u16, KindReach> = BTreeMap::new();
+        let mut dvms: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+        for r in self.requests_from(w.lo) {
+            let is_final = self.is_final(r, now);
+            let resp = self.responders(r);
+            let k = kinds.entry(r.kind).or_insert_with(|| KindReach {
+                kind: r.kind,
+                ..Default::default()
+            });
+            k.requests += 1;
+            if is_final {
+                k.final_requests += 1;
+                if resp.is_empty() {
+                    k.unanswered += 1;
+                }
+            }
+            if r.targets.is_empty() {
+                k.open += 1;
+            } else {
+                k.directed += 1;
+            }
+            for &t in &r.targets {
+                let d = dvms.entry(t).or_default();
+                d.0 += 1;
+                if is_final {
+                    d.1 += 1;
+                    if !resp.contains_key(&t) {
+                        d.2 += 1;
+                    }
+                }
+            }
+        }
+        Reach {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            kinds: kinds.into_values().collect(),
+            dvms: dvms
+                .into_iter()
+                .map(|(pk, (directed, final_directed, missed))| DirectedRow {
+                    dvm_id: self.hex(pk),
+                    dvm_name: self.name(pk),
+                    directed,
+                    final_directed,
+                    missed,
+                    missed_rate: ratio(missed, final_directed),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn competition(&self, now: u64, range: TimeRange) -> Competition {
+        let w = self.win(now, range);
+        let mut histogram = [0u64; 4];
+        let mut rows: BTreeMap<u32, CompetitionRow> = BTreeMap::new();
+        for r in self.requests_from(w.lo) {
+            let resp = self.responders(r);
+            let firsts: Vec<(u64, &str, u32)> = resp
+                .iter()
+                .filter_map(|(pk, a)| a.first_result.map(|t| (t, self.pks[*pk as usize].as_str(), *pk)))
+                .collect();
+            histogram[firsts.len().min(3)] += 1;
+            let Some(winner) = firsts
+                .iter()
+                .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
+            else {
+                continue;
+            };
+            let winner = winner.2;
+            let contested = firsts.len() >= 2;
+            for &(_, _, pk) in &firsts {
+                let row = rows.entry(pk).or_insert_with(|| CompetitionRow {
+                    dvm_id: self.hex(pk),
+                    dvm_name: self.name(pk),
+                    ..Default::default()
+                });
+                row.requests_with_result += 1;
+                let won = pk == winner;
+                if won {
+                    row.first_responses += 1;
+                }
+                if contested {
+                    row.contested += 1;
+                    if won {
+                        row.contested_wins += 1;
+                    }
+                }
+            }
+        }
+        let dvms = rows
+            .into_values()
+            .map(|mut row| {
+                row.win_rate = ratio(row.first_responses, row.requests_with_result);
+                row
+            })
+            .collect();
+        Competition {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            responders_histogram: histogram,
+            dvms,
+        }
+    }
+
+    pub fn prices(&self, now: u64, range: TimeRange, group: &str) -> Prices {
+        let w = self.win(now, range);
+        let mut groups: BTreeMap<(Option<u32>, Option<u16>), Vec<u64>> = BTreeMap::new();
+        for e in &self.evs[w.lo..] {
+            if e.part != Part::Feedback || e.status.as_deref() != Some("payment-required") {
+                continue;
+            }
+            let Some(amount) = e.amount else { continue };
+            let key = if group == "dvm" {
+                Some((Some(e.author), None))
+            } else {
+                e.link
+                    .and_then(|l| self.request_at[l as usize])
+                    .map(|ri| (None, Some(self.evs[ri].kind)))
+            };
+            if let Some(k) = key {
+                groups.entry(k).or_default().push(amount);
+            }
+        }
+        let rows = groups
+            .into_iter()
+            .map(|((dvm, kind), mut v)| {
+                v.sort_unstable();
+                PriceRow {
+                    dvm_id: dvm.map(|p| self.hex(p)),
+                    dvm_name: dvm.and_then(|p| self.name(p)),
+                    kind,
+                    count: v.len() as u64,
+                    min_msat: v[0],
+                    median_msat: quantile(&v, 0.5).expect("non-empty"),
+                    max_msat: v[v.len() - 1],
+                }
+            })
+            .collect();
+        Prices {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            group_by: group.to_owned(),
+            rows,
+        }
+    }
+
+    // ----- what's new, history -----
+
+    pub fn whats_new(&self, now: u64, range: TimeRange) -> WhatsNew {
+        let w = self.win(now, range);
+        let mut dvms = Vec::new();
+        for p in 0..self.pks.len() {
+            if let Some(first) = self.first_seen[p]
+                && self.is_dvm[p]
+                && first >= w.start
+            {
+                dvms.push(NewDvm {
+                    dvm_id: self.pks[p].clone(),
+                    dvm_name: self.profiles[p].name.clone(),
+                    first_seen: rfc3339(first),
+                });
+            }
+        }
+        let kinds = self
+            .kind_first
+            .iter()
+            .filter(|(_, t)| **t >= w.start)
+            .map(|(k, t)| NewKind {
+                kind: *k,
+                name: kind_name(*k),
+                first_seen: rfc3339(*t),
+            })
+            .collect();
+        WhatsNew {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            dvms,
+            kinds,
+        }
+    }
+
+    pub fn monthly(&self) -> MonthlyHistory {
+        let mut months: BTreeMap<String, MonthAcc> = BTreeMap::new();
+        if let (Some(first), Some(last)) = (self.evs.first(), self.evs.last()) {
+            let end = month_of(last.at);
+            let mut m = month_of(first.at);
+            loop {
+                months.insert(m.clone(), MonthAcc::default());
+                if m >= end {
+                    break;
+                }
+                m = next_month(&m);
+            }
+        }
+        for e in &self.evs {
+            let m = months.entry(month_of(e.at)).or_default();
+            match e.part {
+                Part::Request => {
+                    m.requests += 1;
+                    m.customers.insert(e.author);
+                    *m.kinds.entry(e.kind).or_default() += 1;
+                }
+                Part::Result => {
+                    m.results += 1;
+                    m.dvms.insert(e.author);
+                    *m.dvm_results.entry(e.author).or_default() += 1;
+                }
+                Part::Feedback => {
+                    m.feedback += 1;
+                    m.dvms.insert(e.author);
+                }
+                _ => {}
+            }
+        }
+        let months = months
+            .into_iter()
+            .map(|(month, m)| {
+                let mut top_dvms: Vec<Ranked> = m
+                    .dvm_results
+                    .iter()
+                    .map(|(pk, c)| Ranked {
+                        id: self.hex(*pk),
+                        name: self.name(*pk),
+                        count: *c,
+                    })
+                    .collect();
+                top_dvms.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+                top_dvms.truncate(10);
+                let mut top_kinds: Vec<(u16, u64)> = m.kinds.iter().map(|(k, c)| (*k, *c)).collect();
+                top_kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                top_kinds.truncate(10);
+                MonthRow {
+                    month,
+                    requests: m.requests,
+                    results: m.results,
+                    feedback: m.feedback,
+                    dvms: m.dvms.len() as u64,
+                    customers: m.customers.len() as u64,
+                    kinds: m.kinds.len() as u64,
+                    top_dvms,
+                    top_kinds: top_kinds
+                        .into_iter()
+                        .map(|(k, c)| Ranked {
+                            id: k.to_string(),
+                            name: kind_name(k),
+                            count: c,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        MonthlyHistory { months }
+    }
+}
