@@ -14,6 +14,8 @@ pub const STREAM_WRITTEN: &str = "dvmdash_collector_stream_written_total";
 pub const STREAM_WRITE_FAILURES: &str = "dvmdash_collector_stream_write_failures_total";
 pub const STREAM_WRITE_SECONDS: &str = "dvmdash_collector_stream_write_seconds";
 pub const SINK_QUEUE: &str = "dvmdash_collector_sink_queue_events";
+/// Counted in microseconds (a counter of whole units); the name says what it measures.
+pub const BACKPRESSURE: &str = "dvmdash_collector_backpressure_microseconds_total";
 
 /// Reject reason for a frame that is not a valid relay message at all.
 pub const MALFORMED_MESSAGE: &str = "malformed_message";
@@ -60,5 +62,6 @@ pub fn describe() {
         "duration of one batched stream write"
     );
     describe_gauge!(SINK_QUEUE, "verified events waiting for the Redis writer");
+    describe_counter!(BACKPRESSURE, Unit::Microseconds, "time relay reading waited on a full queue to the stream writer (nothing is dropped)");
     metrics::counter!(STREAM_WRITE_FAILURES).increment(0);
 }

@@ -50,6 +50,8 @@ pub struct RelayOptions {
     pub ping_interval: Duration,
     /// `limit` of each backfill page.
     pub page_limit: u32,
+    /// Most REQs sent to one relay per second.
+    pub reqs_per_sec: std::num::NonZeroU32,
     /// After the first backfill, wait this long and run it once more: an event a relay was still
     /// storing while both subscriptions started is in neither, whatever its `created_at`.
     pub settle_delay: Duration,
@@ -67,6 +69,7 @@ impl Default for RelayOptions {
             idle_timeout: Duration::from_secs(120),
             ping_interval: Duration::from_secs(30),
             page_limit: 500,
+            reqs_per_sec: std::num::NonZeroU32::new(5).expect("5 is not zero"),
             settle_delay: Duration::from_secs(3),
             max_backoff: Duration::from_secs(60),
             max_message_bytes: 16 * 1024 * 1024,
@@ -218,6 +221,8 @@ async fn session(
             .map_err(|_| anyhow::anyhow!("connect timed out after {:?}", opts.connect_timeout))??,
     };
     let (mut tx, mut rx) = ws.split();
+    // Subscriptions to one relay are paced, so a backfill never floods it with REQs.
+    let pace = governor::RateLimiter::direct(governor::Quota::per_second(opts.reqs_per_sec));
 
     let now = now_secs();
     let kinds = shared.validator.kinds.subscription_kinds();
@@ -235,6 +240,7 @@ async fn session(
         limit: Some(1),
         ..Default::default()
     };
+    pace.until_ready().await;
     tx.send(Message::text(nip01::req(LIVE, &[live]))).await?;
     let mut backfill = Backfill::new("backfill", since, now);
     let page_filter = |b: &Backfill| Filter {
@@ -244,6 +250,7 @@ async fn session(
         limit: Some(opts.page_limit),
         ..Default::default()
     };
+    pace.until_ready().await;
     tx.send(Message::text(nip01::req(
         &backfill.subscription,
         &[page_filter(&backfill)],
@@ -271,6 +278,7 @@ async fn session(
                 settle_at = None;
                 settled = true;
                 backfill = Backfill::new("settle", since, now_secs());
+                pace.until_ready().await;
                 tx.send(Message::text(nip01::req(&backfill.subscription, &[page_filter(&backfill)]))).await?;
                 continue;
             }
@@ -290,6 +298,7 @@ async fn session(
                         .chunks(AUTHORS_PER_FILTER)
                         .map(|a| Filter { kinds: vec![dvmdash_core::kinds::PROFILE_KIND], authors: a.to_vec(), ..Default::default() })
                         .collect();
+                    pace.until_ready().await;
                     tx.send(Message::text(nip01::req(PROFILES, &filters))).await?;
                 }
                 continue;
@@ -334,6 +343,7 @@ async fn session(
                 tx.send(Message::text(nip01::close(&old))).await?;
                 if next_page(&mut backfill) {
                     backfill.subscription = format!("{}-{}", backfill.label, backfill.page);
+                    pace.until_ready().await;
                     tx.send(Message::text(nip01::req(
                         &backfill.subscription,
                         &[page_filter(&backfill)],
@@ -472,11 +482,16 @@ async fn handle_event(
         relay: relay.clone(),
         seen_ms: now_millis(),
     };
-    shared
-        .sink
-        .send(accepted)
-        .await
-        .map_err(|_| anyhow::anyhow!("stream writer stopped"))?;
+    // A full queue means the stream writer is behind: reading from the relay waits (backpressure,
+    // nothing dropped) and the wait is counted.
+    let accepted = match shared.sink.try_send(accepted) {
+        Ok(()) => return Ok(Some(event.created_at)),
+        Err(mpsc::error::TrySendError::Closed(_)) => anyhow::bail!("stream writer stopped"),
+        Err(mpsc::error::TrySendError::Full(a)) => a,
+    };
+    let waited = Instant::now();
+    shared.sink.send(accepted).await.map_err(|_| anyhow::anyhow!("stream writer stopped"))?;
+    counter!(m::BACKPRESSURE, "relay" => relay.to_string()).increment(waited.elapsed().as_micros() as u64);
     Ok(Some(event.created_at))
 }
 
