@@ -155,6 +155,8 @@ pub async fn run_with_relays(
     let Some(conn) = redis.connect(&shutdown).await? else {
         return Ok(());
     };
+    let mut resume_conn = conn.clone();
+    let names = redis.names();
 
     let (sink_tx, sink_rx) = mpsc::channel(10_000);
     let sink_opts = SinkOptions {
@@ -195,6 +197,13 @@ pub async fn run_with_relays(
             }
             keep
         });
+        // A relay taken over from another collector resumes where that collector got to.
+        let new: Vec<&String> = desired.iter().filter(|u| !tasks.contains_key(*u)).collect();
+        if !new.is_empty()
+            && let Err(err) = membership::load_resume_points(&mut resume_conn, &names, &statuses).await
+        {
+            tracing::warn!(error = %err, "reading resume points failed; new relays start from the look-back");
+        }
         for url in desired {
             if tasks.contains_key(&url) {
                 continue;

@@ -62,6 +62,10 @@ pub fn describe() {
         "duration of one batched stream write"
     );
     describe_gauge!(SINK_QUEUE, "verified events waiting for the Redis writer");
-    describe_counter!(BACKPRESSURE, Unit::Microseconds, "time relay reading waited on a full queue to the stream writer (nothing is dropped)");
+    describe_counter!(
+        BACKPRESSURE,
+        Unit::Microseconds,
+        "time relay reading waited on a full queue to the stream writer (nothing is dropped)"
+    );
     metrics::counter!(STREAM_WRITE_FAILURES).increment(0);
 }

@@ -490,7 +490,11 @@ async fn handle_event(
         Err(mpsc::error::TrySendError::Full(a)) => a,
     };
     let waited = Instant::now();
-    shared.sink.send(accepted).await.map_err(|_| anyhow::anyhow!("stream writer stopped"))?;
+    shared
+        .sink
+        .send(accepted)
+        .await
+        .map_err(|_| anyhow::anyhow!("stream writer stopped"))?;
     counter!(m::BACKPRESSURE, "relay" => relay.to_string()).increment(waited.elapsed().as_micros() as u64);
     Ok(Some(event.created_at))
 }

@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 pub fn init_tracing(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Logs go to stderr: stdout carries what a command prints for its user (URLs, summaries).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
+        .with_writer(std::io::stderr)
         .try_init();
 }
 

@@ -164,8 +164,14 @@ pub struct ChDev {
 }
 
 impl ChDev {
-    /// Starts the stand-in on `dir` (created if needed).
+    /// Starts the stand-in on `dir` (created if needed), on a free port.
     pub async fn start(dir: PathBuf) -> Self {
+        Self::start_at(dir, 0).await
+    }
+
+    /// Starts the stand-in on `dir` and `port` (0 = any free port); restarting on the same port keeps
+    /// clients' URLs valid.
+    pub async fn start_at(dir: PathBuf, port: u16) -> Self {
         let python = required_env("DVMDASH_TEST_CHDEV_PYTHON", "the ClickHouse stand-in's Python");
         let script = required_env(
             "DVMDASH_TEST_CHDEV_SCRIPT",
@@ -181,7 +187,7 @@ impl ChDev {
                 .arg("--path")
                 .arg(&dir)
                 .arg("--port")
-                .arg("0")
+                .arg(port.to_string())
                 .arg("--port-file")
                 .arg(&port_file)
                 .stdout(log.try_clone().expect("log handle"))
@@ -207,6 +213,129 @@ impl ChDev {
     /// Kills the stand-in with SIGKILL (no chance to flush anything).
     pub fn kill(&mut self) {
         self.process.take();
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A private Redis server (own port and data directory, append-only file on), for tests that
+/// restart Redis.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    process: Option<Group>,
+}
+
+impl RedisServer {
+    pub async fn start(dir: PathBuf, port: u16) -> Self {
+        let bin = required_env("DVMDASH_TEST_REDIS_SERVER", "the redis-server executable");
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let port = if port == 0 { free_port() } else { port };
+        let log = std::fs::File::create(dir.join("redis.log")).expect("redis log");
+        let process = spawn_group(
+            Command::new(&bin)
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                ])
+                .args(["--appendfsync", "always", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        wait_port(port, Duration::from_secs(30), "redis to listen").await;
+        RedisServer {
+            port,
+            dir,
+            process: Some(process),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops Redis with SIGTERM (it writes its data and exits) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut g) = self.process.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &g.0.id().to_string()])
+                .status();
+            let _ = g.0.wait();
+            std::mem::forget(g);
+        }
+    }
+}
+
+/// A `dvmdash` role run as its own process (so it can be killed with SIGKILL), with its own
+/// environment. Killed with its process group on drop.
+pub struct RoleProcess {
+    group: Option<Group>,
+    pub pid: u32,
+}
+
+impl RoleProcess {
+    /// Starts `bin role` with `env` added to the test's environment.
+    pub fn spawn(bin: &str, role: &str, env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.arg(role)
+            .env("DVMDASH_METRICS_ADDR", "127.0.0.1:0")
+            .env("DVMDASH_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let group = spawn_group(cmd.stdout(Stdio::null()))
+            .unwrap_or_else(|e| panic!("cannot start {bin} {role}: {e}"));
+        let pid = group.0.id();
+        RoleProcess {
+            group: Some(group),
+            pid,
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.group.take();
+    }
+
+    /// SIGINT, then waits up to `timeout` for a clean exit; returns whether it exited successfully.
+    pub fn interrupt(&mut self, timeout: Duration) -> bool {
+        let Some(g) = self.group.as_mut() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &g.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = g.0.try_wait() {
+                self.group.take().map(std::mem::forget);
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.group
+            .as_mut()
+            .is_some_and(|g| matches!(g.0.try_wait(), Ok(None)))
     }
 }
 
