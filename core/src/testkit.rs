@@ -324,7 +324,9 @@ impl RoleProcess {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = g.0.try_wait() {
-                self.group.take().map(std::mem::forget);
+                if let Some(g) = self.group.take() {
+                    std::mem::forget(g);
+                }
                 return status.success();
             }
             std::thread::sleep(Duration::from_millis(50));
