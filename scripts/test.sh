@@ -50,6 +50,7 @@ export DVMDASH_TEST_NOSTR_RELAY="$VENV_DIR/relay/bin/nostr-relay"
 export DVMDASH_TEST_UI_DIR="$ROOT/ui/dist"
 export DVMDASH_TEST_CHROME="$(command -v chromium)"
 export DVMDASH_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export DVMDASH_TEST_REDIS_SERVER="$(command -v redis-server)"
 log "redis $DVMDASH_TEST_REDIS_URL, clickhouse stand-in $DVMDASH_TEST_CLICKHOUSE_URL"
 
 step "ClickHouse stand-in suite"

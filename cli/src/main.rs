@@ -98,6 +98,8 @@ enum Command {
         #[command(flatten)]
         redis: RedisArgs,
     },
+    /// Measure throughput, latency and memory against real Redis and ClickHouse.
+    Bench(Box<dvmdash::bench::BenchArgs>),
     /// Publish realistic, signed DVM traffic to relays.
     Simulate {
         /// Relays to publish to (comma-separated ws:// or wss:// URLs).
@@ -200,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Bench(args) => dvmdash::bench::run(*args).await.map(|_| ()),
         Command::Simulate { relays, args } => {
             let report = dvmdash::simulate::run(args, relays, shutdown).await?;
             println!("published {} events for {} jobs", report.events, report.jobs);

@@ -61,13 +61,6 @@ pub struct Config {
         default_value_t = 60_000
     )]
     pub claim_idle_ms: u64,
-    /// Entries delivered this many times without success go to the dead-letter stream.
-    #[arg(
-        long = "max-deliveries",
-        env = "DVMDASH_INGESTER_MAX_DELIVERIES",
-        default_value_t = 5
-    )]
-    pub max_deliveries: u64,
 }
 
 fn default_consumer() -> String {
@@ -87,7 +80,6 @@ impl Default for Config {
             batch_wait_ms: 500,
             consumer: default_consumer(),
             claim_idle_ms: 60_000,
-            max_deliveries: 5,
         }
     }
 }
@@ -102,15 +94,17 @@ impl Config {
             !self.consumer.trim().is_empty(),
             "consumer name must not be empty"
         );
-        anyhow::ensure!(self.max_deliveries >= 1, "max deliveries must be at least 1");
         Ok(())
     }
 }
 
 /// How long the ingest lock lives without renewal (its holder renews it every third of this).
-const LOCK_TTL: Duration = Duration::from_secs(30);
+const LOCK_TTL: Duration = Duration::from_secs(10);
 
 struct Ingester {
+    /// Unique per process: a restarted ingester must not inherit the lock of its killed
+    /// predecessor, whose insert may still be finishing; it waits for the lock to expire instead.
+    lock_owner: String,
     config: Config,
     names: RedisNames,
     redis: ConnectionManager,
@@ -139,6 +133,7 @@ pub async fn run(
         .await
         .context("failed to create the consumer group")?;
     let mut ing = Ingester {
+        lock_owner: format!("{}-{:016x}", config.consumer, rand::random::<u64>()),
         config,
         names,
         redis: conn,
@@ -179,11 +174,10 @@ pub async fn run(
                 None,
             )
             .await
-            .map(|e| (e, true))
         } else {
-            ing.gather(conn, &shutdown).await.map(|e| (e, false))
+            ing.gather(conn, &shutdown).await
         };
-        let (entries, redelivered) = match gathered {
+        let entries = match gathered {
             Ok(v) => v,
             Err(err) => {
                 warn!(error = %err, "stream read failed, reconnecting");
@@ -199,8 +193,12 @@ pub async fn run(
         }
         if !entries.is_empty() {
             // On shutdown the batch in hand is still finished; an error leaves it pending.
-            if let Err(err) = ing.process(entries, redelivered, &shutdown).await {
-                warn!(error = %err, "batch left pending for a later retry");
+            if let Err(err) = ing.process(entries, &shutdown).await {
+                warn!(error = %err, "batch left pending; retrying it");
+                // Our own pending entries are read again first, so the batch is retried now rather
+                // than after the claim timeout.
+                own_pending = true;
+                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
             }
         }
         if !own_pending && last_claim.elapsed() > Duration::from_millis(ing.config.claim_idle_ms / 2) {
@@ -258,25 +256,18 @@ impl Ingester {
         Ok(entries)
     }
 
-    /// Inserts one batch and acknowledges it. Entries that keep failing go to the dead-letter stream.
-    async fn process(
-        &mut self,
-        mut entries: Vec<Entry>,
-        redelivered: bool,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let mut over_limit = Vec::new();
-        if redelivered {
-            over_limit = self.split_over_delivered(&mut entries).await?;
-        }
+    /// Inserts one batch and acknowledges it. Entries that can never be stored (not an event, not
+    /// valid) go to the dead-letter stream with their reason. A batch ClickHouse refuses is retried,
+    /// never dead-lettered: its events were validated, so a refusal means a schema or server
+    /// problem an operator must fix (the insert-failure alert fires), and dropping would lose data.
+    async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let validator = self.events.validator();
         let prepared = batch::prepare(entries, &validator, &validator.kinds, now_secs());
         histogram!(m::BATCH_EVENTS).record(prepared.ids.len() as f64);
         if !prepared.rows.is_empty() {
             self.insert_with_retry(&prepared, shutdown).await?;
         }
-        let mut dead: Vec<(Entry, String)> = prepared.poison;
-        dead.extend(over_limit);
+        let dead: Vec<(Entry, String)> = prepared.poison;
         if !dead.is_empty() {
             for (entry, reason) in &dead {
                 warn!(entry = %entry.id, reason = %reason, "entry moved to the dead-letter stream");
@@ -292,42 +283,14 @@ impl Ingester {
             counter!(m::TRIMMED).increment(prepared.trimmed as u64);
         }
         counter!(m::DUPLICATES).increment(prepared.duplicates as u64);
-        let mut ids = prepared.ids;
-        ids.extend(dead.into_iter().map(|(e, _)| e.id).filter(|id| !id.is_empty()));
-        ids.sort_unstable();
-        ids.dedup();
-        stream::ack(&mut self.redis, &self.names, &ids).await?;
+        stream::ack(&mut self.redis, &self.names, &prepared.ids).await?;
         counter!(m::BATCHES).increment(1);
-        debug!(entries = ids.len(), rows = prepared.rows.len(), "batch stored");
+        debug!(
+            entries = prepared.ids.len(),
+            rows = prepared.rows.len(),
+            "batch stored"
+        );
         Ok(())
-    }
-
-    /// Removes entries delivered too often and returns them with a reason.
-    async fn split_over_delivered(
-        &mut self,
-        entries: &mut Vec<Entry>,
-    ) -> anyhow::Result<Vec<(Entry, String)>> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(Vec::new());
-        };
-        let counts = stream::delivery_counts(
-            &mut self.redis,
-            &self.names,
-            &first.id,
-            &last.id,
-            entries.len() * 2,
-        )
-        .await?;
-        let limit = self.config.max_deliveries;
-        let mut over = Vec::new();
-        entries.retain(|e| match counts.iter().find(|(id, _)| id == &e.id) {
-            Some((_, n)) if *n > limit => {
-                over.push((e.clone(), format!("delivered {n} times without being stored")));
-                false
-            }
-            _ => true,
-        });
-        Ok(over)
     }
 
     /// Inserts the batch's events not stored before, holding the ingest lock across every attempt
@@ -342,7 +305,7 @@ impl Ingester {
         let lock = gate::Lock::acquire(
             self.redis.clone(),
             self.names.ingest_lock(),
-            self.config.consumer.clone(),
+            self.lock_owner.clone(),
             LOCK_TTL,
             shutdown,
         )
@@ -441,7 +404,7 @@ impl Ingester {
         if !entries.is_empty() {
             info!(entries = entries.len(), "took over entries from an idle consumer");
             counter!(m::CLAIMED).increment(entries.len() as u64);
-            self.process(entries, true, shutdown).await?;
+            self.process(entries, shutdown).await?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dvmdash_core::redis_keys::{
     FIELD_EVENT, FIELD_ORIGINAL_ID, FIELD_REASON, FIELD_RELAY, FIELD_SEEN_MS, INGESTER_GROUP, RedisNames,
 };
-use dvmdash_core::streams::{as_string, as_u64};
+use dvmdash_core::streams::as_string;
 use redis::Value;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
@@ -119,34 +119,6 @@ pub async fn autoclaim(
         cursor = next;
     }
     Ok((entries, deleted))
-}
-
-/// How often each of these pending entries was delivered (from `XPENDING`).
-pub async fn delivery_counts(
-    conn: &mut ConnectionManager,
-    names: &RedisNames,
-    first: &str,
-    last: &str,
-    count: usize,
-) -> redis::RedisResult<Vec<(String, u64)>> {
-    let reply: Value = redis::cmd("XPENDING")
-        .arg(names.events_stream())
-        .arg(INGESTER_GROUP)
-        .arg(first)
-        .arg(last)
-        .arg(count)
-        .query_async(conn)
-        .await?;
-    let Value::Array(rows) = reply else {
-        return Ok(Vec::new());
-    };
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| match row {
-            Value::Array(f) if f.len() >= 4 => Some((as_string(&f[0])?, as_u64(&f[3])?)),
-            _ => None,
-        })
-        .collect())
 }
 
 /// `XACK` in chunks.

@@ -1,0 +1,503 @@
+//! `dvmdash bench`: measures the targets of docs/performance.md against real Redis and ClickHouse.
+//!
+//! - `verify`: collector verification (parse, id hash, BIP-340 signature), one core
+//! - `ingest`: stream -> ingester -> ClickHouse, end to end, in rounds as the table grows
+//! - `import`: an archive file through `dvmdash import` into the stream and on to ClickHouse
+//! - `api`: cached requests per second and latency under concurrent load; uncached answer times
+//!
+//! Every figure is measured on the spot; nothing is assumed. Results print as a table and can be
+//! written as JSON (`--json`).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
+use dvmdash_core::validate::{Keys, Validator};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Which benchmarks: verify, ingest, import, api (comma-separated), or all.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub only: Vec<String>,
+    /// Events per ingest round.
+    #[arg(long, default_value_t = 200_000)]
+    pub round: usize,
+    /// Ingest rounds (the table grows by one round each time).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Events in the import benchmark's archive.
+    #[arg(long, default_value_t = 500_000)]
+    pub import_events: usize,
+    /// Seconds of load in the api benchmark.
+    #[arg(long, default_value_t = 10)]
+    pub api_seconds: u64,
+    /// Concurrent connections in the api benchmark.
+    #[arg(long, default_value_t = 32)]
+    pub api_connections: usize,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub machine: String,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Line {
+    pub bench: String,
+    pub measure: String,
+    pub value: f64,
+    pub unit: String,
+    pub target: String,
+}
+
+impl Results {
+    fn add(&mut self, bench: &str, measure: &str, value: f64, unit: &str, target: &str) {
+        println!("  {bench:<8} {measure:<44} {value:>14.1} {unit:<10} {target}");
+        let _ = std::io::stdout().flush();
+        self.lines.push(Line {
+            bench: bench.into(),
+            measure: measure.into(),
+            value,
+            unit: unit.into(),
+            target: target.into(),
+        });
+    }
+}
+
+/// Resident memory of this process in megabytes.
+pub fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `n` distinct signed events, a third each requests, results and feedback, over the last 20 days.
+pub fn events(n: usize, seed: &str) -> Vec<String> {
+    let now = dvmdash_core::telemetry::now_secs();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let per = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let customer = Keys::from_seed(format!("bench-{seed}-c{t}").as_bytes());
+                    let dvm = Keys::from_seed(format!("bench-{seed}-d{}", t % 7).as_bytes());
+                    let mut out = Vec::with_capacity(per);
+                    let mut req = String::new();
+                    for i in t * per..((t + 1) * per).min(n) {
+                        let at = now - 20 * 86_400 + (i as u64 * 1_728_000 / n as u64);
+                        let e = match i % 3 {
+                            0 => {
+                                let r = customer.sign(
+                                    at,
+                                    5300,
+                                    vec![vec!["p".into(), dvm.pubkey_hex().into()]],
+                                    format!("{seed} {i}"),
+                                );
+                                req = r.id.clone();
+                                r
+                            }
+                            1 => dvm.sign(
+                                at,
+                                6300,
+                                vec![
+                                    vec!["e".into(), req.clone()],
+                                    vec!["p".into(), customer.pubkey_hex().into()],
+                                ],
+                                format!("{seed} r{i}"),
+                            ),
+                            _ => dvm.sign(
+                                at,
+                                7000,
+                                vec![
+                                    vec!["e".into(), req.clone()],
+                                    vec!["status".into(), "processing".into()],
+                                ],
+                                String::new(),
+                            ),
+                        };
+                        out.push(e.to_json());
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+async fn xadd_all(
+    conn: &mut redis::aio::ConnectionManager,
+    stream: &str,
+    events: &[String],
+) -> anyhow::Result<()> {
+    for chunk in events.chunks(2000) {
+        let mut pipe = redis::pipe();
+        let now = dvmdash_core::telemetry::now_millis();
+        for e in chunk {
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg(FIELD_EVENT)
+                .arg(e)
+                .arg(FIELD_RELAY)
+                .arg("bench")
+                .arg(FIELD_SEEN_MS)
+                .arg(now)
+                .ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+    }
+    Ok(())
+}
+
+async fn stored(ch: &clickhouse::Client) -> anyhow::Result<u64> {
+    Ok(ch
+        .query("SELECT count() FROM events_raw")
+        .fetch_one::<u64>()
+        .await?)
+}
+
+async fn wait_stored(ch: &clickhouse::Client, want: u64, limit: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        if stored(ch).await? >= want {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "ingestion did not finish within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
+    let all = args.only.iter().any(|o| o == "all");
+    let wants = |name: &str| all || args.only.iter().any(|o| o == name);
+    let mut r = Results {
+        machine: format!(
+            "{} cores, {}",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()))
+                .unwrap_or_default()
+        ),
+        ..Results::default()
+    };
+    println!("dvmdash bench on {}", r.machine);
+    println!(
+        "  {:<8} {:<44} {:>14} {:<10} target",
+        "bench", "measure", "value", "unit"
+    );
+
+    if wants("verify") {
+        let evs = events(20_000, "verify");
+        let v = Validator::default();
+        let now = dvmdash_core::telemetry::now_secs();
+        let started = Instant::now();
+        let mut ok = 0;
+        for e in &evs {
+            ok += usize::from(v.verify(e, now).is_ok());
+        }
+        anyhow::ensure!(ok == evs.len(), "every benchmark event verifies");
+        let rate = evs.len() as f64 / started.elapsed().as_secs_f64();
+        r.add(
+            "verify",
+            "verified events per second, one core",
+            rate,
+            "events/s",
+            ">= 25000",
+        );
+    }
+
+    // One database and key prefix for the rest, dropped at the end.
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    let clickhouse = ClickHouseArgs {
+        clickhouse_database: format!("dvmdash_bench_{suffix}"),
+        ..args.clickhouse.clone()
+    };
+    let redis = RedisArgs {
+        redis_prefix: format!("bench{suffix}"),
+        ..args.redis.clone()
+    };
+    let needs_stack = wants("ingest") || wants("import") || wants("api");
+    if needs_stack {
+        dvmdash_core::store::migrate(&clickhouse)
+            .await
+            .context("migrating the benchmark database")?;
+    }
+    let ch = clickhouse.client();
+    let stop = CancellationToken::new();
+    let ingester = if needs_stack {
+        let cfg = dvmdash_ingester::Config {
+            consumer: format!("bench-{suffix}"),
+            batch_wait_ms: 50,
+            ..Default::default()
+        };
+        Some(tokio::spawn(dvmdash_ingester::run(
+            cfg,
+            EventArgs::default(),
+            redis.clone(),
+            clickhouse.clone(),
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
+    let result = async {
+        let mut conn = match redis.connect(&stop).await? {
+            Some(c) => c,
+            None => anyhow::bail!("stopped"),
+        };
+        let stream = redis.names().events_stream();
+        let mut total = 0u64;
+        if wants("ingest") {
+            for round in 0..args.rounds {
+                let evs = events(args.round, &format!("ingest{round}"));
+                let started = Instant::now();
+                xadd_all(&mut conn, &stream, &evs).await?;
+                total += evs.len() as u64;
+                wait_stored(&ch, total, Duration::from_secs(1800)).await?;
+                let rate = evs.len() as f64 / started.elapsed().as_secs_f64();
+                r.add(
+                    "ingest",
+                    &format!("end to end, table at {total} events"),
+                    rate,
+                    "events/s",
+                    ">= 100000, flat",
+                );
+            }
+            r.add(
+                "ingest",
+                "resident memory of the ingesting process",
+                rss_mb(),
+                "MB",
+                "< 150",
+            );
+        }
+        if wants("import") {
+            let dir = tempfile_dir()?;
+            let path = dir.join("archive.json");
+            let evs = events(args.import_events, "import");
+            std::fs::write(&path, format!("[{}]", evs.join(",\n")))?;
+            drop(evs);
+            let import_args = crate::import::ImportArgs {
+                sources: vec![path.display().to_string()],
+                dvmdash_months: Vec::new(),
+                state_dir: dir.join("state"),
+                restart: true,
+                max_backlog: 200_000,
+                batch: 2000,
+            };
+            let started = Instant::now();
+            let s =
+                crate::import::run(import_args, EventArgs::default(), redis.clone(), stop.clone()).await?;
+            let read = started.elapsed();
+            total += s.accepted;
+            wait_stored(&ch, total, Duration::from_secs(1800)).await?;
+            let rate = s.accepted as f64 / started.elapsed().as_secs_f64();
+            r.add(
+                "import",
+                "archive read, verified and queued",
+                s.accepted as f64 / read.as_secs_f64(),
+                "events/s",
+                "",
+            );
+            r.add(
+                "import",
+                "archive to ClickHouse, end to end",
+                rate,
+                "events/s",
+                ">= 50000",
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if wants("api") {
+            api_bench(&mut r, &args, &clickhouse, &redis, total).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    stop.cancel();
+    if let Some(h) = ingester {
+        let _ = h.await;
+    }
+    if needs_stack {
+        let _ = clickhouse
+            .server_client()
+            .query(&format!(
+                "DROP DATABASE IF EXISTS `{}`",
+                clickhouse.clickhouse_database
+            ))
+            .execute()
+            .await;
+        if let Ok(Some(mut c)) = redis.connect(&CancellationToken::new()).await {
+            let _: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(redis.names().events_stream())
+                .query_async(&mut c)
+                .await;
+        }
+    }
+    result?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
+    }
+    Ok(r)
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("dvmdash-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn api_bench(
+    r: &mut Results,
+    args: &BenchArgs,
+    clickhouse: &ClickHouseArgs,
+    redis: &RedisArgs,
+    events_stored: u64,
+) -> anyhow::Result<()> {
+    // Uncached: each answer computed straight from ClickHouse, median of five.
+    let service = dvmdash_api::service::Service {
+        ch: clickhouse.client(),
+        timeouts: dvmdash_api::queries::jobs::JobTimeouts::default(),
+    };
+    use dvmdash_core::dto::TimeRange;
+    let list =
+        dvmdash_api::params::Params(std::iter::once(("timeRange".to_owned(), "30d".to_owned())).collect());
+    let dvm_q = list
+        .list(dvmdash_api::service::DVM_SORTS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kind_q = list
+        .list(dvmdash_api::service::KIND_SORTS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    macro_rules! timed {
+        ($name:expr, $fut:expr) => {{
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let started = Instant::now();
+                $fut.await.map_err(|e| anyhow::anyhow!("{}: {e}", $name))?;
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.sort_by(f64::total_cmp);
+            r.add(
+                "api",
+                &format!("uncached {} at {} events", $name, events_stored),
+                times[2],
+                "ms",
+                "< 100",
+            );
+        }};
+    }
+    timed!("global 24h", service.global(TimeRange::Day));
+    timed!("global 30d", service.global(TimeRange::Month));
+    timed!("dvm list 30d", service.dvm_list(&dvm_q));
+    timed!("kind list 30d", service.kind_list(&kind_q));
+    timed!(
+        "performance 30d",
+        service.performance(TimeRange::Month, dvmdash_api::queries::jobs::Grouping::Dvm)
+    );
+    timed!("competition 30d", service.competition(TimeRange::Month));
+    timed!("monthly history", service.history());
+
+    // Cached: the real router on a socket, many connections asking for a warm answer.
+    let config = dvmdash_api::Config {
+        rate_per_sec: 0,
+        ..Default::default()
+    };
+    let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
+    let app = dvmdash_api::router(state, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
+    let url: hyper::Uri = format!("http://{addr}/api/stats/global/latest?timeRange=24h").parse()?;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    client.get(url.clone()).await?; // warm
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..args.api_connections {
+        let (client, url, done, count) = (client.clone(), url.clone(), done.clone(), count.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                if let Ok(resp) = client.get(url.clone()).await
+                    && resp.status().is_success()
+                {
+                    use http_body_util::BodyExt as _;
+                    let _ = resp.into_body().collect().await;
+                    lat.push(started.elapsed().as_secs_f64() * 1000.0);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.api_seconds)).await;
+    done.store(true, Ordering::Relaxed);
+    let mut lat: Vec<f64> = Vec::new();
+    for w in workers {
+        lat.extend(w.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    r.add(
+        "api",
+        &format!("cached requests per second, {} connections", args.api_connections),
+        count.load(Ordering::Relaxed) as f64 / elapsed,
+        "req/s",
+        ">= 20000",
+    );
+    r.add("api", "cached latency p50", q(0.5), "ms", "");
+    r.add("api", "cached latency p99", q(0.99), "ms", "< 5");
+    r.add(
+        "api",
+        "resident memory of the benchmarking process",
+        rss_mb(),
+        "MB",
+        "< 150",
+    );
+    stop.cancel();
+    let _ = server.await;
+    Ok(())
+}
