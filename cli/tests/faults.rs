@@ -404,7 +404,6 @@ fn spawn_ingester(
         batch_wait_ms: 100,
         consumer: consumer.to_owned(),
         claim_idle_ms: 2000,
-        ..Default::default()
     };
     tokio::spawn(dvmdash_ingester::run(
         config,
