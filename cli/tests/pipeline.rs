@@ -257,3 +257,144 @@ async fn bad_events_are_rejected_counted_and_never_stored() {
     .await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hostile_relay_cannot_store_anything_invalid_and_does_not_disturb_an_honest_one() {
+    let (redis, clickhouse) = isolated();
+    let keys = Keys::from_seed(b"hostile");
+    let now = dvmdash_core::telemetry::now_secs();
+    let valid_a = keys.sign(now - 5, 5300, vec![vec!["p".into(), "22".repeat(32)]], "a".into());
+    let valid_b = keys.sign(
+        now - 4,
+        6300,
+        vec![vec!["e".into(), valid_a.id.clone()]],
+        "b".into(),
+    );
+    let ev = |e: &dvmdash_core::Event| format!(r#"["EVENT","{{sub}}",{}]"#, e.to_json());
+    let mut frames = vec![ev(&valid_a)];
+    let mut expect: std::collections::BTreeMap<&str, u64> = Default::default();
+    for i in 0..3 {
+        let mut bad_sig = keys.sign(now - 3, 5300, vec![], format!("forged {i}"));
+        bad_sig.sig = Keys::from_seed(b"mallory")
+            .sign(now - 3, 5300, vec![], format!("forged {i}"))
+            .sig;
+        frames.push(ev(&bad_sig));
+        let mut bad_id = keys.sign(now - 3, 5300, vec![], format!("original {i}"));
+        bad_id.content = format!("tampered {i}");
+        frames.push(ev(&bad_id));
+    }
+    *expect.entry("bad_signature").or_default() += 3;
+    *expect.entry("bad_id").or_default() += 3;
+    // Kinds nobody asked for, including an excluded one in the DVM range.
+    for kind in [1u16, 30023, 5666] {
+        frames.push(ev(&keys.sign(now - 3, kind, vec![], "off".into())));
+    }
+    *expect.entry("off_filter").or_default() += 3;
+    for secs in [20 * 60, 365 * 86_400] {
+        frames.push(ev(&keys.sign(now + secs, 5300, vec![], "future".into())));
+    }
+    *expect.entry("future_dated").or_default() += 2;
+    frames.push(ev(&keys.sign(now - 3, 5300, vec![], "x".repeat(600 * 1024))));
+    *expect.entry("too_large").or_default() += 1;
+    // Events of the wrong shape inside well-formed messages.
+    frames.push(r#"["EVENT","{sub}",{"id":"x","pubkey":"y"}]"#.into());
+    frames.push(r#"["EVENT","{sub}",{"id":1,"pubkey":2,"created_at":"now","kind":"a","tags":{},"content":[],"sig":3}]"#.into());
+    frames.push(r#"["EVENT","{sub}",[1,2,3]]"#.into());
+    *expect.entry("malformed").or_default() += 3;
+    // Messages that are not relay messages at all, including nesting deep enough to break a naive parser.
+    for junk in [
+        "[\"EVENT\",\"{sub}\",{\"id\":".to_owned(),
+        "not json".into(),
+        r#"{"a":1}"#.into(),
+        r#"["EVENT","{sub}"]"#.into(),
+        "[]".into(),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    ] {
+        frames.push(junk);
+    }
+    *expect.entry("malformed_message").or_default() += 6;
+    // A flood of copies of one valid event, then the second valid event.
+    for _ in 0..3000 {
+        frames.push(ev(&valid_a));
+    }
+    frames.push(ev(&valid_b));
+    let hostile = ScriptedRelay::start(frames).await;
+
+    let (_honest, honest_url) = dvmdash::demo::start_relay(0).await.expect("honest relay");
+    let stack = common::start(common::args(
+        redis,
+        clickhouse,
+        vec![hostile.url.clone(), honest_url.clone()],
+    ))
+    .await;
+    let honest_events = traffic(40, 7);
+    publish_all(&honest_url, &honest_events).await;
+    let subscribed = dvmdash_core::KindFilter::default().subscription_kinds();
+    let mut want: HashSet<String> = honest_events
+        .iter()
+        .filter(|e| subscribed.contains(&e.kind) || e.kind == dvmdash_core::kinds::PROFILE_KIND)
+        .map(|e| e.id.clone())
+        .collect();
+    want.insert(valid_a.id.clone());
+    want.insert(valid_b.id.clone());
+
+    wait_until(
+        "every valid event to be stored",
+        Duration::from_secs(60),
+        || async {
+            let stored = stack.stored_ids().await;
+            if stored.len() >= want.len() {
+                Ok(())
+            } else {
+                Err(format!("{} of {}", stored.len(), want.len()))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all: Vec<dvmdash_core::Event> = honest_events
+        .iter()
+        .cloned()
+        .chain([valid_a.clone(), valid_b.clone()])
+        .collect();
+    assert_same_ids(&stack.stored_ids().await, &want, &all);
+
+    let metrics = dvmdash_core::telemetry::metrics_handle().render();
+    let value = |name: &str, relay: &str, label: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("relay=\"{relay}\"")) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    for (reason, n) in &expect {
+        assert_eq!(
+            value(
+                "dvmdash_collector_events_rejected_total",
+                &hostile.url,
+                &format!("reason=\"{reason}\"")
+            ),
+            *n,
+            "rejects for {reason}"
+        );
+    }
+    assert!(
+        value(
+            "dvmdash_collector_duplicates_total",
+            &hostile.url,
+            "layer=\"memory\""
+        ) >= 3000
+    );
+    assert_eq!(
+        value("dvmdash_collector_events_rejected_total", &honest_url, "reason="),
+        0,
+        "the honest relay is clean"
+    );
+    let counters = stack.relay_counters().await;
+    assert!(
+        counters[&honest_url].connected,
+        "the honest relay stayed connected"
+    );
+    assert_eq!(counters[&hostile.url].accepted, 2);
+    stack.stop().await;
+}

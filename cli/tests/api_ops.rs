@@ -1,0 +1,239 @@
+//! The api's operational surface on a real socket with real Redis: the admin api behind its bearer
+//! token (relay registry changes reach the coordinator and collectors without a restart), the
+//! per-address rate limit, CORS for configured origins only, and the OpenAPI document.
+
+mod common;
+
+use std::time::Duration;
+
+use dvmdash_core::testkit::{isolated, wait_until};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// One HTTP/1.1 request; returns (status, headers, body).
+async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let host = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn auth() -> (&'static str, String) {
+    ("Authorization", format!("Bearer {TOKEN}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_registry_rate_limit_cors_and_openapi() {
+    let (redis, clickhouse) = isolated();
+    let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("relay");
+    let mut args = common::args(redis, clickhouse, vec![relay_url.clone()]);
+    args.api.admin_token = Some(dvmdash_core::config::Secret::new(TOKEN));
+    args.api.rate_per_sec = 20;
+    args.api.rate_burst = 40;
+    args.api.cors_origins = vec!["https://dash.example".into()];
+    let stack = common::start(args).await;
+    let base = stack.base.clone();
+    let (k, v) = auth();
+    let with_token = [(k, v.as_str()), ("Content-Type", "application/json")];
+
+    // Without the token, or with a wrong one: 401, and nothing changes.
+    for (method, path, body) in [
+        ("GET", "/api/admin/relays", ""),
+        ("GET", "/api/admin/status", ""),
+        ("GET", "/api/admin/collectors", ""),
+        ("POST", "/api/admin/relays", r#"{"url":"wss://evil.example"}"#),
+        ("DELETE", "/api/admin/relays?url=ws://127.0.0.1:1", ""),
+    ] {
+        let (status, head, _) =
+            request(&base, method, path, &[("Content-Type", "application/json")], body).await;
+        assert_eq!(status, 401, "{method} {path}");
+        assert!(head.contains("www-authenticate: bearer"), "{head}");
+        let (status, _, _) = request(
+            &base,
+            method,
+            path,
+            &[("Authorization", "Bearer wrong-token-0123456789xx")],
+            body,
+        )
+        .await;
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+    }
+
+    // With it: the registry, collectors and status.
+    let (status, _, body) = request(&base, "GET", "/api/admin/relays", &with_token, "").await;
+    assert_eq!(status, 200, "{body}");
+    let relays: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(relays[0]["url"], relay_url.as_str());
+    assert_eq!(relays[0]["added_by"], "config");
+
+    let (status, _, body) = request(
+        &base,
+        "POST",
+        "/api/admin/relays",
+        &with_token,
+        r#"{"url":"wss://Relay.Dvmdash.Invalid/","priority":"high"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = request(
+        &base,
+        "POST",
+        "/api/admin/relays",
+        &with_token,
+        r#"{"url":"wss://relay.dvmdash.invalid"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "adding a registered relay again is not an error");
+    let (status, _, body) = request(
+        &base,
+        "POST",
+        "/api/admin/relays",
+        &with_token,
+        r#"{"url":"https://not-a-relay"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // The coordinator picks the new relay up by itself and a collector is assigned it.
+    wait_until(
+        "the new relay to be assigned",
+        Duration::from_secs(10),
+        || async {
+            let (_, _, body) = request(&base, "GET", "/api/admin/status", &with_token, "").await;
+            let s: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let ok = s["relays"] == 2 && s["unwatched_relays"].as_array().is_some_and(|a| a.is_empty());
+            if ok { Ok(()) } else { Err(body) }
+        },
+    )
+    .await;
+    let (_, _, body) = request(&base, "GET", "/api/admin/collectors", &with_token, "").await;
+    let collectors: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(collectors[0]["id"], "c1");
+    assert!(
+        collectors[0]["assigned"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|u| u == "wss://relay.dvmdash.invalid")),
+        "{body}"
+    );
+
+    let (status, _, _) = request(
+        &base,
+        "PUT",
+        "/api/admin/relays",
+        &with_token,
+        r#"{"url":"wss://relay.dvmdash.invalid","priority":"normal"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = request(
+        &base,
+        "DELETE",
+        "/api/admin/relays?url=wss://relay.dvmdash.invalid",
+        &with_token,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = request(
+        &base,
+        "DELETE",
+        "/api/admin/relays?url=wss://relay.dvmdash.invalid",
+        &with_token,
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+    wait_until(
+        "the removed relay to be unassigned",
+        Duration::from_secs(10),
+        || async {
+            let (_, _, body) = request(&base, "GET", "/api/admin/collectors", &with_token, "").await;
+            if body.contains("relay.dvmdash.invalid") {
+                Err(body)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+
+    // CORS: the configured origin is allowed, others get no CORS headers.
+    let preflight = |origin: &'static str| {
+        let base = base.clone();
+        async move {
+            request(
+                &base,
+                "OPTIONS",
+                "/api/stats/global/latest",
+                &[("Origin", origin), ("Access-Control-Request-Method", "GET")],
+                "",
+            )
+            .await
+        }
+    };
+    let (_, head, _) = preflight("https://dash.example").await;
+    assert!(
+        head.contains("access-control-allow-origin: https://dash.example"),
+        "{head}"
+    );
+    let (_, head, _) = preflight("https://evil.example").await;
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    // The OpenAPI document describes the public api.
+    let (status, _, body) = request(&base, "GET", "/api/openapi.json", &[], "").await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("openapi json");
+    assert!(doc["paths"]["/api/stats/global/latest"].is_object());
+
+    // Past the per-address limit: 429 with Retry-After and a JSON body.
+    let mut limited = None;
+    for _ in 0..200 {
+        let (status, head, body) =
+            request(&base, "GET", "/api/stats/global/latest?timeRange=1h", &[], "").await;
+        if status == 429 {
+            limited = Some((head, body));
+            break;
+        }
+        assert_eq!(status, 200);
+    }
+    let (head, body) = limited.expect("some request was rate limited");
+    assert!(head.contains("retry-after:"), "{head}");
+    let err: serde_json::Value = serde_json::from_str(&body).expect("json 429");
+    assert_eq!(err["error"], "too many requests from this address");
+    // The limit recovers.
+    wait_until("the limit to recover", Duration::from_secs(10), || async {
+        let (status, _, _) = request(&base, "GET", "/health", &[], "").await;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
+    stack.stop().await;
+}
