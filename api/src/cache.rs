@@ -7,7 +7,9 @@
 //! recomputes a hot answer that is behind the version once it is [`REFRESH_BEHIND`] old; a request
 //! accepts an answer behind the version for up to [`MAX_BEHIND`] and recomputes it after that. So
 //! new events show within about a second and a half, requests for hot keys never wait on a query,
-//! and a steady stream of inserts costs about two recomputations per hot key and second.
+//! and a steady stream of inserts costs about two recomputations per hot key and second. Answers
+//! that are expensive to compute wait ten times their computation time instead, so refreshing
+//! never takes more than about a tenth of the database.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +33,16 @@ struct Entry {
     computed: Instant,
     /// The data version current when the computation started.
     version: u64,
+    /// How long the computation took.
+    cost: Duration,
+}
+
+impl Entry {
+    /// How long an answer behind the data stays usable: the base bound, stretched for expensive
+    /// answers so recomputing them takes at most a tenth of the database's time.
+    fn patience(&self, base: Duration) -> Duration {
+        base.max(self.cost * 10)
+    }
 }
 
 /// A request serves an answer that is behind the data for at most this long.
@@ -138,7 +150,7 @@ impl ResponseCache {
             h.last_access = Instant::now();
             h.pinned |= pin;
         }
-        let usable = |e: &Entry| !self.behind(e) || e.computed.elapsed() < MAX_BEHIND;
+        let usable = |e: &Entry| !self.behind(e) || e.computed.elapsed() < e.patience(MAX_BEHIND);
         if let Some(e) = self.entries.get(key).await
             && usable(&e)
         {
@@ -175,11 +187,13 @@ impl ResponseCache {
                     return Ok(moka::ops::compute::Op::Nop);
                 }
                 let started = version.load(Ordering::Relaxed);
+                let began = Instant::now();
                 let body = producer().await?;
                 Ok::<_, ApiError>(moka::ops::compute::Op::Put(Entry {
                     body,
                     computed: Instant::now(),
                     version: started,
+                    cost: began.elapsed(),
                 }))
             })
             .await?;
@@ -209,7 +223,7 @@ impl ResponseCache {
             };
             let fresh = |e: &Entry| {
                 let age = e.computed.elapsed();
-                age < self.ttl / 2 && (!self.behind(e) || age < REFRESH_BEHIND)
+                age < self.ttl / 2 && (!self.behind(e) || age < e.patience(REFRESH_BEHIND))
             };
             for (key, producer) in due {
                 if shutdown.is_cancelled() {
