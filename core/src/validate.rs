@@ -127,12 +127,35 @@ pub fn verify_crypto(event: &Event, id: &Id32) -> Result<(), Rejection> {
     }
     let pubkey = parse_hex32(&event.pubkey).ok_or(Rejection::Malformed)?;
     let sig = parse_hex64(&event.sig).ok_or(Rejection::Malformed)?;
-    let pubkey = XOnlyPublicKey::from_slice(&pubkey).map_err(|_| Rejection::BadSignature)?;
+    let pubkey = parsed_pubkey(&pubkey).ok_or(Rejection::BadSignature)?;
     let sig = Signature::from_slice(&sig).map_err(|_| Rejection::BadSignature)?;
     let msg = Message::from_digest(*id);
     secp256k1::SECP256K1
         .verify_schnorr(&sig, &msg, &pubkey)
         .map_err(|_| Rejection::BadSignature)
+}
+
+/// Parses an x-only public key, remembering recent ones: parsing costs a field square root, and DVM
+/// traffic comes from few authors (a few DVMs answer most requests).
+fn parsed_pubkey(bytes: &Id32) -> Option<XOnlyPublicKey> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX: usize = 4096;
+    thread_local! {
+        static KEYS: RefCell<HashMap<Id32, XOnlyPublicKey>> = RefCell::new(HashMap::new());
+    }
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(k) = cache.get(bytes) {
+            return Some(*k);
+        }
+        let key = XOnlyPublicKey::from_slice(bytes).ok()?;
+        if cache.len() >= MAX {
+            cache.clear();
+        }
+        cache.insert(*bytes, key);
+        Some(key)
+    })
 }
 
 /// A signing key, for the simulator and for tests.

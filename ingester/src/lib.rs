@@ -262,7 +262,13 @@ impl Ingester {
     /// problem an operator must fix (the insert-failure alert fires), and dropping would lose data.
     async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let validator = self.events.validator();
+        let t0 = Instant::now();
         let prepared = batch::prepare(entries, &validator, &validator.kinds, now_secs());
+        debug!(
+            entries = prepared.ids.len(),
+            prepare_ms = t0.elapsed().as_millis() as u64,
+            "batch prepared"
+        );
         histogram!(m::BATCH_EVENTS).record(prepared.ids.len() as f64);
         if !prepared.rows.is_empty() {
             self.insert_with_retry(&prepared, shutdown).await?;
@@ -330,7 +336,9 @@ impl Ingester {
             let started = Instant::now();
             let attempt: anyhow::Result<usize> = async {
                 if fresh.is_none() {
+                    let t0 = Instant::now();
                     let stored = gate::stored_ids(&self.clickhouse, &prepared.rows).await?;
+                    debug!(gate_ms = t0.elapsed().as_millis() as u64, "gate checked");
                     let rows: Vec<&RawEventRow> = prepared
                         .rows
                         .iter()
@@ -341,7 +349,13 @@ impl Ingester {
                 }
                 let rows = fresh.as_deref().unwrap_or_default();
                 if !rows.is_empty() {
+                    let t0 = Instant::now();
                     insert(&self.clickhouse, rows, token).await?;
+                    debug!(
+                        rows = rows.len(),
+                        insert_ms = t0.elapsed().as_millis() as u64,
+                        "rows inserted"
+                    );
                 }
                 Ok(rows.len())
             }
