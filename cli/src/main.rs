@@ -157,21 +157,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             events,
             redis,
-        } => dvmdash_collector::run(config, events, redis, shutdown).await,
-        Command::Coordinator { config, redis } => dvmdash_coordinator::run(config, redis, shutdown).await,
+        } => {
+            let role = dvmdash_collector::run(config, events, redis, shutdown.clone());
+            bounded("collector", role, &shutdown, timeout).await
+        }
+        Command::Coordinator { config, redis } => {
+            let role = dvmdash_coordinator::run(config, redis, shutdown.clone());
+            bounded("coordinator", role, &shutdown, timeout).await
+        }
         Command::Ingester {
             config,
             events,
             redis,
             clickhouse,
-        } => dvmdash_ingester::run(config, events, redis, clickhouse, shutdown).await,
+        } => {
+            let role = dvmdash_ingester::run(config, events, redis, clickhouse, shutdown.clone());
+            bounded("ingester", role, &shutdown, timeout).await
+        }
         Command::Api {
             config,
             clickhouse,
             redis,
         } => {
             let listener = bind(config.api_addr).await?;
-            dvmdash_api::run(config, clickhouse, redis, listener, shutdown).await
+            let role = dvmdash_api::run(config, clickhouse, redis, listener, shutdown.clone());
+            bounded("api", role, &shutdown, timeout).await
         }
         Command::All(args) => {
             let listener = bind(args.api.api_addr).await?;
@@ -214,6 +224,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = join_all(vec![role], timeout).await;
     }
     result
+}
+
+/// Runs one role; once shutdown is requested it has `timeout` to finish (flush, acknowledge),
+/// after which we exit anyway: a role stuck on an unreachable Redis or ClickHouse must not outlive
+/// its supervisor's grace period. Unacknowledged work stays queued in Redis for the next start.
+async fn bounded(
+    name: &str,
+    role: impl std::future::Future<Output = anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(role);
+    tokio::select! {
+        result = &mut role => return result,
+        _ = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(timeout, role).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!(
+            "the {name} did not stop within {timeout:?}; exiting anyway (unacknowledged work stays queued)"
+        ),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

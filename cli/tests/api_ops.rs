@@ -109,6 +109,17 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
     )
     .await;
     assert_eq!(status, 200, "adding a registered relay again is not an error");
+    let (_, _, body) = request(&base, "GET", "/api/admin/relays", &with_token, "").await;
+    let relays: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let added = relays
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["url"] == "wss://relay.dvmdash.invalid"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        added["priority"], "high",
+        "adding again without a priority keeps it: {body}"
+    );
     let (status, _, body) = request(
         &base,
         "POST",
@@ -181,6 +192,26 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
         },
     )
     .await;
+
+    // A relay from DVMDASH_RELAYS that an operator removed is not seeded back by the coordinator.
+    let remove_seeded = format!("/api/admin/relays?url={relay_url}");
+    let (status, _, _) = request(&base, "DELETE", &remove_seeded, &with_token, "").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, _, body) = request(&base, "GET", "/api/admin/relays", &with_token, "").await;
+    assert!(
+        !body.contains(relay_url.as_str()),
+        "a removed relay stays removed: {body}"
+    );
+    let (status, _, _) = request(
+        &base,
+        "POST",
+        "/api/admin/relays",
+        &with_token,
+        &format!(r#"{{"url":"{relay_url}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
 
     // CORS: the configured origin is allowed, others get no CORS headers.
     let preflight = |origin: &'static str| {

@@ -983,3 +983,86 @@ async fn redis_restart_is_survived_by_every_role() {
     server.stop();
     eprintln!("[redis] done in {:?}", started.elapsed());
 }
+
+/// Redis losing everything (a restart without persistence, a mistaken FLUSHALL): the registry is
+/// seeded again, the consumer group recreated, and collection resumes without restarting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_losing_its_data_is_survived_without_restarts() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = RedisServer::start(dir.path().join("redis"), 0).await;
+    let redis = RedisArgs {
+        redis_url: Secret::new(server.url()),
+        redis_prefix: unique("t"),
+    };
+    let names = redis.names();
+    let (_, clickhouse) = isolated();
+    let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
+    let relays = std::slice::from_ref(&relay_url);
+    let stack = common::start(common::args(redis, clickhouse, vec![relay_url.clone()])).await;
+    let ch = stack.clickhouse.client();
+    let batch_a = corpus("wipe-A", 40, now_secs(), 60);
+    let batch_b = corpus("wipe-B", 40, now_secs(), 60);
+
+    publish(relays, &batch_a.json).await;
+    wait_stored(&ch, &batch_a.ids, "[wipe] batch A").await;
+
+    let conn = redis_conn(&server.url()).await;
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn.clone())
+        .await
+        .expect("FLUSHALL");
+    let wiped = Instant::now();
+    wait_until(
+        "the registry to be seeded again and the relay reassigned",
+        Duration::from_secs(30),
+        || async {
+            let a = assignments(&conn, &names).await;
+            if a.values().any(|r| r.contains(&relay_url)) {
+                Ok(())
+            } else {
+                Err(format!("assignments {a:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!("[wipe] relay reassigned {:?} after the wipe", wiped.elapsed());
+
+    publish(relays, &batch_b.json).await;
+    let want = [batch_a.ids.clone(), batch_b.ids.clone()].concat();
+    wait_until(
+        "batch B to be stored and nothing to be pending",
+        Duration::from_secs(60),
+        || async {
+            let d = IdDiff::new(&stored_ids(&ch).await?, &want);
+            let pending = stack.pending().await;
+            if d.missing == 0 && pending == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{d}; {pending} pending; stack ended: {}",
+                    stack.handle.is_finished()
+                ))
+            }
+        },
+    )
+    .await;
+    eprintln!("[wipe] batch B stored {:?} after the wipe", wiped.elapsed());
+    // Batch A is collected again (the seen-marks went with the wipe) but must not count twice.
+    let d = IdDiff::new(&stored_ids(&ch).await.expect("stored ids"), &want);
+    assert!(d.exact(), "batches A and B stored exactly once: {d}");
+    let totals = sums_by_role(&ch, "stats_hourly").await;
+    assert_eq!(
+        totals,
+        {
+            let mut all = batch_a;
+            all.append(batch_b);
+            all.expected_roles()
+        },
+        "rollups count every event once"
+    );
+
+    stack.stop().await;
+    server.stop();
+    eprintln!("[wipe] done in {:?}", started.elapsed());
+}

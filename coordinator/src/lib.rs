@@ -154,6 +154,9 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
             leading = now_leading;
         }
         gauge!(LEADER).set(if leading { 1.0 } else { 0.0 });
+        if leading && let Err(err) = registry::seed(&mut conn, &names, &seeds).await {
+            warn!(error = %err, "seeding the relay registry failed");
+        }
         if leading && let Err(err) = rebalance(&mut conn, &names, &config).await {
             warn!(error = %err, "rebalance failed");
         }

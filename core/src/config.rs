@@ -93,7 +93,12 @@ impl RedisArgs {
             .set_max_delay(Duration::from_secs(2));
         let mut delay = Duration::from_millis(200);
         loop {
-            match client.get_connection_manager_with_config(config.clone()).await {
+            // The attempt retries internally for seconds; shutdown must not wait for it.
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                r = client.get_connection_manager_with_config(config.clone()) => r,
+            };
+            match attempt {
                 Ok(c) => return Ok(Some(c)),
                 Err(err) => {
                     tracing::warn!(redis = %self.redis_url, error = %err, "redis unavailable, retrying")

@@ -59,6 +59,12 @@ impl RedisNames {
         format!("{}:relays", self.prefix)
     }
 
+    /// Relay URLs ever seeded from configuration: a set, so a relay an operator removed is not
+    /// seeded back by the next coordinator start, while a wiped Redis is seeded afresh.
+    pub fn relays_seeded(&self) -> String {
+        format!("{}:relays:seeded", self.prefix)
+    }
+
     /// Live collectors: sorted set of collector id scored by last heartbeat (unix ms).
     pub fn collectors(&self) -> String {
         format!("{}:collectors", self.prefix)

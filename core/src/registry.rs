@@ -27,37 +27,49 @@ pub fn normalize_all(raw: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Adds the relays that are not registered yet; returns how many were added.
+/// Registers configured relays that were never seeded before; returns how many were added.
+/// Remembering what was seeded (not just what is registered) keeps a relay removed through the
+/// admin api removed across coordinator restarts, and re-seeds everything after Redis lost its
+/// data. Runs on every leader tick, so a wiped registry comes back without a restart.
 pub async fn seed(
     conn: &mut ConnectionManager,
     names: &RedisNames,
     relays: &[String],
 ) -> redis::RedisResult<usize> {
+    const SEED: &str = r"
+        local added = 0
+        for i = 2, #ARGV do
+            if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+                added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1])
+            end
+        end
+        return added";
+    if relays.is_empty() {
+        return Ok(0);
+    }
     let entry = RelayEntry {
         priority: RelayPriority::Normal,
         added_at: chrono_now(),
         added_by: "config".into(),
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();
-    let mut added = 0;
-    for url in relays {
-        let n: i64 = redis::cmd("HSETNX")
-            .arg(names.relays())
-            .arg(url)
-            .arg(&json)
-            .query_async(conn)
-            .await?;
-        added += n as usize;
-    }
-    Ok(added)
+    let added: i64 = redis::Script::new(SEED)
+        .key(names.relays())
+        .key(names.relays_seeded())
+        .arg(json)
+        .arg(relays)
+        .invoke_async(conn)
+        .await?;
+    Ok(added as usize)
 }
 
-/// Adds a relay, or changes the priority of a registered one. Returns whether it was new.
+/// Adds a relay, or changes the priority of a registered one (`None` keeps it, or means normal for
+/// a new relay). Returns whether it was new.
 pub async fn upsert(
     conn: &mut ConnectionManager,
     names: &RedisNames,
     url: &str,
-    priority: RelayPriority,
+    priority: Option<RelayPriority>,
     added_by: &str,
 ) -> redis::RedisResult<bool> {
     let existing: Option<String> = redis::cmd("HGET")
@@ -70,11 +82,11 @@ pub async fn upsert(
         .and_then(|j| serde_json::from_str::<RelayEntry>(j).ok())
     {
         Some(mut e) => {
-            e.priority = priority;
+            e.priority = priority.unwrap_or(e.priority);
             e
         }
         None => RelayEntry {
-            priority,
+            priority: priority.unwrap_or_default(),
             added_at: chrono_now(),
             added_by: added_by.to_owned(),
         },

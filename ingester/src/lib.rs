@@ -179,6 +179,17 @@ pub async fn run(
         };
         let entries = match gathered {
             Ok(v) => v,
+            Err(err) if err.code() == Some("NOGROUP") => {
+                // Redis lost its data (a restart without persistence, a flush): the group is gone
+                // with it. Recreate it rather than loop on the error until someone restarts us.
+                warn!("the consumer group is missing (Redis lost its data?); creating it again");
+                if let Err(err) = stream::ensure_group(&mut ing.redis, &ing.names).await {
+                    warn!(error = %err, "recreating the consumer group failed");
+                }
+                own_pending = false;
+                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
+                continue;
+            }
             Err(err) => {
                 warn!(error = %err, "stream read failed, reconnecting");
                 reader = None;

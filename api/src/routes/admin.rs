@@ -185,14 +185,7 @@ async fn add_relay(
     let change = body(parsed)?;
     let url = relay_url(&change.url)?;
     let mut c = state.redis_manager().await?;
-    let added = dvmdash_core::registry::upsert(
-        &mut c,
-        &state.names,
-        &url,
-        change.priority.unwrap_or_default(),
-        "admin",
-    )
-    .await?;
+    let added = dvmdash_core::registry::upsert(&mut c, &state.names, &url, change.priority, "admin").await?;
     tracing::info!(relay = %url, added, "relay registry changed by admin");
     let status = if added {
         StatusCode::CREATED
@@ -217,7 +210,7 @@ async fn set_priority(
     if !registry.contains_key(&url) {
         return Err(ApiError::NotFound(format!("relay {url} is not registered")));
     }
-    dvmdash_core::registry::upsert(&mut c, &state.names, &url, priority, "admin").await?;
+    dvmdash_core::registry::upsert(&mut c, &state.names, &url, Some(priority), "admin").await?;
     Ok(Json(serde_json::json!({ "url": url, "priority": priority })))
 }
 
