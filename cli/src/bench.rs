@@ -4,6 +4,7 @@
 //! - `ingest`: stream -> ingester -> ClickHouse, end to end, in rounds as the table grows
 //! - `import`: an archive file through `dvmdash import` into the stream and on to ClickHouse
 //! - `api`: cached requests per second and latency under concurrent load; uncached answer times
+//! - `fresh`: from a relay having an event to the api counting it, through every role at defaults
 //!
 //! Every figure is measured on the spot; nothing is assumed. Results print as a table and can be
 //! written as JSON (`--json`).
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: verify, ingest, import, api (comma-separated), or all.
+    /// Which benchmarks: verify, ingest, import, api, fresh (comma-separated), or all.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub only: Vec<String>,
     /// Events per ingest round.
@@ -43,6 +44,9 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file too.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Keep the benchmark database afterwards (its name is printed), to study queries on it.
+    #[arg(long)]
+    pub keep: bool,
     #[command(flatten)]
     pub redis: RedisArgs,
     #[command(flatten)]
@@ -351,7 +355,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     if let Some(h) = ingester {
         let _ = h.await;
     }
-    if needs_stack {
+    let result = if result.is_ok() && wants("fresh") {
+        freshness_bench(&mut r, &args, &suffix)
+            .await
+            .context("freshness benchmark")
+    } else {
+        result
+    };
+    if needs_stack && args.keep {
+        println!("kept database {}", clickhouse.clickhouse_database);
+    } else if needs_stack {
         let _ = clickhouse
             .server_client()
             .query(&format!(
@@ -378,6 +391,126 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("dvmdash-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Time from a relay accepting an event to the api (cached, as users see it) counting it: an
+/// in-process relay, every role of `dvmdash all` at its default settings, one request at a time.
+async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> anyhow::Result<()> {
+    const PROBES: usize = 20;
+    let clickhouse = ClickHouseArgs {
+        clickhouse_database: format!("dvmdash_bench_{suffix}_fresh"),
+        ..args.clickhouse.clone()
+    };
+    let redis = RedisArgs {
+        redis_prefix: format!("bench{suffix}fresh"),
+        ..args.redis.clone()
+    };
+    let (_relay, relay_url) = crate::demo::start_relay(0).await?;
+    let stack_args = crate::stack::AllArgs {
+        redis: redis.clone(),
+        clickhouse: clickhouse.clone(),
+        events: EventArgs::default(),
+        collector: dvmdash_collector::Config::default(),
+        coordinator: dvmdash_coordinator::Config {
+            relays: vec![relay_url.clone()],
+            ..Default::default()
+        },
+        ingester: dvmdash_ingester::Config::default(),
+        api: dvmdash_api::Config::default(),
+        skip_migrate: false,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url: hyper::Uri = format!(
+        "http://{}/api/stats/global/latest?timeRange=1h",
+        listener.local_addr()?
+    )
+    .parse()?;
+    let stop = CancellationToken::new();
+    let stack = tokio::spawn(crate::stack::run_all(
+        stack_args,
+        listener,
+        stop.clone(),
+        Duration::from_secs(10),
+    ));
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let requests = |client: hyper_util::client::legacy::Client<_, _>, url: hyper::Uri| async move {
+        use http_body_util::BodyExt as _;
+        let resp = client.get(url).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let stats: dvmdash_core::dto::GlobalStats = serde_json::from_slice(&body).ok()?;
+        Some(stats.total_requests)
+    };
+    let publisher = crate::simulate::publisher::Publisher::new(std::slice::from_ref(&relay_url));
+    let customer = Keys::from_seed(format!("fresh-{suffix}").as_bytes());
+    let result = async {
+        let mut seen = 0u64;
+        let mut lat = Vec::new();
+        // Probe 0 warms up: the stack starts, the relay is assigned and subscribed.
+        for probe in 0..=PROBES {
+            let event = customer.sign(
+                dvmdash_core::telemetry::now_secs(),
+                5300,
+                Vec::new(),
+                format!("freshness probe {probe}"),
+            );
+            let limit = if probe == 0 { 120 } else { 30 };
+            let started = Instant::now();
+            publisher.publish(&event).await;
+            loop {
+                if let Some(n) = requests(client.clone(), url.clone()).await
+                    && n > seen
+                {
+                    seen = n;
+                    break;
+                }
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(limit),
+                    "probe {probe} not counted within {limit} s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if probe > 0 {
+                lat.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        lat.sort_by(f64::total_cmp);
+        r.add(
+            "fresh",
+            "relay to api, median of 20",
+            lat[lat.len() / 2],
+            "ms",
+            "",
+        );
+        r.add(
+            "fresh",
+            "relay to api, slowest of 20",
+            lat[lat.len() - 1],
+            "ms",
+            "< 2000",
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    drop(publisher);
+    stop.cancel();
+    let _ = stack.await;
+    if !args.keep {
+        let _ = clickhouse
+            .server_client()
+            .query(&format!(
+                "DROP DATABASE IF EXISTS `{}`",
+                clickhouse.clickhouse_database
+            ))
+            .execute()
+            .await;
+    }
+    result
 }
 
 async fn api_bench(

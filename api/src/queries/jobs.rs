@@ -295,10 +295,14 @@ pub struct CompetitionRow {
     pub contested_wins: u64,
 }
 
-fn winners() -> &'static str {
-    ", winners AS ( \
-       SELECT rid, countIf(has_res) AS n, argMinIf(dvm, (first_res, dvm), has_res) AS winner \
-       FROM jobs GROUP BY rid \
+/// Per answered request: every DVM that sent a result with its first result time, how many did,
+/// and the winner (earliest first result; ties go to the lowest pubkey, so the answer is stable).
+/// Built once from `jobs` and array-joined back, rather than joining `jobs` to itself.
+fn answered() -> &'static str {
+    ", answered AS ( \
+       SELECT rid, groupArray((first_res, dvm)) AS responders, length(responders) AS n, \
+              arraySort(responders)[1].2 AS winner \
+       FROM jobs WHERE has_res GROUP BY rid \
      ) "
 }
 
@@ -307,23 +311,21 @@ pub async fn competition(
     w: &Window,
     t: &JobTimeouts,
 ) -> clickhouse::error::Result<(Histogram, Vec<CompetitionRow>)> {
-    let base = format!("{}{}", ctes(t), winners());
+    let base = format!("{}{}", ctes(t), answered());
     let histogram = ch
         .query(&format!(
             "{base} SELECT assumeNotNull((SELECT count() FROM requests)) AS requests, countIf(n = 1) AS one, \
-                           countIf(n = 2) AS two, countIf(n >= 3) AS more FROM winners"
+                           countIf(n = 2) AS two, countIf(n >= 3) AS more FROM answered"
         ))
         .param("now", w.now)
         .param("start", w.start)
         .fetch_one::<Histogram>();
     let rows = ch
         .query(&format!(
-            "{base} SELECT j.dvm AS dvm, countIf(j.has_res) AS with_result, \
-                           countIf(j.has_res AND w.winner = j.dvm) AS firsts, \
-                           countIf(j.has_res AND w.n >= 2) AS contested, \
-                           countIf(j.has_res AND w.n >= 2 AND w.winner = j.dvm) AS contested_wins \
-                    FROM jobs AS j INNER JOIN winners AS w ON j.rid = w.rid \
-                    GROUP BY j.dvm HAVING with_result > 0"
+            "{base} SELECT r.2 AS dvm, count() AS with_result, countIf(r.2 = winner) AS firsts, \
+                           countIf(n >= 2) AS contested, countIf(n >= 2 AND r.2 = winner) AS contested_wins \
+                    FROM answered ARRAY JOIN responders AS r \
+                    GROUP BY dvm"
         ))
         .param("now", w.now)
         .param("start", w.start)
