@@ -194,6 +194,11 @@ pub async fn run_with_relays(
             if !keep {
                 info!(relay = %url, "relay unassigned");
                 stop.cancel();
+                if let Ok(s) = statuses.lock()
+                    && let Some(status) = s.get(url)
+                {
+                    status.assigned.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             keep
         });
@@ -212,6 +217,7 @@ pub async fn run_with_relays(
                 .lock()
                 .map(|mut s| s.entry(url.clone()).or_default().clone())
                 .unwrap_or_default();
+            status.assigned.store(true, std::sync::atomic::Ordering::Relaxed);
             let stop = relay_stop.child_token();
             let handle = tokio::spawn(relay::watch(url.clone(), shared.clone(), status, stop.clone()));
             tasks.insert(url, (stop, handle));

@@ -108,9 +108,13 @@ async fn beat(
     raise: &redis::Script,
     ttl_secs: u64,
 ) -> redis::RedisResult<()> {
-    let snapshot: Vec<(String, RelayCounters)> = statuses
+    let snapshot: Vec<(String, bool, RelayCounters)> = statuses
         .lock()
-        .map(|m| m.iter().map(|(url, s)| (url.clone(), counters(s))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(url, s)| (url.clone(), s.assigned.load(Ordering::Relaxed), counters(s)))
+                .collect()
+        })
         .unwrap_or_default();
     let mut pipe = redis::pipe();
     pipe.cmd("ZADD")
@@ -124,19 +128,26 @@ async fn beat(
         .arg("heartbeat_ms")
         .arg(now_millis())
         .ignore();
-    for (url, c) in &snapshot {
-        pipe.cmd("HSET")
-            .arg(&key)
-            .arg(format!("relay:{url}"))
-            .arg(serde_json::to_string(c).unwrap_or_default())
-            .ignore();
+    // Only relays watched now are published; the others are removed, so the api never shows a
+    // relay this collector gave up (or only knows from the shared resume points) as its own.
+    for (url, assigned, c) in &snapshot {
+        let field = format!("relay:{url}");
+        if *assigned {
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(field)
+                .arg(serde_json::to_string(c).unwrap_or_default())
+                .ignore();
+        } else {
+            pipe.cmd("HDEL").arg(&key).arg(field).ignore();
+        }
     }
     pipe.cmd("EXPIRE").arg(&key).arg(ttl_secs).ignore();
     pipe.query_async::<()>(conn).await?;
     let points: Vec<(&String, u64)> = snapshot
         .iter()
-        .filter(|(_, c)| c.newest_created_at > 0)
-        .map(|(u, c)| (u, c.newest_created_at))
+        .filter(|(_, _, c)| c.newest_created_at > 0)
+        .map(|(u, _, c)| (u, c.newest_created_at))
         .collect();
     if !points.is_empty() {
         let mut inv = raise.key(names.resume_points());

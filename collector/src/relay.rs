@@ -126,6 +126,9 @@ const PROFILES: &str = "profiles";
 /// Live state of one relay, for status reporting.
 #[derive(Debug, Default)]
 pub struct RelayStatus {
+    /// Whether this collector is watching the relay now; counters of relays it gave up stay in
+    /// memory (a reassignment continues them) but are no longer published.
+    pub assigned: AtomicBool,
     pub connected: AtomicBool,
     /// Newest `created_at` this relay delivered (valid events only): the resume point.
     pub newest_created_at: AtomicU64,
