@@ -76,26 +76,21 @@ impl JobTimeouts {
     }
 }
 
-/// Requests of the window (`requests`) and, per (request, DVM), what the DVM sent (`jobs`).
-/// `strength`: 5 success (a result or `success`), 4 partial, 3 error, 2 payment-required,
-/// 1 processing or an unknown status.
+/// Requests of the window (`requests`) and, per (request, DVM), what the DVM sent (`jobs`), from the
+/// parameterized views of `clickhouse/schema/0004_jobs.sql` (the one definition of job linking).
+/// `final`: the request's kind-specific timeout has passed, so a quiet job counts as stalled or
+/// unanswered rather than pending.
 fn ctes(t: &JobTimeouts) -> String {
     format!(
         "WITH requests AS ( \
-           SELECT event_id AS rid, any(kind) AS kind, toUInt32(any(created_at)) AS req_at, any(targets) AS targets, \
+           SELECT request_id AS rid, kind, requested_at AS req_at, targets, \
                   toInt64({{now:UInt32}}) - toInt64(req_at) >= {timeout} AS final \
-           FROM events_raw WHERE role = 'request' AND created_at >= toDateTime({{start:UInt32}}) \
-           GROUP BY event_id \
+           FROM job_requests(start = {{start:UInt32}}) \
          ), \
          jobs AS ( \
-           SELECT request_id AS rid, pubkey AS dvm, \
-                  countIf(role = 'feedback') > 0 AS has_fb, toUInt32(minIf(created_at, role = 'feedback')) AS first_fb, \
-                  countIf(role = 'result') > 0 AS has_res, toUInt32(minIf(created_at, role = 'result')) AS first_res, \
-                  max(multiIf(role = 'result' OR status = 'success', 5, status = 'partial', 4, status = 'error', 3, \
-                              status = 'payment-required', 2, 1)) AS strength \
-           FROM events_raw \
-           WHERE role IN ('result', 'feedback') AND request_id IN (SELECT rid FROM requests) \
-           GROUP BY rid, dvm \
+           SELECT request_id AS rid, dvm, has_feedback AS has_fb, first_feedback_at AS first_fb, \
+                  has_result AS has_res, first_result_at AS first_res, strength \
+           FROM job_responses(start = {{start:UInt32}}) \
          ) ",
         timeout = t.sql("kind")
     )
