@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{expected, observed};
 use dvmdash::simulate::{Model, Publisher};
-use dvmdash_core::testkit::{PythonRelay, ScriptedRelay, isolated, wait_for, wait_until};
+use dvmdash_core::testkit::{PythonRelay, ScriptedRelay, StoreOnlyRelay, isolated, wait_for, wait_until};
 use dvmdash_core::validate::Keys;
 
 /// Generates `jobs` jobs of simulated traffic (all reactions included), created around now.
@@ -396,5 +396,46 @@ async fn a_hostile_relay_cannot_store_anything_invalid_and_does_not_disturb_an_h
         "the honest relay stayed connected"
     );
     assert_eq!(counters[&hostile.url].accepted, 2);
+    stack.stop().await;
+}
+
+/// A relay that stores events without pushing them live (busy relays drop pushes to slow
+/// subscribers): the periodic catch-up pass still collects them, within its interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_a_relay_never_pushes_are_caught_up() {
+    let (redis, clickhouse) = isolated();
+    let relay = StoreOnlyRelay::start().await;
+    let keys = Keys::from_seed(b"catch-up-test");
+    let now = dvmdash_core::telemetry::now_secs();
+    let before = keys.sign(now - 30, 5300, Vec::new(), "stored before we connected".into());
+    relay.store(before.to_json());
+    let mut args = common::args(redis, clickhouse, vec![relay.url.clone()]);
+    args.collector.catchup_secs = 2;
+    let stack = common::start(args).await;
+    wait_for(
+        "the stored event to be backfilled",
+        Duration::from_secs(30),
+        || async { stack.stored_ids().await.contains(&before.id).then_some(()) },
+    )
+    .await;
+    // Past the settle pass: only a catch-up can find what the relay stores from now on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let later = keys.sign(
+        dvmdash_core::telemetry::now_secs(),
+        5300,
+        Vec::new(),
+        "stored later, never pushed".into(),
+    );
+    relay.store(later.to_json());
+    let stored = wait_for(
+        "the event stored later to be caught up",
+        Duration::from_secs(30),
+        || async {
+            let ids = stack.stored_ids().await;
+            ids.contains(&later.id).then_some(ids)
+        },
+    )
+    .await;
+    assert_eq!(stored.len(), 2, "each event once: {stored:?}");
     stack.stop().await;
 }

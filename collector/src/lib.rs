@@ -44,6 +44,10 @@ pub struct Config {
     /// On reconnect, resume this many seconds before the newest event already seen there.
     #[arg(long, env = "DVMDASH_COLLECTOR_RESUME_OVERLAP_SECS", default_value_t = 600)]
     pub resume_overlap_secs: u64,
+    /// Every this many seconds, re-read the last few minutes from each relay (0: never). Catches
+    /// events a relay stored but did not push live (dropped under load, or stored late).
+    #[arg(long, env = "DVMDASH_COLLECTOR_CATCHUP_SECS", default_value_t = 60)]
+    pub catchup_secs: u64,
     /// Approximate cap of the Redis stream length (MAXLEN ~).
     #[arg(long, env = "DVMDASH_STREAM_MAXLEN", default_value_t = 1_000_000)]
     pub stream_maxlen: u64,
@@ -62,6 +66,7 @@ impl Default for Config {
             heartbeat_ms: 1000,
             lookback_secs: 3600,
             resume_overlap_secs: 600,
+            catchup_secs: 60,
             stream_maxlen: 1_000_000,
             seen_ttl_secs: 86_400,
             seen_cache: 200_000,
@@ -180,6 +185,7 @@ pub async fn run_with_relays(
         options: RelayOptions {
             lookback_secs: config.lookback_secs,
             resume_overlap_secs: config.resume_overlap_secs,
+            catchup_interval: (config.catchup_secs > 0).then(|| Duration::from_secs(config.catchup_secs)),
             max_message_bytes: (events.max_event_bytes * 2).max(16 * 1024 * 1024),
             ..RelayOptions::default()
         },

@@ -6,6 +6,8 @@
 //! backwards from now to the resume point (newest event seen on this relay minus an overlap, or the
 //! configured look-back on first contact) with `until`/`limit`, because relays cap how many stored
 //! events one REQ returns. A reconnect therefore fetches only the gap, never days of history.
+//! The range is read once more a few seconds later (`settle`), and then the last few minutes every
+//! minute (`catchup`), for events a relay stored but never pushed live.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +57,10 @@ pub struct RelayOptions {
     /// After the first backfill, wait this long and run it once more: an event a relay was still
     /// storing while both subscriptions started is in neither, whatever its `created_at`.
     pub settle_delay: Duration,
+    /// Then, this often, re-read from the previous pass's end minus [`CATCHUP_OVERLAP_SECS`]:
+    /// relays drop live pushes to slow subscribers and store some events late. Events already seen
+    /// cost a cache lookup, not a signature check.
+    pub catchup_interval: Option<Duration>,
     pub max_backoff: Duration,
     /// Largest websocket message accepted; bigger ones end the connection.
     pub max_message_bytes: usize,
@@ -71,6 +77,7 @@ impl Default for RelayOptions {
             page_limit: 500,
             reqs_per_sec: std::num::NonZeroU32::new(5).expect("5 is not zero"),
             settle_delay: Duration::from_secs(3),
+            catchup_interval: Some(Duration::from_secs(60)),
             max_backoff: Duration::from_secs(60),
             max_message_bytes: 16 * 1024 * 1024,
         }
@@ -145,6 +152,9 @@ pub struct RelayStatus {
 
 const LIVE: &str = "live";
 
+/// How far before the previous pass's end a catch-up pass starts, for events stored late.
+pub const CATCHUP_OVERLAP_SECS: u64 = 120;
+
 /// Watches one relay until `stop` is cancelled.
 pub async fn watch(url: String, shared: Arc<Shared>, status: Arc<RelayStatus>, stop: CancellationToken) {
     let relay: Arc<str> = Arc::from(url.as_str());
@@ -197,7 +207,7 @@ struct Backfill {
     since: u64,
     until: u64,
     page: u32,
-    /// `backfill` or `settle`; page subscriptions are `<label>-<page>`.
+    /// `backfill`, `settle` or `catchup`; page subscriptions are `<label>-<page>`.
     label: &'static str,
     subscription: String,
     /// Events in the current page, and the oldest `created_at` among them.
@@ -270,17 +280,22 @@ async fn session(
     // Kind-0 profiles of the DVMs seen so far, re-requested when new DVMs appear.
     let mut profiles_sent: Option<u64> = None;
     let mut profile_check = tokio::time::interval(Duration::from_secs(5));
-    // The settle pass, once the first backfill is done.
-    let mut settle_at: Option<tokio::time::Instant> = None;
-    let mut settled = false;
+    // Later passes over the range: the settle pass once the first backfill is done (the whole
+    // range again), then periodic catch-ups (from the previous pass's end minus an overlap).
+    let mut next_pass_at: Option<tokio::time::Instant> = None;
+    let mut passes = 0u32;
+    let mut pass_since = since;
     loop {
         let frame = tokio::select! {
-            _ = async { tokio::time::sleep_until(settle_at.unwrap_or_else(tokio::time::Instant::now)).await },
-                if settle_at.is_some() && backfill.done =>
+            _ = async { tokio::time::sleep_until(next_pass_at.unwrap_or_else(tokio::time::Instant::now)).await },
+                if next_pass_at.is_some() && backfill.done =>
             {
-                settle_at = None;
-                settled = true;
-                backfill = Backfill::new("settle", since, now_secs());
+                next_pass_at = None;
+                passes += 1;
+                let until = now_secs();
+                let label = if passes == 1 { "settle" } else { "catchup" };
+                backfill = Backfill::new(label, pass_since, until);
+                pass_since = until.saturating_sub(CATCHUP_OVERLAP_SECS);
                 pace.until_ready().await;
                 tx.send(Message::text(nip01::req(&backfill.subscription, &[page_filter(&backfill)]))).await?;
                 continue;
@@ -354,9 +369,7 @@ async fn session(
                     .await?;
                 } else {
                     debug!(relay = %relay, pass = backfill.label, pages = backfill.page + 1, "backfill complete");
-                    if !settled {
-                        settle_at = Some(tokio::time::Instant::now() + opts.settle_delay);
-                    }
+                    next_pass_at = next_pass(passes, opts);
                 }
             }
             Ok(RelayMessage::EndOfStoredEvents { .. }) | Ok(RelayMessage::Ok { .. }) => {}
@@ -371,9 +384,7 @@ async fn session(
                 }
                 if subscription == backfill.subscription {
                     backfill.done = true;
-                    if !settled {
-                        settle_at = Some(tokio::time::Instant::now() + opts.settle_delay);
-                    }
+                    next_pass_at = next_pass(passes, opts);
                 }
             }
             Ok(RelayMessage::Notice { message }) => {
@@ -387,6 +398,16 @@ async fn session(
             }
         }
     }
+}
+
+/// When the next pass over the range is due, after `passes` passes beyond the first backfill.
+fn next_pass(passes: u32, opts: &RelayOptions) -> Option<tokio::time::Instant> {
+    let wait = if passes == 0 {
+        Some(opts.settle_delay)
+    } else {
+        opts.catchup_interval
+    };
+    wait.map(|w| tokio::time::Instant::now() + w)
 }
 
 impl Backfill {

@@ -418,6 +418,109 @@ impl ScriptedRelay {
     }
 }
 
+/// A relay that stores events but never pushes them live, as busy relays do to slow subscribers:
+/// every REQ other than the collector's `live` one gets the stored events its first filter's
+/// `since`, `until` and `limit` select, then EOSE.
+pub struct StoreOnlyRelay {
+    pub url: String,
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl StoreOnlyRelay {
+    pub async fn start() -> Self {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind store-only relay");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (s, store) = (stop.clone(), events.clone());
+        tokio::spawn(async move {
+            loop {
+                let (sock, _) = tokio::select! {
+                    _ = s.cancelled() => return,
+                    r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
+                };
+                let (s, store) = (s.clone(), store.clone());
+                tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+                        return;
+                    };
+                    let (mut tx, mut rx) = ws.split();
+                    loop {
+                        let msg = tokio::select! {
+                            _ = s.cancelled() => return,
+                            m = rx.next() => m,
+                        };
+                        let Some(Ok(Message::Text(text))) = msg else {
+                            if msg.is_none() { return } else { continue }
+                        };
+                        let Ok(serde_json::Value::Array(parts)) = serde_json::from_str(&text) else {
+                            continue;
+                        };
+                        if parts.first().and_then(|v| v.as_str()) != Some("REQ") {
+                            continue;
+                        }
+                        let sub = parts.get(1).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                        let mut frames: Vec<String> = Vec::new();
+                        if sub != "live" {
+                            // Honour since, until and limit (newest first), as relays do.
+                            let filter = parts.get(2).cloned().unwrap_or_default();
+                            let bound = |k: &str| filter.get(k).and_then(serde_json::Value::as_u64);
+                            let (since, until) =
+                                (bound("since").unwrap_or(0), bound("until").unwrap_or(u64::MAX));
+                            let limit = bound("limit").unwrap_or(u64::MAX) as usize;
+                            let mut stored: Vec<(u64, String)> = store
+                                .lock()
+                                .map(|v| v.clone())
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|e| {
+                                    let at = serde_json::from_str::<serde_json::Value>(&e)
+                                        .ok()?
+                                        .get("created_at")?
+                                        .as_u64()?;
+                                    (since..=until).contains(&at).then_some((at, e))
+                                })
+                                .collect();
+                            stored.sort_by(|a, b| b.0.cmp(&a.0));
+                            stored.truncate(limit);
+                            frames.extend(
+                                stored
+                                    .iter()
+                                    .map(|(_, e)| format!("[\"EVENT\",{},{e}]", serde_json::json!(sub))),
+                            );
+                        }
+                        frames.push(serde_json::json!(["EOSE", sub]).to_string());
+                        for f in frames {
+                            if tx.send(Message::text(f)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        StoreOnlyRelay { url, events, stop }
+    }
+
+    /// Stores an event (JSON text); it is served from the next REQ on, never pushed.
+    pub fn store(&self, event_json: String) {
+        if let Ok(mut v) = self.events.lock() {
+            v.push(event_json);
+        }
+    }
+}
+
+impl Drop for StoreOnlyRelay {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 impl Drop for ScriptedRelay {
     fn drop(&mut self) {
         self.stop.cancel();
