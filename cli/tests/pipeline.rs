@@ -84,22 +84,35 @@ async fn counts_exactly_and_dedups_across_relays() {
     );
     publish_all(&relay_a.url, &events).await;
 
-    let got = wait_until(
-        "the api to count every event",
-        Duration::from_secs(90),
-        || async {
-            let s = stack.global("24h").await;
-            if s.total_requests >= want.requests
-                && s.total_feedback >= want.feedback
-                && s.total_responses >= want.responses
-            {
-                Ok(s)
-            } else {
-                Err(format!("{:?} want {want:?}", observed(&s)))
-            }
-        },
-    )
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let got = loop {
+        let s = stack.global("24h").await;
+        if s.total_requests >= want.requests
+            && s.total_feedback >= want.feedback
+            && s.total_responses >= want.responses
+        {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            // Say where the missing events got lost: never stored by the relay, or not collected.
+            let stored = stack.stored_ids().await;
+            let missing: Vec<String> = events
+                .iter()
+                .filter(|e| (5000..=7000).contains(&e.kind) && !stored.contains(&e.id))
+                .map(|e| e.id.clone())
+                .collect();
+            let on_relay = dvmdash_core::testkit::relay_has(&relay_a.url, &missing).await;
+            panic!(
+                "the api did not count every event within 90 s: {:?} want {want:?}\n\
+                 missing from ClickHouse: {missing:?}\nof those, relay A returns: {on_relay:?}\n\
+                 collector counters: {:?}\nrelay A log:\n{}",
+                observed(&s),
+                stack.relay_counters().await,
+                relay_a.log_tail(4000)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(
         observed(&got),
         want,
@@ -410,6 +423,7 @@ async fn events_a_relay_never_pushes_are_caught_up() {
     let before = keys.sign(now - 30, 5300, Vec::new(), "stored before we connected".into());
     relay.store(before.to_json());
     let mut args = common::args(redis, clickhouse, vec![relay.url.clone()]);
+    args.collector.settle_ms = 200;
     args.collector.catchup_secs = 2;
     let stack = common::start(args).await;
     wait_for(
@@ -418,7 +432,8 @@ async fn events_a_relay_never_pushes_are_caught_up() {
         || async { stack.stored_ids().await.contains(&before.id).then_some(()) },
     )
     .await;
-    // Past the settle pass: only a catch-up can find what the relay stores from now on.
+    // Past both settle passes (0.2 s and 2 s after the first backfill): only a catch-up can find
+    // what the relay stores from now on.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let later = keys.sign(
         dvmdash_core::telemetry::now_secs(),

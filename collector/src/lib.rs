@@ -44,6 +44,10 @@ pub struct Config {
     /// On reconnect, resume this many seconds before the newest event already seen there.
     #[arg(long, env = "DVMDASH_COLLECTOR_RESUME_OVERLAP_SECS", default_value_t = 600)]
     pub resume_overlap_secs: u64,
+    /// After the first backfill of a connection, read the whole range again after this many
+    /// milliseconds and after ten times as many: relays store some events after acknowledging them.
+    #[arg(long, env = "DVMDASH_COLLECTOR_SETTLE_MS", default_value_t = 3000)]
+    pub settle_ms: u64,
     /// Every this many seconds, re-read the last few minutes from each relay (0: never). Catches
     /// events a relay stored but did not push live (dropped under load, or stored late).
     #[arg(long, env = "DVMDASH_COLLECTOR_CATCHUP_SECS", default_value_t = 60)]
@@ -66,6 +70,7 @@ impl Default for Config {
             heartbeat_ms: 1000,
             lookback_secs: 3600,
             resume_overlap_secs: 600,
+            settle_ms: 3000,
             catchup_secs: 60,
             stream_maxlen: 1_000_000,
             seen_ttl_secs: 86_400,
@@ -82,6 +87,10 @@ impl Config {
         );
         anyhow::ensure!(self.seen_cache > 0, "seen cache must hold at least one id");
         anyhow::ensure!(self.heartbeat_ms >= 50, "heartbeat must be at least 50 ms");
+        anyhow::ensure!(
+            (1..=600_000).contains(&self.settle_ms),
+            "settle delay must be between 1 ms and 10 minutes"
+        );
         anyhow::ensure!(
             self.collector_id.len() <= 128
                 && self
@@ -185,6 +194,7 @@ pub async fn run_with_relays(
         options: RelayOptions {
             lookback_secs: config.lookback_secs,
             resume_overlap_secs: config.resume_overlap_secs,
+            settle_delay: Duration::from_millis(config.settle_ms),
             catchup_interval: (config.catchup_secs > 0).then(|| Duration::from_secs(config.catchup_secs)),
             max_message_bytes: (events.max_event_bytes * 2).max(16 * 1024 * 1024),
             ..RelayOptions::default()

@@ -6,8 +6,8 @@
 //! backwards from now to the resume point (newest event seen on this relay minus an overlap, or the
 //! configured look-back on first contact) with `until`/`limit`, because relays cap how many stored
 //! events one REQ returns. A reconnect therefore fetches only the gap, never days of history.
-//! The range is read once more a few seconds later (`settle`), and then the last few minutes every
-//! minute (`catchup`), for events a relay stored but never pushed live.
+//! The range is read again a few seconds and half a minute later (`settle`), and then the last few
+//! minutes every minute (`catchup`), for events a relay stored late or never pushed live.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -293,8 +293,9 @@ async fn session(
                 next_pass_at = None;
                 passes += 1;
                 let until = now_secs();
-                let label = if passes == 1 { "settle" } else { "catchup" };
-                backfill = Backfill::new(label, pass_since, until);
+                // The settle passes read the whole range again; catch-ups only the recent part.
+                let (label, from) = if passes <= SETTLE_PASSES { ("settle", since) } else { ("catchup", pass_since) };
+                backfill = Backfill::new(label, from, until);
                 pass_since = until.saturating_sub(CATCHUP_OVERLAP_SECS);
                 pace.until_ready().await;
                 tx.send(Message::text(nip01::req(&backfill.subscription, &[page_filter(&backfill)]))).await?;
@@ -400,12 +401,17 @@ async fn session(
     }
 }
 
+/// Passes over the whole range after the first backfill: at `settle_delay` and ten times that.
+/// A relay under load can store an event seconds after acknowledging it; if the event is
+/// back-dated, the recent-only catch-ups would never see it.
+const SETTLE_PASSES: u32 = 2;
+
 /// When the next pass over the range is due, after `passes` passes beyond the first backfill.
 fn next_pass(passes: u32, opts: &RelayOptions) -> Option<tokio::time::Instant> {
-    let wait = if passes == 0 {
-        Some(opts.settle_delay)
-    } else {
-        opts.catchup_interval
+    let wait = match passes {
+        0 => Some(opts.settle_delay),
+        p if p < SETTLE_PASSES => Some(opts.settle_delay * 10),
+        _ => opts.catchup_interval,
     };
     wait.map(|w| tokio::time::Instant::now() + w)
 }

@@ -156,6 +156,45 @@ impl PythonRelay {
     }
 }
 
+impl PythonRelay {
+    /// The end of the relay's own log, for diagnosing a failed test.
+    pub fn log_tail(&self, max_bytes: usize) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join("relay.log")).unwrap_or_default();
+        let mut start = text.len().saturating_sub(max_bytes);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_owned()
+    }
+}
+
+/// Which of `ids` (hex) the relay at `url` returns for an `ids` filter: asks the relay directly,
+/// to tell "the relay never stored it" from "we did not collect it" when a test fails.
+pub async fn relay_has(url: &str, ids: &[String]) -> Result<Vec<String>, String> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let req = serde_json::json!(["REQ", "probe", {"ids": ids}]).to_string();
+    ws.send(Message::text(req)).await.map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .map_err(|_| "no EOSE within 10 s".to_owned())?
+            .ok_or("connection closed")?
+            .map_err(|e| e.to_string())?;
+        let Message::Text(text) = msg else { continue };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        match v.get(0).and_then(|k| k.as_str()) {
+            Some("EVENT") => found.extend(v[2]["id"].as_str().map(str::to_owned)),
+            Some("EOSE") | Some("CLOSED") => return Ok(found),
+            _ => {}
+        }
+    }
+}
+
 /// A private ClickHouse stand-in (own data directory), for tests that restart it.
 pub struct ChDev {
     pub url: String,
@@ -486,7 +525,7 @@ impl StoreOnlyRelay {
                                     (since..=until).contains(&at).then_some((at, e))
                                 })
                                 .collect();
-                            stored.sort_by(|a, b| b.0.cmp(&a.0));
+                            stored.sort_by_key(|e| std::cmp::Reverse(e.0));
                             stored.truncate(limit);
                             frames.extend(
                                 stored
