@@ -365,14 +365,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     if needs_stack && args.keep {
         println!("kept database {}", clickhouse.clickhouse_database);
     } else if needs_stack {
-        let _ = clickhouse
-            .server_client()
-            .query(&format!(
-                "DROP DATABASE IF EXISTS `{}`",
-                clickhouse.clickhouse_database
-            ))
-            .execute()
-            .await;
+        drop_database(&clickhouse).await;
         if let Ok(Some(mut c)) = redis.connect(&CancellationToken::new()).await {
             let _: redis::RedisResult<()> = redis::cmd("DEL")
                 .arg(redis.names().events_stream())
@@ -385,6 +378,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
     }
     Ok(r)
+}
+
+/// Removes a benchmark database; a failure only leaves it behind, so it is not an error.
+async fn drop_database(clickhouse: &ClickHouseArgs) {
+    let _ = clickhouse
+        .server_client()
+        .query(&format!(
+            "DROP DATABASE IF EXISTS `{}`",
+            clickhouse.clickhouse_database
+        ))
+        .execute()
+        .await;
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
@@ -501,14 +506,7 @@ async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> any
     stop.cancel();
     let _ = stack.await;
     if !args.keep {
-        let _ = clickhouse
-            .server_client()
-            .query(&format!(
-                "DROP DATABASE IF EXISTS `{}`",
-                clickhouse.clickhouse_database
-            ))
-            .execute()
-            .await;
+        drop_database(&clickhouse).await;
     }
     result
 }

@@ -63,6 +63,25 @@ async fn publish_all(relay: &str, events: &[dvmdash_core::Event]) {
     );
 }
 
+/// Waits until the collector is subscribed to every relay in `urls`. The simulated traffic cancels
+/// some jobs with kind-5 deletions, which relays honour: a request deleted before the collector
+/// subscribed is gone for good, so publishing must wait for the live subscriptions.
+async fn wait_subscribed(stack: &common::Stack, urls: &[&str]) {
+    wait_for(
+        "the collector to subscribe to every relay",
+        Duration::from_secs(60),
+        || async {
+            let c = stack.relay_counters().await;
+            urls.iter()
+                .all(|u| c.get(*u).is_some_and(|c| c.connected))
+                .then_some(())
+        },
+    )
+    .await;
+    // `connected` is set once the REQs are sent; give the relays a moment to register them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_exactly_and_dedups_across_relays() {
     let (redis, clickhouse) = isolated();
@@ -82,6 +101,7 @@ async fn counts_exactly_and_dedups_across_relays() {
         want.requests > 120 && want.responses > 50 && want.dvms > 3,
         "{want:?}"
     );
+    wait_subscribed(&stack, &[&relay_a.url, &relay_b_url]).await;
     publish_all(&relay_a.url, &events).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -341,6 +361,7 @@ async fn a_hostile_relay_cannot_store_anything_invalid_and_does_not_disturb_an_h
     ))
     .await;
     let honest_events = traffic(40, 7);
+    wait_subscribed(&stack, &[&honest_url]).await;
     publish_all(&honest_url, &honest_events).await;
     let subscribed = dvmdash_core::KindFilter::default().subscription_kinds();
     let mut want: HashSet<String> = honest_events
