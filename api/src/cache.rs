@@ -8,8 +8,8 @@
 //! accepts an answer behind the version for up to [`MAX_BEHIND`] and recomputes it after that. So
 //! new events show within about a second and a half, requests for hot keys never wait on a query,
 //! and a steady stream of inserts costs about two recomputations per hot key and second. Answers
-//! that are expensive to compute wait ten times their computation time instead, so refreshing
-//! never takes more than about a tenth of the database.
+//! that are expensive to compute wait ten times their computation time instead (at most
+//! [`MAX_PATIENCE`]), so refreshing takes about a tenth of the database at most.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,11 +39,16 @@ struct Entry {
 
 impl Entry {
     /// How long an answer behind the data stays usable: the base bound, stretched for expensive
-    /// answers so recomputing them takes at most a tenth of the database's time.
+    /// answers so recomputing them takes at most a tenth of the database's time, but never beyond
+    /// [`MAX_PATIENCE`]: under load a cheap answer can cost seconds, and ten times that would
+    /// leave users looking at numbers minutes old.
     fn patience(&self, base: Duration) -> Duration {
-        base.max(self.cost * 10)
+        base.max(self.cost * 10).min(MAX_PATIENCE)
     }
 }
+
+/// The longest an answer behind the data is served, however expensive it is to recompute.
+pub const MAX_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A request serves an answer that is behind the data for at most this long.
 pub const MAX_BEHIND: Duration = Duration::from_millis(1500);
