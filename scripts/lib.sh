@@ -10,6 +10,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV_DIR="$ROOT/.venv"
 TOOLS_DIR="$ROOT/tools"
 BINARYEN_VERSION=132
+# The charting library of the web UI, from npm at build time and served by the api (never a CDN).
+ECHARTS_VERSION=6.0.0
 
 log() { printf '\033[1;34m[dvmdash]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[dvmdash] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -97,9 +99,22 @@ ensure_wasm_tools() {
   fi
 }
 
+# ECharts' prebuilt "common" bundle (line, bar, pie; legend, tooltip, aria), pinned.
+ensure_echarts() {
+  local pkg="$TOOLS_DIR/node_modules/echarts/package.json"
+  if [ -f "$pkg" ] && grep -q "\"version\": \"$ECHARTS_VERSION\"" "$pkg"; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || ensure_packages npm:npm
+  log "installing echarts $ECHARTS_VERSION (npm)"
+  npm install -s --no-audit --no-fund --prefix "$TOOLS_DIR" "echarts@$ECHARTS_VERSION" >/dev/null \
+    || die "npm could not install echarts@$ECHARTS_VERSION (the web UI's charts)"
+}
+
 # Builds the web UI into ui/dist (skipped when nothing changed since the last build).
 build_ui() {
   ensure_wasm_tools
+  ensure_echarts
   local dist="$ROOT/ui/dist" stamp newest
   stamp="$dist/.built"
   newest="$(find "$ROOT/ui/src" "$ROOT/ui/static" "$ROOT/ui/Cargo.toml" "$ROOT/core/src" "$ROOT/Cargo.lock" -newer "$stamp" -print -quit 2>/dev/null || true)"
@@ -115,6 +130,12 @@ build_ui() {
     "$TOOLS_DIR/node_modules/.bin/wasm-opt" -Oz "$dist/ui_bg.wasm" -o "$dist/ui_bg.wasm"
   fi
   cp "$ROOT/ui/static/"* "$dist/"
+  cp "$TOOLS_DIR/node_modules/echarts/dist/echarts.common.min.js" "$dist/echarts.min.js"
+  # Pre-compressed copies, sent by the api to browsers that accept gzip (no per-request CPU).
+  local f
+  for f in "$dist"/*.wasm "$dist"/*.js "$dist"/*.css; do
+    gzip -9 -n -k -f "$f"
+  done
   touch "$stamp"
 }
 

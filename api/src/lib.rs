@@ -270,9 +270,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(routes::admin::router(state.clone()))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .route("/api", axum::routing::any(not_found))
-        .with_state(state);
+        .with_state(state.clone());
     let mut app = api
-        .fallback_service(ui::service(&config.ui_dir))
+        .fallback_service(ui::service(&config.ui_dir, state))
         // A stuck query must not hold a connection (or shutdown) forever.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,

@@ -396,7 +396,7 @@ fn endpoints(r: &Reference, c: &Corpus) -> Vec<Ep> {
         for &k in &kinds {
             eps.push(Ep::Kind(range, k));
         }
-        for g in ["dvm", "kind", "dvm_kind"] {
+        for g in ["dvm", "kind", "dvm_kind", "all"] {
             eps.push(Ep::Performance(range, g));
         }
         eps.push(Ep::Reach(range));
@@ -1147,6 +1147,7 @@ impl<'a> Checker<'a> {
     fn check_dvm_list(&mut self, g: &Got, label: &str, range: TimeRange, q: &ListQuery, mut list: DvmList) {
         for d in &mut list.dvms {
             d.supported_kinds.sort_unstable();
+            d.announced_kinds.sort_unstable();
         }
         let needle = q.search.as_ref().map(|s| s.to_lowercase());
         let sort = q.sort.unwrap_or("last_seen");

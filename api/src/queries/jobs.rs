@@ -99,6 +99,8 @@ fn ctes(t: &JobTimeouts) -> String {
 /// How performance rows are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grouping {
+    /// One row over every job: the network's own latency and success rate.
+    All,
     Dvm,
     Kind,
     DvmKind,
@@ -107,6 +109,7 @@ pub enum Grouping {
 impl Grouping {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "all" => Some(Grouping::All),
             "dvm" => Some(Grouping::Dvm),
             "kind" => Some(Grouping::Kind),
             "dvm_kind" => Some(Grouping::DvmKind),
@@ -116,6 +119,7 @@ impl Grouping {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Grouping::All => "all",
             Grouping::Dvm => "dvm",
             Grouping::Kind => "kind",
             Grouping::DvmKind => "dvm_kind",
@@ -126,6 +130,8 @@ impl Grouping {
     fn columns(self, dvm: &str, kind: &str) -> (String, String, String) {
         const NO_DVM: &str = "toFixedString(unhex(repeat('00', 32)), 32)";
         match self {
+            // A constant key: one group, or none when there are no jobs.
+            Grouping::All => (NO_DVM.into(), "toUInt16(0)".into(), "toUInt16(0)".into()),
             Grouping::Dvm => (dvm.into(), "toUInt16(0)".into(), dvm.into()),
             Grouping::Kind => (NO_DVM.into(), kind.into(), kind.into()),
             Grouping::DvmKind => (dvm.into(), kind.into(), format!("{dvm}, {kind}")),

@@ -15,8 +15,8 @@ use crate::error::ApiResult;
 use crate::params::{self, Params};
 use crate::service::{DVM_SORTS, KIND_SORTS, Service};
 
-/// Answers `key` from the cache, computing it with `f` on a miss.
-pub async fn cached<F, Fut>(state: &AppState, key: String, pin: bool, f: F) -> ApiResult<Response>
+/// The body for `key` from the cache, computed with `f` on a miss, and whether it was a hit.
+pub async fn cached_body<F, Fut>(state: &AppState, key: String, pin: bool, f: F) -> ApiResult<(Bytes, bool)>
 where
     F: Fn(Service) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ApiResult<Bytes>> + Send + 'static,
@@ -27,7 +27,16 @@ where
         let (service, f) = (service.clone(), f.clone());
         Box::pin(async move { f(service).await })
     });
-    let (body, hit) = state.cache.get(&key, producer, pin).await?;
+    state.cache.get(&key, producer, pin).await
+}
+
+/// Answers `key` from the cache, computing it with `f` on a miss.
+pub async fn cached<F, Fut>(state: &AppState, key: String, pin: bool, f: F) -> ApiResult<Response>
+where
+    F: Fn(Service) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ApiResult<Bytes>> + Send + 'static,
+{
+    let (body, hit) = cached_body(state, key, pin, f).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
@@ -49,10 +58,21 @@ where
 #[utoipa::path(get, path = "/api/stats/global/latest", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::GlobalStats), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn global_latest(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
-    cached(&state, format!("global:{range}"), false, move |s| async move {
+    cached(&state, global_key(range), false, move |s| async move {
         s.global(range).await
     })
     .await
+}
+
+// Cache keys shared with the link previews (`crate::ui`), so a preview reuses the answer.
+pub fn global_key(range: dvmdash_core::dto::TimeRange) -> String {
+    format!("global:{range}")
+}
+pub fn dvm_key(pk: &dvmdash_core::Id32, range: dvmdash_core::dto::TimeRange) -> String {
+    format!("dvm:{}:{range}", hex::encode(pk))
+}
+pub fn kind_key(kind: u16, range: dvmdash_core::dto::TimeRange) -> String {
+    format!("kind:{kind}:{range}")
 }
 
 /// `GET /api/dvms`
@@ -75,12 +95,9 @@ pub async fn dvm(
 ) -> ApiResult<Response> {
     let pk = params::pubkey(&id)?;
     let range = params.time_range()?;
-    cached(
-        &state,
-        format!("dvm:{}:{range}", hex::encode(pk)),
-        false,
-        move |s| async move { s.dvm(pk, range).await },
-    )
+    cached(&state, dvm_key(&pk, range), false, move |s| async move {
+        s.dvm(pk, range).await
+    })
     .await
 }
 
@@ -104,20 +121,17 @@ pub async fn kind(
 ) -> ApiResult<Response> {
     let kind = params::kind(&kind)?;
     let range = params.time_range()?;
-    cached(
-        &state,
-        format!("kind:{kind}:{range}"),
-        false,
-        move |s| async move { s.kind(kind, range).await },
-    )
+    cached(&state, kind_key(kind, range), false, move |s| async move {
+        s.kind(kind, range).await
+    })
     .await
 }
 
-/// `GET /api/stats/performance?groupBy=dvm|kind|dvm_kind`
-#[utoipa::path(get, path = "/api/stats/performance", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default), kind or dvm_kind")), responses((status = 200, body = dvmdash_core::dto::Performance), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
+/// `GET /api/stats/performance?groupBy=dvm|kind|dvm_kind|all`
+#[utoipa::path(get, path = "/api/stats/performance", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default), kind, dvm_kind or all (one row over every job)")), responses((status = 200, body = dvmdash_core::dto::Performance), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
 pub async fn performance(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let range = params.time_range()?;
-    let g = params.grouping(&["dvm", "kind", "dvm_kind"])?;
+    let g = params.grouping(&["dvm", "kind", "dvm_kind", "all"])?;
     cached(
         &state,
         format!("performance:{range}:{}", g.as_str()),

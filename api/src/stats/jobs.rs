@@ -67,6 +67,8 @@ pub fn performance(
     }
     let mut out: Vec<dto::PerformanceRow> = rows
         .iter()
+        // An aggregate without groups may answer one empty row; a group exists only with a job.
+        .filter(|r| r.jobs > 0)
         .map(|r| {
             let (dvm_id, dvm_name, kind) = keys(g, &r.dvm, r.kind, dir);
             let final_jobs = r.jobs.saturating_sub(r.pending);

@@ -122,6 +122,7 @@ pub fn global(w: &Window, facts: &[Fact], buckets: &[Bucket]) -> GlobalStats {
             time,
             total_requests: b.requests,
             total_responses: b.results,
+            total_feedback: b.feedback,
             unique_users: b.customers,
             unique_dvms: b.dvms,
         }),
@@ -182,10 +183,14 @@ impl DvmDirectory {
         self.profiles.get(pk).and_then(|p| p.name.clone())
     }
 
+    /// DVMDash's `supported_kinds`: job kinds it answered with results, all time.
     pub fn supported(&self, pk: &Id32) -> Vec<u16> {
-        let mut s: BTreeSet<u16> = self.served.get(pk).cloned().unwrap_or_default();
-        s.extend(self.announced.get(pk).into_iter().flatten().copied());
-        s.into_iter().collect()
+        self.served.get(pk).into_iter().flatten().copied().collect()
+    }
+
+    /// Kinds in its current NIP-89 announcements.
+    pub fn announced(&self, pk: &Id32) -> Vec<u16> {
+        self.announced.get(pk).into_iter().flatten().copied().collect()
     }
 }
 
@@ -222,6 +227,7 @@ pub fn dvm_summaries(
                 is_active: last.is_some_and(|l| u64::from(*l) + 86_400 >= u64::from(w.now)),
                 num_supporting_kinds: supported.len() as u64,
                 supported_kinds: supported,
+                announced_kinds: dir.announced(pk),
                 total_responses: *results,
                 total_feedback: *feedback,
                 total_events: results + feedback,
@@ -528,7 +534,9 @@ mod tests {
         assert_eq!(d.first_seen[&pk(1)], 50);
         assert_eq!(d.last_seen[&pk(1)], 600);
         assert!(d.is_dvm(&pk(2)) && !d.is_dvm(&pk(3)));
-        assert_eq!(d.supported(&pk(1)), vec![5300, 5301]);
+        // DVMDash's meaning: served only; announcements have their own field.
+        assert_eq!(d.supported(&pk(1)), vec![5300]);
+        assert_eq!(d.announced(&pk(1)), vec![5300, 5301]);
         assert_eq!(d.name(&pk(1)).as_deref(), Some("One"));
         assert_eq!(month_label(19_723), "2024-01");
     }

@@ -421,6 +421,7 @@ struct KindAcc {
 struct GlobalBucket {
     requests: u64,
     results: u64,
+    feedback: u64,
     users: HashSet<u32>,
     dvms: HashSet<u32>,
 }
@@ -643,8 +644,9 @@ impl Reference {
         self.profiles[pk as usize].name.clone()
     }
 
+    /// DVMDash's meaning: kinds it answered with results, all time.
     fn supported(&self, pk: usize) -> Vec<u16> {
-        self.served[pk].union(&self.announced[pk]).copied().collect()
+        self.served[pk].iter().copied().collect()
     }
 
     pub fn win(&self, now: u64, range: TimeRange) -> Win {
@@ -781,6 +783,7 @@ impl Reference {
                     b.dvms.insert(e.author);
                 }
                 Part::Feedback => {
+                    b.feedback += 1;
                     b.dvms.insert(e.author);
                 }
                 _ => {}
@@ -794,6 +797,7 @@ impl Reference {
                 time,
                 total_requests: b.requests,
                 total_responses: b.results,
+                total_feedback: b.feedback,
                 unique_users: b.users.len() as u64,
                 unique_dvms: b.dvms.len() as u64,
             })
@@ -859,6 +863,7 @@ impl Reference {
             is_active: self.last_seen[p].is_some_and(|t| t + 86_400 >= now),
             num_supporting_kinds: supported.len() as u64,
             supported_kinds: supported,
+            announced_kinds: self.announced[p].iter().copied().collect(),
             total_responses: a.results,
             total_feedback: a.feedback,
             total_events: a.results + a.feedback,
@@ -1079,6 +1084,7 @@ impl Reference {
             let key = match group {
                 "dvm" => (Some(j.dvm), None),
                 "kind" => (None, Some(j.kind)),
+                "all" => (None, None),
                 _ => (Some(j.dvm), Some(j.kind)),
             };
             let g = groups.entry(key).or_default();

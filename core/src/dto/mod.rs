@@ -123,6 +123,9 @@ pub struct GlobalPoint {
     pub time: String,
     pub total_requests: u64,
     pub total_responses: u64,
+    /// Feedback events in the bucket (not in DVMDash's answer).
+    #[serde(default)]
+    pub total_feedback: u64,
     pub unique_users: u64,
     pub unique_dvms: u64,
 }

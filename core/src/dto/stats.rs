@@ -27,9 +27,13 @@ pub struct DvmSummary {
     pub first_seen: Option<String>,
     /// Sent a result or feedback in the last 24 hours.
     pub is_active: bool,
-    /// Kinds served (results, all time) or announced (NIP-89 `k` tags).
+    /// DVMDash's meaning: job kinds it answered with results, all time.
     pub supported_kinds: Vec<u16>,
+    /// Length of `supported_kinds`.
     pub num_supporting_kinds: u64,
+    /// Kinds in its current NIP-89 announcements (`k` tags), served or not.
+    #[serde(default)]
+    pub announced_kinds: Vec<u16>,
     /// Results in the window.
     pub total_responses: u64,
     /// Feedback in the window.
@@ -92,7 +96,7 @@ pub struct DvmStats {
     pub total_feedback: u64,
     pub total_requests: u64,
     pub jobs_answered: u64,
-    /// Served or announced, all time (DVMDash's field).
+    /// DVMDash's meaning: job kinds it answered with results, all time (same as `served_kinds`).
     pub supported_kinds: Vec<u16>,
     /// Kinds in current NIP-89 announcements.
     pub announced_kinds: Vec<u16>,

@@ -1,0 +1,759 @@
+//! The web dashboard in headless Chromium against the api serving a known corpus: every page loads
+//! without a console error and shows the api's numbers; search, sort, paging, view and the time
+//! window live in the URL and survive reload and back/forward; names replace pubkeys (a hostile
+//! `<script>` name stays text, in the page and in the link-preview tags); feedback-only DVMs have a
+//! page; unknown DVMs and kinds show the 404 state. Screenshots of every page in both themes at
+//! 1280 and 390 px go to `target/screenshots/` (checked by eye, see the closing notes).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dvmdash_core::Event;
+use dvmdash_core::dto::{DvmList, DvmStats, GlobalStats, KindList, KindStats};
+use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
+use dvmdash_core::telemetry::now_secs;
+use dvmdash_core::testkit::{free_port, isolated, wait_for};
+use dvmdash_core::validate::Keys;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=1>";
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
+}
+
+fn tag(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The corpus: five DVMs (named, hostile-named and announcing kinds it never served, nameless,
+/// feedback-only) answering three customers on three kinds within the last hour.
+struct Corpus {
+    events: Vec<Event>,
+    alpha: Keys,
+    hostile: Keys,
+    nameless: Keys,
+    quiet: Keys,
+    requests: u64,
+}
+
+fn corpus(now: u64) -> Corpus {
+    let k = |s: &str| Keys::from_seed(format!("dashboard-test-{s}").as_bytes());
+    let (alpha, beta, hostile, nameless, quiet) =
+        (k("alpha"), k("beta"), k("hostile"), k("nameless"), k("quiet"));
+    let customers = [k("c1"), k("c2"), k("c3")];
+    let mut events = Vec::new();
+    let t0 = now - 50 * 60;
+    let profile = |keys: &Keys, name: &str, about: &str, kinds: &[&str], at: u64| {
+        let mut tags = vec![tag(&["d", "dashboard"])];
+        tags.extend(kinds.iter().map(|k| tag(&["k", k])));
+        keys.sign(at, 31990, tags, json!({"name": name, "about": about}).to_string())
+    };
+    events.push(profile(
+        &alpha,
+        "Alpha Discovery",
+        "Finds notes you will like.",
+        &["5300"],
+        t0,
+    ));
+    events.push(profile(
+        &beta,
+        "Beta Translate",
+        "Translations in 40 languages.",
+        &["5002"],
+        t0,
+    ));
+    events.push(profile(
+        &hostile,
+        HOSTILE,
+        "About <b>bold</b> & \"quoted\"",
+        &["5300", "5301", "5302"],
+        t0,
+    ));
+    events.push(profile(
+        &quiet,
+        "Quiet Feedback",
+        "Only ever says it is busy.",
+        &["5050"],
+        t0,
+    ));
+    let mut requests = 0;
+    let plan: [(u16, &Keys, &[&Keys]); 9] = [
+        (5300, &customers[0], &[&alpha, &hostile]),
+        (5300, &customers[1], &[&alpha]),
+        (5300, &customers[2], &[&hostile, &nameless]),
+        (5002, &customers[0], &[&beta]),
+        (5002, &customers[1], &[&beta, &nameless]),
+        (5050, &customers[2], &[&nameless]),
+        (5050, &customers[0], &[]),
+        (5300, &customers[1], &[&alpha]),
+        (5002, &customers[2], &[&beta]),
+    ];
+    for (i, (kind, customer, dvms)) in plan.iter().enumerate() {
+        let at = t0 + 60 + i as u64 * 240;
+        let req = customer.sign(at, *kind, vec![tag(&["i", "hello", "text"])], String::new());
+        requests += 1;
+        for (j, dvm) in dvms.iter().enumerate() {
+            let link = vec![tag(&["e", &req.id]), tag(&["p", &req.pubkey])];
+            let mut fb = link.clone();
+            fb.push(tag(&["status", "processing"]));
+            events.push(dvm.sign(at + 2 + j as u64, 7000, fb, String::new()));
+            if i == 3 {
+                // Beta asks to be paid first: the prices panels have a figure.
+                let mut pay = link.clone();
+                pay.push(tag(&["status", "payment-required"]));
+                pay.push(tag(&["amount", "50000"]));
+                events.push(dvm.sign(at + 3, 7000, pay, String::new()));
+            }
+            if i == 4 && j == 1 {
+                let mut err = link.clone();
+                err.push(tag(&["status", "error", "model overloaded"]));
+                events.push(dvm.sign(at + 9, 7000, err, String::new()));
+                continue;
+            }
+            let mut res = link.clone();
+            res.push(tag(&["request", &req.to_json()]));
+            res.push(tag(&["amount", "21000"]));
+            events.push(dvm.sign(at + 5 + j as u64 * 3, kind + 1000, res, format!("result {i}")));
+        }
+        // The feedback-only DVM says it is busy on every job and never delivers.
+        let busy = vec![
+            tag(&["e", &req.id]),
+            tag(&["p", &req.pubkey]),
+            tag(&["status", "processing"]),
+        ];
+        events.push(quiet.sign(at + 1, 7000, busy, String::new()));
+        events.push(req);
+    }
+    Corpus {
+        events,
+        alpha,
+        hostile,
+        nameless,
+        quiet,
+        requests,
+    }
+}
+
+async fn feed(stack: &common::Stack, events: &[Event]) {
+    let stream = stack.redis.names().events_stream();
+    let mut conn = stack.redis_conn().await;
+    let mut pipe = redis::pipe();
+    let seen = now_secs() * 1000;
+    for e in events {
+        pipe.cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg(FIELD_EVENT)
+            .arg(e.to_json())
+            .arg(FIELD_RELAY)
+            .arg("wss://relay.example")
+            .arg(FIELD_SEEN_MS)
+            .arg(seen);
+    }
+    let _: Vec<String> = pipe.query_async(&mut conn).await.expect("XADD corpus");
+}
+
+/// Kills the process group on drop, so a failing test leaves no browser behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver's log endpoint (not in the W3C protocol): the browser console since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+struct Browser {
+    client: Client,
+    _driver: Proc,
+    _profile: tempfile::TempDir,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn start(base: &str) -> Self {
+        let port = free_port();
+        let driver = Proc({
+            use std::os::unix::process::CommandExt as _;
+            Command::new(required("DVMDASH_TEST_CHROMEDRIVER"))
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("spawn chromedriver")
+        });
+        let profile = tempfile::tempdir().expect("profile dir");
+        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(json!({
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": {
+                "binary": required("DVMDASH_TEST_CHROME"),
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--hide-scrollbars", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }))
+        .expect("capabilities");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => panic!("cannot start a browser session: {e}"),
+            }
+        };
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        let shots = target.join("screenshots");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
+            base: base.to_owned(),
+            shots,
+        }
+    }
+
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// Console messages at error level since the last call, minus those `allowed` names.
+    async fn console_errors(&self, allowed: &[&str]) -> Vec<String> {
+        let log = self.client.issue_cmd(BrowserLog).await.expect("browser log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .filter(|m| !allowed.iter().any(|a| m.contains(a)))
+            .collect()
+    }
+
+    async fn assert_clean(&self, page: &str, allowed: &[&str]) {
+        let errors = self.console_errors(allowed).await;
+        assert!(errors.is_empty(), "console errors on {page}: {errors:#?}");
+    }
+
+    async fn text(&self, css: &str) -> Option<String> {
+        let el = self.client.find(Locator::Css(css)).await.ok()?;
+        el.text().await.ok()
+    }
+
+    /// Waits until `css` shows `want` (numbers compared without thousands separators).
+    async fn wait_text(&self, css: &str, want: &str) {
+        let mut last = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            last = self.text(css).await;
+            if last.as_deref().map(|t| t.replace(',', "").trim().to_owned()) == Some(want.to_owned()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} shows {last:?}, want {want:?} (url {:?})", self.url().await);
+    }
+
+    async fn wait_present(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never appeared on {:?}", self.url().await);
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    }
+
+    async fn wait_count(&self, css: &str, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            n = self.count(css).await;
+            if n == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css}: {n} elements, want {want} on {:?}", self.url().await);
+    }
+
+    async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    async fn wait_url(&self, has: &str, lacks: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut u = String::new();
+        while Instant::now() < deadline {
+            u = self.url().await;
+            if u.contains(has) && (lacks.is_empty() || !u.contains(lacks)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("url {u} should contain {has:?} and not {lacks:?}");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.expect("script")
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+}
+
+fn num(n: u64) -> String {
+    n.to_string()
+}
+
+async fn api<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> T {
+    let (v, status) = common::get_json::<T>(&format!("{base}{path}")).await;
+    v.unwrap_or_else(|| panic!("GET {path}: HTTP {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_in_a_real_browser() {
+    let ui_dir = required("DVMDASH_TEST_UI_DIR");
+    assert!(
+        std::path::Path::new(&ui_dir).join("echarts.min.js").is_file(),
+        "the UI must be built into {ui_dir} (scripts/build-ui.sh)"
+    );
+    let now = now_secs();
+    let c = corpus(now);
+    let (redis, clickhouse) = isolated();
+    let stack = common::start(common::args(redis, clickhouse, vec![])).await;
+    feed(&stack, &c.events).await;
+    let base = stack.base.clone();
+    let url = format!("{base}/api/stats/global/latest?timeRange=24h");
+    let want = c.requests;
+    wait_for("the api to count the corpus", Duration::from_secs(90), || {
+        let url = url.clone();
+        async move {
+            let (g, _) = common::get_json::<GlobalStats>(&url).await;
+            g.filter(|g| g.total_requests == want && g.total_feedback > 0)
+        }
+    })
+    .await;
+    let npub = |k: &Keys| {
+        dvmdash_core::nip19::npub(&dvmdash_core::nip19::parse_pubkey(k.pubkey_hex()).expect("pubkey"))
+    };
+    let b = Browser::start(&base).await;
+
+    // ---- overview: every card equals the api's answer for the same window
+    let g: GlobalStats = api(&base, "/api/stats/global/latest?timeRange=24h").await;
+    b.open("/?timeRange=24h").await;
+    // When the first number was on the page, in the page's own clock (ms since navigation start),
+    // polled every few ms: an upper bound of the first meaningful paint (docs/performance.md).
+    let mut numbers_at = serde_json::Value::Null;
+    for _ in 0..3000 {
+        numbers_at = b
+            .js("const e = document.querySelector('[data-stat=total_requests]'); \
+                 return e && /[0-9]/.test(e.textContent) ? performance.now() : null;")
+            .await;
+        if !numbers_at.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.wait_text("[data-stat=total_requests]", &num(g.total_requests))
+        .await;
+    for (stat, v) in [
+        ("total_responses", g.total_responses),
+        ("total_feedback", g.total_feedback),
+        ("unique_users", g.unique_users),
+        ("unique_dvms", g.unique_dvms),
+        ("unique_kinds", g.unique_kinds),
+    ] {
+        b.wait_text(&format!("[data-stat={stat}]"), &num(v)).await;
+    }
+    let popular = g.popular_dvm.clone().expect("a popular DVM");
+    let popular_stats: DvmStats = api(&base, &format!("/api/stats/dvm/{popular}?timeRange=24h")).await;
+    let popular_name = popular_stats.dvm_name.clone().expect("the popular DVM is named");
+    b.wait_text("[data-stat=popular_dvm] .dvm-name", &popular_name)
+        .await;
+    let kind = g.popular_kind.expect("a popular kind");
+    assert!(
+        b.text("[data-stat=popular_kind]")
+            .await
+            .unwrap_or_default()
+            .contains(&kind.to_string()),
+        "popular kind card"
+    );
+    b.wait_present(".chart-box canvas").await;
+    let paint = b
+        .js("const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;")
+        .await;
+    eprintln!(
+        "overview: first contentful paint {paint} ms, numbers on the page by {numbers_at} ms after navigation start"
+    );
+    b.assert_clean("/", &[]).await;
+    // The popular DVM card links to its page by npub.
+    b.click("[data-stat=popular_dvm] a").await;
+    b.wait_url("/dvm-stats/npub1", "").await;
+    b.wait_text("[data-stat=dvm_name]", &popular_name).await;
+    b.client.back().await.expect("back");
+    b.wait_text("[data-stat=total_requests]", &num(g.total_requests))
+        .await;
+
+    // ---- the window lives in the URL; back/forward step through it
+    b.click("button[data-range='1h']").await;
+    b.wait_url("timeRange=1h", "timeRange=24h").await;
+    let g1: GlobalStats = api(&base, "/api/stats/global/latest?timeRange=1h").await;
+    b.wait_text("[data-stat=total_requests]", &num(g1.total_requests))
+        .await;
+    b.client.back().await.expect("back");
+    b.wait_url("timeRange=24h", "").await;
+    b.client.forward().await.expect("forward");
+    b.wait_url("timeRange=1h", "").await;
+    b.client.refresh().await.expect("reload");
+    b.wait_url("timeRange=1h", "").await;
+    assert_eq!(b.text("button[aria-pressed=true]").await.as_deref(), Some("1h"));
+    b.assert_clean("/ (window changes)", &[]).await;
+
+    // ---- DVM list: rows equal the api's, names everywhere, the hostile name is text
+    let list: DvmList = api(&base, "/api/dvms?timeRange=24h&limit=24").await;
+    assert!(
+        list.dvms.iter().any(|d| d.id == c.quiet.pubkey_hex()),
+        "feedback-only DVMs are listed by the api"
+    );
+    b.open("/dvm-stats?timeRange=24h").await;
+    b.wait_count("[data-dvm-row]", list.dvms.len()).await;
+    b.wait_text(
+        "[data-stat=list_range]",
+        &format!("1–{} of {}", list.total, list.total),
+    )
+    .await;
+    for d in &list.dvms {
+        let row = format!("[data-dvm-row='{}']", d.id);
+        b.wait_text(
+            &format!("{row} [data-col=total_responses]"),
+            &num(d.total_responses),
+        )
+        .await;
+        b.wait_text(
+            &format!("{row} [data-col=total_feedback]"),
+            &num(d.total_feedback),
+        )
+        .await;
+        b.wait_text(
+            &format!("{row} [data-col=total_requests]"),
+            &num(d.total_requests),
+        )
+        .await;
+        let shown = b.text(&format!("{row} .dvm-name")).await.unwrap_or_default();
+        match &d.dvm_name {
+            Some(n) => assert_eq!(&shown, n, "a DVM's name appears where its pubkey would"),
+            None => assert!(
+                shown.starts_with("npub1") && shown.contains('…'),
+                "no name: shortened npub, got {shown}"
+            ),
+        }
+    }
+    let alert = b.client.get_alert_text().await;
+    assert!(alert.is_err(), "no script ran from a DVM name: {alert:?}");
+    assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+    b.assert_clean("/dvm-stats", &[]).await;
+
+    // search, sort, view and paging state in the URL, through reload and back
+    b.client
+        .find(Locator::Css("input.search"))
+        .await
+        .expect("search box")
+        .send_keys("alpha disc")
+        .await
+        .expect("type");
+    b.wait_url("q=alpha+disc", "").await;
+    b.wait_count("[data-dvm-row]", 1).await;
+    b.wait_present(&format!("[data-dvm-row='{}']", c.alpha.pubkey_hex()))
+        .await;
+    b.client.refresh().await.expect("reload");
+    b.wait_count("[data-dvm-row]", 1).await;
+    assert_eq!(
+        b.client
+            .find(Locator::Css("input.search"))
+            .await
+            .expect("box")
+            .prop("value")
+            .await
+            .expect("value"),
+        Some("alpha disc".to_owned()),
+        "the search box shows the URL's search after a reload"
+    );
+    b.client.back().await.expect("back");
+    b.wait_url("/dvm-stats", "q=").await;
+    b.wait_count("[data-dvm-row]", list.dvms.len()).await;
+    // By the npub of a nameless DVM.
+    b.open(&format!("/dvm-stats?timeRange=24h&q={}", npub(&c.nameless)))
+        .await;
+    b.wait_count("[data-dvm-row]", 1).await;
+    // Sort by name ascending, as a table, one row per page: the URL holds it all.
+    b.open("/dvm-stats?timeRange=24h&sort=name&order=asc").await;
+    let by_name: DvmList = api(&base, "/api/dvms?timeRange=24h&sort=name&order=asc&limit=24").await;
+    b.wait_count("[data-dvm-row]", by_name.dvms.len()).await;
+    let first_row = b
+        .client
+        .find(Locator::Css("[data-dvm-row]"))
+        .await
+        .expect("a row")
+        .attr("data-dvm-row")
+        .await
+        .expect("attr");
+    assert_eq!(
+        first_row.as_deref(),
+        Some(by_name.dvms[0].id.as_str()),
+        "rows follow the api's order"
+    );
+    b.click("[data-view=table]").await;
+    b.wait_url("view=table", "").await;
+    b.wait_present("table.data tr[data-dvm-row]").await;
+    b.click("[data-order]").await;
+    b.wait_url("sort=name", "order=asc").await;
+    b.client.back().await.expect("back");
+    b.wait_url("order=asc", "").await;
+    b.wait_url("view=table", "").await;
+    b.assert_clean("/dvm-stats (state)", &[]).await;
+
+    // ---- DVM pages: totals equal the api's; feedback-only and hostile-named DVMs have pages
+    for keys in [&c.alpha, &c.quiet, &c.hostile, &c.nameless] {
+        let d: DvmStats = api(
+            &base,
+            &format!("/api/stats/dvm/{}?timeRange=24h", keys.pubkey_hex()),
+        )
+        .await;
+        b.open(&format!("/dvm-stats/{}?timeRange=24h", npub(keys))).await;
+        for (stat, v) in [
+            ("total_responses", d.total_responses),
+            ("total_feedback", d.total_feedback),
+            ("total_requests", d.total_requests),
+            ("jobs_answered", d.jobs_answered),
+        ] {
+            b.wait_text(&format!("[data-stat={stat}]"), &num(v)).await;
+        }
+        let name = d.dvm_name.clone().unwrap_or_else(|| "Unnamed DVM".to_owned());
+        b.wait_text("[data-stat=dvm_name]", &name).await;
+        assert_eq!(b.text("[data-stat=npub]").await, Some(npub(keys)));
+        b.assert_clean(&format!("/dvm-stats/{}", d.dvm_id), &[]).await;
+    }
+    // Served and announced kinds side by side.
+    b.open(&format!("/dvm-stats/{}?timeRange=24h", c.hostile.pubkey_hex()))
+        .await;
+    b.wait_present("[data-stat=announced_not_served] a").await;
+    let never = b
+        .text("[data-stat=announced_not_served]")
+        .await
+        .unwrap_or_default();
+    assert!(
+        never.contains("5301") && never.contains("5302") && !never.contains("5300"),
+        "{never}"
+    );
+    assert!(
+        b.text("[data-stat=served_kinds]")
+            .await
+            .unwrap_or_default()
+            .contains("5300")
+    );
+    assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+    assert!(b.client.get_alert_text().await.is_err());
+    // Unknown and malformed DVMs: the 404 state, not a blank page.
+    let unseen = Keys::from_seed(b"never-seen");
+    for id in [
+        npub(&unseen),
+        "not-a-pubkey".to_owned(),
+        "%3Cscript%3E".to_owned(),
+    ] {
+        b.open(&format!("/dvm-stats/{id}")).await;
+        b.wait_present("[data-page=not-found]").await;
+        b.assert_clean(&format!("/dvm-stats/{id}"), &["status of 404", "status of 400"])
+            .await;
+    }
+
+    // ---- kinds: list rows and a kind's page equal the api's
+    let kinds: KindList = api(&base, "/api/kinds?timeRange=24h&limit=50").await;
+    b.open("/kind-stats?timeRange=24h").await;
+    b.wait_count("[data-kind-row]", kinds.kinds.len()).await;
+    for k in &kinds.kinds {
+        let row = format!("[data-kind-row='{}']", k.kind);
+        b.wait_text(
+            &format!("{row} [data-col=total_requests]"),
+            &num(k.total_requests),
+        )
+        .await;
+        b.wait_text(
+            &format!("{row} [data-col=total_responses]"),
+            &num(k.total_responses),
+        )
+        .await;
+        b.wait_text(
+            &format!("{row} [data-col=num_supporting_dvms]"),
+            &num(k.num_supporting_dvms),
+        )
+        .await;
+    }
+    b.assert_clean("/kind-stats", &[]).await;
+    let k: KindStats = api(&base, "/api/stats/kind/5300?timeRange=24h").await;
+    b.open("/kind-stats/5300?timeRange=24h").await;
+    b.wait_text("[data-stat=total_requests]", &num(k.total_requests))
+        .await;
+    b.wait_text("[data-stat=total_responses]", &num(k.total_responses))
+        .await;
+    b.wait_text("[data-stat=num_supporting_dvms]", &num(k.num_supporting_dvms))
+        .await;
+    b.wait_count("[data-dvm-row]", k.top_dvms.len()).await;
+    b.assert_clean("/kind-stats/5300", &[]).await;
+    b.open("/kind-stats/4242").await;
+    b.wait_present("[data-page=not-found]").await;
+    b.assert_clean("/kind-stats/4242", &["status of 404"]).await;
+
+    // ---- what's new, history, an unknown path
+    b.open("/new?timeRange=24h").await;
+    b.wait_present(&format!("[data-dvm-row='{}']", c.alpha.pubkey_hex()))
+        .await;
+    b.assert_clean("/new", &[]).await;
+    b.open("/history").await;
+    let month = dvmdash_core::dto::rfc3339(now)[..7].to_owned();
+    b.wait_present(&format!("[data-month='{month}']")).await;
+    b.assert_clean("/history", &[]).await;
+    b.open("/no/such/page").await;
+    b.wait_present("[data-page=not-found]").await;
+    b.assert_clean("/no/such/page", &["status of 404"]).await;
+
+    // ---- link previews: each page's own tags, names escaped
+    let (status, html) =
+        common::http_get(&format!("{base}/dvm-stats/{}?timeRange=24h", npub(&c.hostile))).await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("<script>window.__pwned"),
+        "a DVM name never becomes markup"
+    );
+    assert!(
+        html.contains("og:title\" content=\"&lt;script&gt;window.__pwned=1&lt;/script&gt;"),
+        "{html}"
+    );
+    let (_, home) = common::http_get(&format!("{base}/?timeRange=24h")).await;
+    assert!(
+        home.contains(&format!("{} job requests", g.total_requests)),
+        "{home}"
+    );
+    let (status, _) = common::http_get(&format!("{base}/dvm-stats/{}", npub(&unseen))).await;
+    assert_eq!(status, 404, "an unknown DVM's page answers 404");
+
+    // ---- screenshots: every page, both themes, desktop and phone widths; nothing wider than a phone
+    let pages: BTreeMap<&str, String> = [
+        ("overview", "/?timeRange=24h".to_owned()),
+        ("dvms", "/dvm-stats?timeRange=24h".to_owned()),
+        ("dvms-table", "/dvm-stats?timeRange=24h&view=table".to_owned()),
+        ("dvm", format!("/dvm-stats/{}?timeRange=24h", npub(&c.alpha))),
+        (
+            "dvm-hostile",
+            format!("/dvm-stats/{}?timeRange=24h", npub(&c.hostile)),
+        ),
+        ("kinds", "/kind-stats?timeRange=24h".to_owned()),
+        ("kind", "/kind-stats/5300?timeRange=24h".to_owned()),
+        ("new", "/new?timeRange=24h".to_owned()),
+        ("history", "/history".to_owned()),
+        ("not-found", "/dvm-stats/nobody".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    for theme in ["light", "dark"] {
+        // Tall windows, so a screenshot shows most of the page.
+        for (width, height) in [(1280u32, 2200u32), (390, 2400)] {
+            b.client
+                .set_window_size(width, height)
+                .await
+                .expect("window size");
+            for (name, path) in &pages {
+                b.open(path).await;
+                b.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
+                    .await;
+                b.client.refresh().await.expect("reload");
+                b.wait_present("main [data-page]").await;
+                if !name.starts_with("not-found") {
+                    b.wait_present("main .card, main table, main ul, main .dvm-cards")
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                assert_eq!(
+                    b.js("return document.documentElement.getAttribute('data-theme')")
+                        .await,
+                    json!(theme)
+                );
+                if width < 500 {
+                    let overflow = b
+                        .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                        .await;
+                    assert!(
+                        overflow.as_i64().unwrap_or(1) <= 0,
+                        "{path} scrolls sideways at {width} px by {overflow}"
+                    );
+                }
+                b.screenshot(&format!("{name}-{theme}-{width}")).await;
+            }
+        }
+    }
+    // Only the not-found page asks for what does not exist.
+    b.assert_clean("screenshots", &["status of 404", "status of 400"])
+        .await;
+    eprintln!("screenshots in {}", b.shots.display());
+    b.client.clone().close().await.expect("close browser");
+    stack.stop().await;
+}
