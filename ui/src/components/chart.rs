@@ -215,10 +215,23 @@ mod mount {
         let ctx = use_context::<crate::app::Ctx>();
         let chart: Rc<RefCell<Option<(EChart, bool)>>> = Rc::default();
         let c = chart.clone();
+        // ECharts loads `async` beside the app (so it never delays the first numbers); until it
+        // has, drawing is retried every 100 ms for up to 20 s.
+        let attempts = create_signal(0u32);
         on_mount(move || {
             create_effect(move || {
                 let dark = ctx.theme.get() == crate::browser::Theme::Dark;
                 let Some(spec) = spec.get_clone() else { return };
+                let tries = attempts.get();
+                let loaded =
+                    js_sys::Reflect::has(&js_sys::global(), &JsValue::from_str("echarts")).unwrap_or(false);
+                if !loaded && tries < 200 {
+                    sycamore::futures::spawn_local_scoped(async move {
+                        gloo_timers::future::TimeoutFuture::new(100).await;
+                        attempts.set(tries + 1);
+                    });
+                    return;
+                }
                 let Some(el) = node
                     .try_get()
                     .and_then(|n| n.dyn_into::<web_sys::HtmlElement>().ok())
