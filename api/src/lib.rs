@@ -79,17 +79,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            api_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            ui_dir: PathBuf::from("ui/dist"),
-            cache_ttl_secs: 30,
-            cache_mb: 64,
-            job_timeouts: JobTimeouts::default(),
-            admin_token: None,
-            cors_origins: Vec::new(),
-            rate_per_sec: 50,
-            rate_burst: 100,
-        }
+        dvmdash_core::config::clap_defaults()
     }
 }
 

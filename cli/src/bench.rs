@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
-use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::validate::{Keys, Validator};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -154,25 +154,14 @@ pub fn events(n: usize, seed: &str) -> Vec<String> {
 
 async fn xadd_all(
     conn: &mut redis::aio::ConnectionManager,
-    stream: &str,
+    stream: &EventStream,
     events: &[String],
 ) -> anyhow::Result<()> {
+    // Uncapped: a round may queue more than the stream cap on purpose, to measure the ingester.
     for chunk in events.chunks(2000) {
-        let mut pipe = redis::pipe();
-        let now = dvmdash_core::telemetry::now_millis();
-        for e in chunk {
-            pipe.cmd("XADD")
-                .arg(stream)
-                .arg("*")
-                .arg(FIELD_EVENT)
-                .arg(e)
-                .arg(FIELD_RELAY)
-                .arg("bench")
-                .arg(FIELD_SEEN_MS)
-                .arg(now)
-                .ignore();
-        }
-        pipe.query_async::<()>(conn).await?;
+        stream
+            .append_uncapped(conn, "bench", dvmdash_core::telemetry::now_millis(), chunk)
+            .await?;
     }
     Ok(())
 }
@@ -282,7 +271,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
             Some(c) => c,
             None => anyhow::bail!("stopped"),
         };
-        let stream = redis.names().events_stream();
+        let stream = EventStream::new(&redis.names());
         let mut total = 0u64;
         if wants("ingest") {
             for round in 0..args.rounds {
@@ -368,7 +357,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         drop_database(&clickhouse).await;
         if let Ok(Some(mut c)) = redis.connect(&CancellationToken::new()).await {
             let _: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(redis.names().events_stream())
+                .arg(EventStream::new(&redis.names()).key())
                 .query_async(&mut c)
                 .await;
         }

@@ -247,7 +247,8 @@ async fn xadd_paced(
 /// (empty while the group does not exist).
 async fn group_state(conn: &MultiplexedConnection, names: &RedisNames) -> Result<(u64, String), String> {
     let mut c = conn.clone();
-    let info = dvmdash_core::streams::group_info(&mut c, names)
+    let info = dvmdash_core::stream::EventStream::new(names)
+        .group_info(&mut c)
         .await
         .map_err(|e| format!("reading the ingester group: {e}"))?;
     Ok((info.pending, info.last_delivered.unwrap_or_default()))
@@ -255,7 +256,8 @@ async fn group_state(conn: &MultiplexedConnection, names: &RedisNames) -> Result
 
 async fn dead_letters(conn: &MultiplexedConnection, names: &RedisNames) -> u64 {
     let mut c = conn.clone();
-    dvmdash_core::streams::dead_letters(&mut c, names)
+    dvmdash_core::stream::EventStream::new(names)
+        .dead_letters(&mut c)
         .await
         .unwrap_or(0)
 }

@@ -192,7 +192,8 @@ async fn a_million_event_archive_imports_once_and_again_changes_nothing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_until("the replay to be consumed", Duration::from_secs(600), || async {
         let mut c = stack.redis_conn().await;
-        let info = dvmdash_core::streams::group_info(&mut c, &stack.redis.names())
+        let info = dvmdash_core::stream::EventStream::new(&stack.redis.names())
+            .group_info(&mut c)
             .await
             .expect("info");
         let backlog = info.lag.unwrap_or(0) + info.pending;

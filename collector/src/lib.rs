@@ -53,10 +53,10 @@ pub struct Config {
     #[arg(long, env = "DVMDASH_COLLECTOR_CATCHUP_SECS", default_value_t = 60)]
     pub catchup_secs: u64,
     /// Approximate cap of the Redis stream length (MAXLEN ~).
-    #[arg(long, env = "DVMDASH_STREAM_MAXLEN", default_value_t = 1_000_000)]
+    #[arg(long, env = "DVMDASH_STREAM_MAXLEN", default_value_t = dvmdash_core::stream::STREAM_MAXLEN)]
     pub stream_maxlen: u64,
     /// How long an event id stays marked as seen in Redis.
-    #[arg(long, env = "DVMDASH_SEEN_TTL_SECS", default_value_t = 86_400)]
+    #[arg(long, env = "DVMDASH_SEEN_TTL_SECS", default_value_t = dvmdash_core::stream::SEEN_TTL_SECS)]
     pub seen_ttl_secs: u64,
     /// Event ids remembered in memory to drop duplicates before any cryptography.
     #[arg(long, env = "DVMDASH_COLLECTOR_SEEN_CACHE", default_value_t = 200_000)]
@@ -65,17 +65,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            collector_id: String::new(),
-            heartbeat_ms: 1000,
-            lookback_secs: 3600,
-            resume_overlap_secs: 600,
-            settle_ms: 3000,
-            catchup_secs: 60,
-            stream_maxlen: 1_000_000,
-            seen_ttl_secs: 86_400,
-            seen_cache: 200_000,
-        }
+        dvmdash_core::config::clap_defaults()
     }
 }
 

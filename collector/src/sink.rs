@@ -1,14 +1,13 @@
 //! The stream writer: appends verified events to the Redis stream in batches.
 //!
-//! Each batch is one Lua script call. For every event it sets the id's seen-marker with `SET NX EX`
-//! and, only when that succeeded, `XADD`s the event, atomically: an id is never marked seen without
-//! being on the stream, so a crash cannot lose an event, and several collectors watching the same
-//! relays put each event on the stream once. A failed write is retried (with backoff) until it
-//! succeeds or shutdown gives up; nothing is dropped silently.
+//! Each batch is one [`EventStream::append_new`] call (seen-marker and append, atomically, so several
+//! collectors watching the same relays put each event on the stream once). A failed write is
+//! retried (with backoff) until it succeeds or shutdown gives up; nothing is dropped silently.
 
 use std::time::{Duration, Instant};
 
 use dvmdash_core::redis_keys::RedisNames;
+use dvmdash_core::stream::{EventStream, NewEntry, SEEN_TTL_SECS, STREAM_MAXLEN};
 use metrics::{counter, gauge, histogram};
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
@@ -17,23 +16,6 @@ use tracing::{error, warn};
 
 use crate::metrics as m;
 use crate::relay::Accepted;
-
-/// Marks each id seen (NX) and appends the event only if it was not seen before.
-/// KEYS[1] = stream, KEYS[2..] = seen keys; ARGV = ttl, maxlen, then (event, relay, seen_ms) per key.
-const APPEND_NEW: &str = r#"
-local ttl, maxlen = ARGV[1], ARGV[2]
-local out = {}
-for i = 2, #KEYS do
-  local a = 3 + (i - 2) * 3
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'e', ARGV[a], 'r', ARGV[a + 1], 't', ARGV[a + 2])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"#;
 
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
@@ -52,8 +34,8 @@ pub struct SinkOptions {
 impl Default for SinkOptions {
     fn default() -> Self {
         SinkOptions {
-            stream_maxlen: 1_000_000,
-            seen_ttl_secs: 86_400,
+            stream_maxlen: STREAM_MAXLEN,
+            seen_ttl_secs: SEEN_TTL_SECS,
             batch_events: 500,
             batch_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
@@ -71,9 +53,7 @@ pub async fn run(
 ) {
     let mut writer = Writer {
         redis,
-        script: redis::Script::new(APPEND_NEW),
-        stream: names.events_stream(),
-        names,
+        stream: EventStream::new(&names),
         opts,
     };
     let mut batch: Vec<Accepted> = Vec::with_capacity(writer.opts.batch_events);
@@ -102,9 +82,7 @@ pub async fn run(
 
 struct Writer {
     redis: ConnectionManager,
-    script: redis::Script,
-    stream: String,
-    names: RedisNames,
+    stream: EventStream,
     opts: SinkOptions,
 }
 
@@ -123,7 +101,7 @@ impl Writer {
                 Ok(flags) => {
                     histogram!(m::STREAM_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
                     for (ev, added) in events.iter().zip(flags) {
-                        if added == 1 {
+                        if added {
                             counter!(m::STREAM_WRITTEN).increment(1);
                         } else {
                             counter!(m::DUPLICATES, "relay" => ev.relay.to_string(), "layer" => "redis")
@@ -154,31 +132,25 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, events: &[Accepted]) -> redis::RedisResult<Vec<i64>> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(&self.stream);
-        for ev in events {
-            inv.key(self.names.seen(&hex::encode(ev.id)));
-        }
-        inv.arg(self.opts.seen_ttl_secs).arg(self.opts.stream_maxlen);
-        for ev in events {
-            inv.arg(ev.json.as_str()).arg(ev.relay.as_ref()).arg(ev.seen_ms);
-        }
-        // EVALSHA, loading the script first if the server does not know it.
-        inv.invoke_async(&mut self.redis).await
-    }
-}
-
-/// The field names used above, checked against the shared constants.
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
-
-    #[test]
-    fn script_uses_the_shared_field_names() {
-        assert!(APPEND_NEW.contains(&format!("'{FIELD_EVENT}', ARGV[a]")));
-        assert!(APPEND_NEW.contains(&format!("'{FIELD_RELAY}', ARGV[a + 1]")));
-        assert!(APPEND_NEW.contains(&format!("'{FIELD_SEEN_MS}', ARGV[a + 2]")));
+    async fn write(&mut self, events: &[Accepted]) -> redis::RedisResult<Vec<bool>> {
+        let ids: Vec<String> = events.iter().map(|ev| hex::encode(ev.id)).collect();
+        let entries: Vec<NewEntry<'_>> = events
+            .iter()
+            .zip(&ids)
+            .map(|(ev, id)| NewEntry {
+                id_hex: id,
+                json: ev.json.as_str(),
+                relay: ev.relay.as_ref(),
+                seen_ms: ev.seen_ms,
+            })
+            .collect();
+        self.stream
+            .append_new(
+                &mut self.redis,
+                &entries,
+                self.opts.seen_ttl_secs,
+                self.opts.stream_maxlen,
+            )
+            .await
     }
 }

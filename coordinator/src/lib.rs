@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dvmdash_core::config::RedisArgs;
+use dvmdash_core::lease::Lease;
 use dvmdash_core::redis_keys::RedisNames;
 use dvmdash_core::telemetry::now_millis;
 use metrics::{counter, gauge};
@@ -48,12 +49,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            relays: Vec::new(),
-            redundancy: 2,
-            collector_timeout_secs: 15,
-            interval_ms: 1000,
-        }
+        dvmdash_core::config::clap_defaults()
     }
 }
 
@@ -75,24 +71,6 @@ impl Config {
         Ok(())
     }
 }
-
-/// Renews the lease if we hold it, or takes it if free. Returns whether we lead.
-const LEASE: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-elseif not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"#;
-
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
 
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge};
@@ -127,7 +105,11 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
     let id = format!("coordinator-{:016x}", rand::random::<u64>());
     let interval = Duration::from_millis(config.interval_ms);
     let lease_ms = (config.interval_ms * 5).max(3000);
-    let lease = redis::Script::new(LEASE);
+    let lease = Lease::new(
+        names.coordinator_leader(),
+        id.as_str(),
+        Duration::from_millis(lease_ms),
+    );
     let mut leading = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,14 +118,8 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let lead: redis::RedisResult<i64> = lease
-            .key(names.coordinator_leader())
-            .arg(&id)
-            .arg(lease_ms)
-            .invoke_async(&mut conn)
-            .await;
-        let now_leading = match lead {
-            Ok(v) => v == 1,
+        let now_leading = match lease.acquire_or_renew(&mut conn).await {
+            Ok(held) => held,
             Err(err) => {
                 warn!(error = %err, "leader lease check failed");
                 false
@@ -161,11 +137,9 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
             warn!(error = %err, "rebalance failed");
         }
     }
-    let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-        .key(names.coordinator_leader())
-        .arg(&id)
-        .invoke_async(&mut conn)
-        .await;
+    if let Err(err) = lease.release(&mut conn).await {
+        warn!(error = %err, "could not give up the leader lease; it expires on its own");
+    }
     info!("coordinator stopped");
     Ok(())
 }

@@ -215,6 +215,19 @@ mod tests {
     }
 }
 
+/// A flag group's values when no flag and no environment variable is given: its `#[arg]` defaults.
+/// Each setting's default is written once, in its `#[arg]`, and the group's `Default` is this, so
+/// `--help`, `Default` and the running default cannot disagree.
+pub fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true))
+        // Defaults only: the environment is for running roles, not for `Default`.
+        .mut_args(|a| a.env(None::<&'static str>));
+    let matches = cmd
+        .try_get_matches_from(std::iter::empty::<String>())
+        .unwrap_or_else(|e| panic!("a flag group without a default for a required flag: {e}"));
+    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("flag defaults do not parse: {e}"))
+}
+
 /// What counts as an acceptable event: shared by the collector, the importer and the ingester, so
 /// every path applies the same rules.
 #[derive(Debug, Clone, clap::Args)]
@@ -233,11 +246,7 @@ pub struct EventArgs {
 
 impl Default for EventArgs {
     fn default() -> Self {
-        EventArgs {
-            excluded_kinds: crate::kinds::DEFAULT_EXCLUDED_KINDS.to_vec(),
-            max_event_bytes: crate::validate::DEFAULT_MAX_EVENT_BYTES,
-            max_future_secs: crate::validate::DEFAULT_MAX_FUTURE_SECS,
-        }
+        clap_defaults()
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`redis_keys`] - Redis key and stream names
 //! - [`validate`] (feature `verify`) - the verification gate and signing keys
 //! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
+//! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
 //! - [`testkit`] (feature `testkit`) - integration-test helpers
 
 pub mod dto;
@@ -25,11 +26,13 @@ pub mod validate;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod lease;
+#[cfg(feature = "server")]
 pub mod registry;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
-pub mod streams;
+pub mod stream;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "testkit")]

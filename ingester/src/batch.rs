@@ -12,7 +12,7 @@ use dvmdash_core::nip90;
 use dvmdash_core::store::RawEventRow;
 use dvmdash_core::validate::Validator;
 
-use crate::stream::Entry;
+use dvmdash_core::stream::Entry;
 
 /// A batch ready to insert.
 #[derive(Debug, Default)]
@@ -96,7 +96,7 @@ fn to_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::Fields;
+    use dvmdash_core::stream::Fields;
     use dvmdash_core::validate::Keys;
 
     const NOW: u64 = 1_750_000_000;

@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use dvmdash_core::event::Id32;
+use dvmdash_core::lease::Lease;
 use dvmdash_core::store::RawEventRow;
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
@@ -44,24 +45,10 @@ pub async fn stored_ids(
     Ok(found.into_iter().map(|r| r.event_id).collect())
 }
 
-/// Takes the lock if free; renews it if we hold it.
-const ACQUIRE: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-"#;
-
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
-
 /// The held lock. Release it with [`Lock::release`]; dropping it stops the renewal and leaves the
 /// key to expire.
 pub struct Lock {
-    key: String,
-    owner: String,
+    lease: Lease,
     conn: ConnectionManager,
     renewal: CancellationToken,
 }
@@ -75,17 +62,10 @@ impl Lock {
         ttl: Duration,
         shutdown: &CancellationToken,
     ) -> redis::RedisResult<Option<Lock>> {
-        let script = redis::Script::new(ACQUIRE);
-        let ttl_ms = ttl.as_millis() as u64;
+        let lease = Lease::new(key, owner, ttl);
         let mut wait = Duration::from_millis(5);
         loop {
-            let got: i64 = script
-                .key(&key)
-                .arg(&owner)
-                .arg(ttl_ms)
-                .invoke_async(&mut conn)
-                .await?;
-            if got == 1 {
+            if lease.acquire_or_renew(&mut conn).await? {
                 break;
             }
             tokio::select! {
@@ -95,36 +75,26 @@ impl Lock {
             wait = (wait * 2).min(Duration::from_millis(200));
         }
         let renewal = CancellationToken::new();
-        let (r, mut c, k, o) = (renewal.clone(), conn.clone(), key.clone(), owner.clone());
+        let (r, mut c, l) = (renewal.clone(), conn.clone(), lease.clone());
         tokio::spawn(async move {
-            let script = redis::Script::new(ACQUIRE);
             loop {
                 tokio::select! {
                     _ = r.cancelled() => return,
                     _ = tokio::time::sleep(ttl / 3) => {}
                 }
-                let renewed: redis::RedisResult<i64> =
-                    script.key(&k).arg(&o).arg(ttl_ms).invoke_async(&mut c).await;
-                if !matches!(renewed, Ok(1)) {
+                if !matches!(l.acquire_or_renew(&mut c).await, Ok(true)) {
                     tracing::warn!("ingest lock could not be renewed; another ingester may take it");
                 }
             }
         });
-        Ok(Some(Lock {
-            key,
-            owner,
-            conn,
-            renewal,
-        }))
+        Ok(Some(Lock { lease, conn, renewal }))
     }
 
     pub async fn release(mut self) {
         self.renewal.cancel();
-        let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-            .key(&self.key)
-            .arg(&self.owner)
-            .invoke_async(&mut self.conn)
-            .await;
+        if let Err(err) = self.lease.release(&mut self.conn).await {
+            tracing::warn!(error = %err, "could not release the ingest lock; it expires on its own");
+        }
     }
 }
 

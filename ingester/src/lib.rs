@@ -1,6 +1,5 @@
 //! dvmdash-ingester: moves events from the Redis stream into ClickHouse, at least once, idempotently.
 //!
-//! - [`stream`] - consumer-group reads, acks, dead-lettering, backlog numbers
 //! - [`batch`] - entries -> rows, setting aside poison entries
 //! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock
 //! - [`metrics`] - metric names
@@ -14,7 +13,6 @@
 pub mod batch;
 pub mod gate;
 pub mod metrics;
-pub mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::batch::Prepared;
 use crate::metrics as m;
-use crate::stream::Entry;
+use dvmdash_core::stream::{Entry, EventStream};
 
 /// Ingester flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,12 +73,7 @@ fn default_consumer() -> String {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            batch_size: 10_000,
-            batch_wait_ms: 500,
-            consumer: default_consumer(),
-            claim_idle_ms: 60_000,
-        }
+        dvmdash_core::config::clap_defaults()
     }
 }
 
@@ -107,6 +100,7 @@ struct Ingester {
     lock_owner: String,
     config: Config,
     names: RedisNames,
+    stream: EventStream,
     redis: ConnectionManager,
     clickhouse: clickhouse::Client,
     events: EventArgs,
@@ -129,18 +123,21 @@ pub async fn run(
         return Ok(());
     };
     let names = redis.names();
-    stream::ensure_group(&mut conn, &names)
+    let stream = EventStream::new(&names);
+    stream
+        .ensure_group(&mut conn)
         .await
         .context("failed to create the consumer group")?;
     let mut ing = Ingester {
         lock_owner: format!("{}-{:016x}", config.consumer, rand::random::<u64>()),
         config,
         names,
+        stream,
         redis: conn,
         clickhouse: clickhouse.client(),
         events,
     };
-    info!(consumer = %ing.config.consumer, stream = %ing.names.events_stream(), "ingester started");
+    info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
 
     let mut reader: Option<redis::aio::MultiplexedConnection> = None;
     let mut own_pending = true;
@@ -154,7 +151,7 @@ pub async fn run(
         }
         let conn = match &mut reader {
             Some(c) => c,
-            None => match stream::reader(&client).await {
+            None => match EventStream::reader(&client).await {
                 Ok(c) => reader.insert(c),
                 Err(err) => {
                     warn!(error = %err, "redis unavailable for reading, retrying");
@@ -165,15 +162,9 @@ pub async fn run(
         };
         let gathered = if own_pending {
             // Our own entries from before a restart, oldest first, before anything new.
-            stream::read(
-                conn,
-                &ing.names,
-                &ing.config.consumer,
-                "0",
-                ing.config.batch_size,
-                None,
-            )
-            .await
+            ing.stream
+                .read(conn, &ing.config.consumer, "0", ing.config.batch_size, None)
+                .await
         } else {
             ing.gather(conn, &shutdown).await
         };
@@ -183,7 +174,7 @@ pub async fn run(
                 // Redis lost its data (a restart without persistence, a flush): the group is gone
                 // with it. Recreate it rather than loop on the error until someone restarts us.
                 warn!("the consumer group is missing (Redis lost its data?); creating it again");
-                if let Err(err) = stream::ensure_group(&mut ing.redis, &ing.names).await {
+                if let Err(err) = ing.stream.ensure_group(&mut ing.redis).await {
                     warn!(error = %err, "recreating the consumer group failed");
                 }
                 own_pending = false;
@@ -245,7 +236,7 @@ impl Ingester {
         let (size, consumer) = (self.config.batch_size, &self.config.consumer);
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(Vec::new()),
-            r = stream::read(conn, &self.names, consumer, ">", size, Some(Duration::from_secs(1))) => r?,
+            r = self.stream.read(conn, consumer, ">", size, Some(Duration::from_secs(1))) => r?,
         };
         let mut entries = first;
         if entries.is_empty() {
@@ -257,8 +248,10 @@ impl Ingester {
             if left < Duration::from_millis(1) {
                 break;
             }
-            let more =
-                stream::read(conn, &self.names, consumer, ">", size - entries.len(), Some(left)).await?;
+            let more = self
+                .stream
+                .read(conn, consumer, ">", size - entries.len(), Some(left))
+                .await?;
             if more.is_empty() {
                 break;
             }
@@ -289,7 +282,7 @@ impl Ingester {
             for (entry, reason) in &dead {
                 warn!(entry = %entry.id, reason = %reason, "entry moved to the dead-letter stream");
             }
-            stream::dead_letter(&mut self.redis, &self.names, &dead).await?;
+            self.stream.dead_letter(&mut self.redis, &dead).await?;
             counter!(m::DEAD_LETTERED).increment(dead.len() as u64);
         }
         if prepared.trimmed > 0 {
@@ -300,7 +293,7 @@ impl Ingester {
             counter!(m::TRIMMED).increment(prepared.trimmed as u64);
         }
         counter!(m::DUPLICATES).increment(prepared.duplicates as u64);
-        stream::ack(&mut self.redis, &self.names, &prepared.ids).await?;
+        self.stream.ack(&mut self.redis, &prepared.ids).await?;
         counter!(m::BATCHES).increment(1);
         debug!(
             entries = prepared.ids.len(),
@@ -410,21 +403,17 @@ impl Ingester {
     async fn claim_from_dead_consumers(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let idle = Duration::from_millis(self.config.claim_idle_ms);
         let consumer = self.config.consumer.clone();
-        let (entries, deleted) = stream::autoclaim(
-            &mut self.redis,
-            &self.names,
-            &consumer,
-            idle,
-            self.config.batch_size,
-        )
-        .await?;
+        let (entries, deleted) = self
+            .stream
+            .autoclaim(&mut self.redis, &consumer, idle, self.config.batch_size)
+            .await?;
         if !deleted.is_empty() {
             error!(
                 entries = deleted.len(),
                 "claimed entries were already trimmed from the stream (lost)"
             );
             counter!(m::TRIMMED).increment(deleted.len() as u64);
-            stream::ack(&mut self.redis, &self.names, &deleted).await?;
+            self.stream.ack(&mut self.redis, &deleted).await?;
         }
         if !entries.is_empty() {
             info!(entries = entries.len(), "took over entries from an idle consumer");
@@ -435,9 +424,9 @@ impl Ingester {
     }
 
     async fn report_backlog(&mut self) {
-        match dvmdash_core::streams::group_info(&mut self.redis, &self.names).await {
+        match self.stream.group_info(&mut self.redis).await {
             Ok(info) => {
-                let stream = self.names.events_stream();
+                let stream = self.stream.key().to_owned();
                 let labels = [
                     ("stream", stream),
                     ("group", dvmdash_core::redis_keys::INGESTER_GROUP.to_owned()),
@@ -451,7 +440,7 @@ impl Ingester {
             Err(err) => debug!(error = %err, "reading stream backlog failed"),
         }
         // Acknowledged entries are of no further use; keep Redis memory to the backlog.
-        match dvmdash_core::streams::trim_acknowledged(&mut self.redis, &self.names).await {
+        match self.stream.trim_acknowledged(&mut self.redis).await {
             Ok(n) if n > 0 => debug!(entries = n, "trimmed acknowledged entries"),
             Ok(_) => {}
             Err(err) => debug!(error = %err, "trimming acknowledged entries failed"),

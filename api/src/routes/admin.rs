@@ -262,8 +262,9 @@ pub struct Status {
 async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
     let names = state.names.clone();
     let mut c = state.redis_manager().await?;
-    let info = dvmdash_core::streams::group_info(&mut c, &names).await?;
-    let dead_letters = dvmdash_core::streams::dead_letters(&mut c, &names).await?;
+    let stream = dvmdash_core::stream::EventStream::new(&names);
+    let info = stream.group_info(&mut c).await?;
+    let dead_letters = stream.dead_letters(&mut c).await?;
     let registry = dvmdash_core::registry::list(&mut c, &names).await?;
     let leader: Option<String> = redis::cmd("GET")
         .arg(names.coordinator_leader())

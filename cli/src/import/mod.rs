@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dvmdash_core::config::{EventArgs, RedisArgs};
-use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS, RedisNames};
+use dvmdash_core::redis_keys::RedisNames;
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::{now_millis, now_secs};
 use dvmdash_core::validate::{Rejection, Validator};
 use serde::{Deserialize, Serialize};
@@ -29,9 +30,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use splitter::{Element, Splitter};
-
-/// Same cap as the collectors'; the backlog pause keeps the import far below it.
-const STREAM_MAXLEN: u64 = 1_000_000;
 
 /// Import flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -327,7 +325,8 @@ fn verify(batch: Vec<Element>, v: &Validator) -> Verified {
     out
 }
 
-/// Appends events to the stream (pipelined), retrying while Redis is unavailable.
+/// Appends events to the stream (pipelined, capped like the collectors'; the backlog pause keeps
+/// the import far below the cap), retrying while Redis is unavailable.
 async fn write(
     conn: &mut redis::aio::ConnectionManager,
     names: &RedisNames,
@@ -338,28 +337,11 @@ async fn write(
     if events.is_empty() {
         return Ok(());
     }
-    let stream = names.events_stream();
+    let stream = EventStream::new(names);
     let mut delay = Duration::from_millis(200);
     loop {
-        let mut pipe = redis::pipe();
-        let now = now_millis();
-        for e in events {
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAXLEN)
-                .arg("*")
-                .arg(FIELD_EVENT)
-                .arg(e)
-                .arg(FIELD_RELAY)
-                .arg(relay)
-                .arg(FIELD_SEEN_MS)
-                .arg(now)
-                .ignore();
-        }
-        match pipe.query_async::<()>(conn).await {
-            Ok(()) => return Ok(()),
+        match stream.append(conn, relay, now_millis(), events).await {
+            Ok(_) => return Ok(()),
             Err(err) => warn!(error = %err, "stream write failed, retrying"),
         }
         tokio::select! {
@@ -380,7 +362,7 @@ async fn wait_for_backlog(
 ) -> anyhow::Result<()> {
     let mut warned = false;
     loop {
-        let info = dvmdash_core::streams::group_info(conn, names).await;
+        let info = EventStream::new(names).group_info(conn).await;
         let backlog = match info {
             // No consumer group yet: nothing reads the stream, so everything is backlog.
             Ok(i) => i.lag.unwrap_or(i.length) + i.pending,

@@ -40,7 +40,15 @@ pub fn Kinds() -> View {
         f(&mut s);
         ctx.set_query(|q| s.write(q, &SORTS, "table"));
     };
+    // The search box keeps its own text; the URL follows 300 ms after typing stops, and the box
+    // follows the URL on back/forward.
     let typed = create_signal(state.with_untracked(|s| s.search.clone()));
+    create_effect(move || {
+        let s = state.with(|s| s.search.clone());
+        if typed.with_untracked(|t| t.trim() != s.trim()) {
+            typed.set(s);
+        }
+    });
     let generation = create_signal(0u32);
     let on_input = move |_| {
         generation.update(|g| *g += 1);

@@ -1,0 +1,561 @@
+//! The events stream, in one place: its names and limits and every operation on it.
+//!
+//! An event crosses Redis like this. A collector appends it with [`EventStream::append_new`]: one
+//! Lua script per batch marks each id seen (`SET NX EX`) and appends only the ids it marked, so an id
+//! is never marked without being on the stream and several collectors watching the same relays
+//! append each event once. `dvmdash import` and `dvmdash bench` append with [`EventStream::append`]
+//! (ids were deduplicated before). Ingesters read as members of the consumer group
+//! [`INGESTER_GROUP`] ([`EventStream::read`]; their own pending entries first, after a crash), take
+//! over entries a dead ingester left pending ([`EventStream::autoclaim`]), acknowledge only after
+//! the insert ([`EventStream::ack`]) and move entries that can never be stored to the dead-letter
+//! stream with their reason ([`EventStream::dead_letter`]). Every few seconds an ingester trims what
+//! every consumer acknowledged ([`EventStream::trim_acknowledged`]), so Redis holds only the
+//! backlog; [`EventStream::group_info`] reports it to metrics, the admin api and import's pacing.
+//!
+//! Replies are parsed from raw `redis::Value`s rather than the crate's typed stream replies: a
+//! pending entry whose data was trimmed comes back with a nil body, which must be handled, not fail
+//! the whole read.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::ConnectionLike;
+
+use crate::redis_keys::{
+    FIELD_EVENT, FIELD_ORIGINAL_ID, FIELD_REASON, FIELD_RELAY, FIELD_SEEN_MS, INGESTER_GROUP, RedisNames,
+};
+
+/// Approximate cap of the events stream (`MAXLEN ~`). Trimming by length ignores consumer groups,
+/// so this is only a safety net far above any healthy backlog (alert `StreamBacklogHigh`); the
+/// ingesters keep the stream short by trimming what they acknowledged.
+pub const STREAM_MAXLEN: u64 = 1_000_000;
+/// Approximate cap of the dead-letter stream.
+pub const DEAD_LETTER_MAXLEN: u64 = 100_000;
+/// How long a collector's seen-marker keeps an id from being appended again.
+pub const SEEN_TTL_SECS: u64 = 86_400;
+/// Largest parts of an entry copied into a dead letter: event, relay, seen time.
+const DEAD_LETTER_LIMITS: (usize, usize, usize) = (1024 * 1024, 1024, 64);
+/// Ids per `XACK`.
+const ACK_CHUNK: usize = 5000;
+
+/// Marks each id seen (NX) and appends the event only if it was not seen before. KEYS[1] = stream,
+/// KEYS[2..] = seen keys; ARGV = ttl, maxlen, then (event, relay, seen_ms) per key. Returns 1 per
+/// appended event, 0 per duplicate.
+static APPEND_NEW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        r#"
+local ttl, maxlen = ARGV[1], ARGV[2]
+local out = {{}}
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 3
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', '{FIELD_EVENT}', ARGV[a], '{FIELD_RELAY}', ARGV[a + 1], '{FIELD_SEEN_MS}', ARGV[a + 2])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"#
+    ))
+});
+
+/// An event to append: its id (hex, for the seen-marker), its JSON exactly as received, the relay
+/// that delivered it and when (unix ms).
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub id_hex: &'a str,
+    pub json: &'a str,
+    pub relay: &'a str,
+    pub seen_ms: u64,
+}
+
+/// One stream entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: String,
+    /// `None` when the entry was trimmed from the stream while pending.
+    pub fields: Option<Fields>,
+}
+
+/// The fields a writer puts in an entry; missing ones stay empty so readers can say what is wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub event: Option<Vec<u8>>,
+    pub relay: Option<Vec<u8>>,
+    pub seen_ms: Option<Vec<u8>>,
+    /// Number of fields in the entry, to spot junk.
+    pub count: usize,
+}
+
+/// Backlog numbers of the ingesters' group, for metrics, the admin api and import's pacing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub length: u64,
+    pub pending: u64,
+    /// Entries not yet delivered to the group (`lag`, Redis >= 7).
+    pub lag: Option<u64>,
+    /// The last entry delivered to the group.
+    pub last_delivered: Option<String>,
+}
+
+/// The events stream and its dead-letter stream under one key prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventStream {
+    names: RedisNames,
+    key: String,
+    dead_letters: String,
+}
+
+impl EventStream {
+    pub fn new(names: &RedisNames) -> Self {
+        EventStream {
+            names: names.clone(),
+            key: names.events_stream(),
+            dead_letters: names.dead_letter_stream(),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn dead_letter_key(&self) -> &str {
+        &self.dead_letters
+    }
+
+    // ----- writers
+
+    /// Appends the events whose ids were not seen in the last `seen_ttl_secs`, marking them seen,
+    /// atomically per batch; `true` per appended event, `false` per duplicate.
+    pub async fn append_new<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        events: &[NewEntry<'_>],
+        seen_ttl_secs: u64,
+        maxlen: u64,
+    ) -> redis::RedisResult<Vec<bool>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = APPEND_NEW.prepare_invoke();
+        inv.key(&self.key);
+        for e in events {
+            inv.key(self.names.seen(e.id_hex));
+        }
+        inv.arg(seen_ttl_secs).arg(maxlen);
+        for e in events {
+            inv.arg(e.json).arg(e.relay).arg(e.seen_ms);
+        }
+        // EVALSHA, loading the script first if the server does not know it.
+        let flags: Vec<i64> = inv.invoke_async(conn).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Appends already deduplicated events in one pipelined round trip, capped at
+    /// [`STREAM_MAXLEN`]. Returns the entry ids.
+    pub async fn append<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        relay: &str,
+        seen_ms: u64,
+        events: &[String],
+    ) -> redis::RedisResult<Vec<String>> {
+        self.append_with(conn, relay, seen_ms, events, Some(STREAM_MAXLEN))
+            .await
+    }
+
+    /// [`EventStream::append`] without the length cap, for benchmarks that queue more than the cap
+    /// on purpose to measure the ingesters (trimming would drop unread entries).
+    pub async fn append_uncapped<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        relay: &str,
+        seen_ms: u64,
+        events: &[String],
+    ) -> redis::RedisResult<Vec<String>> {
+        self.append_with(conn, relay, seen_ms, events, None).await
+    }
+
+    async fn append_with<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        relay: &str,
+        seen_ms: u64,
+        events: &[String],
+        maxlen: Option<u64>,
+    ) -> redis::RedisResult<Vec<String>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for e in events {
+            let cmd = pipe.cmd("XADD").arg(&self.key);
+            if let Some(max) = maxlen {
+                cmd.arg("MAXLEN").arg("~").arg(max);
+            }
+            cmd.arg("*")
+                .arg(FIELD_EVENT)
+                .arg(e)
+                .arg(FIELD_RELAY)
+                .arg(relay)
+                .arg(FIELD_SEEN_MS)
+                .arg(seen_ms);
+        }
+        pipe.query_async(conn).await
+    }
+
+    // ----- the ingesters' consumer group
+
+    /// Creates the consumer group (from the start of the stream, so nothing already queued is
+    /// skipped); a group that exists is left alone.
+    pub async fn ensure_group<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<()> {
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.key)
+            .arg(INGESTER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match r {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A dedicated connection for blocking reads: no response timeout, since `BLOCK` holds the
+    /// reply (the client's default of 500 ms would cut every blocking read short).
+    pub async fn reader(client: &redis::Client) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        client.get_multiplexed_async_connection_with_config(&cfg).await
+    }
+
+    /// `XREADGROUP` as `consumer`: `start` is `>` for new entries or `0` for its own pending ones.
+    pub async fn read<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        consumer: &str,
+        start: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> redis::RedisResult<Vec<Entry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(INGESTER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.key).arg(start);
+        let reply: Value = cmd.query_async(conn).await?;
+        Ok(parse_read_reply(reply))
+    }
+
+    /// Takes over entries idle longer than `min_idle` from any consumer (a dead ingester's),
+    /// following the cursor. Returns the entries and the ids whose data was already trimmed.
+    pub async fn autoclaim<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> redis::RedisResult<(Vec<Entry>, Vec<String>)> {
+        let mut cursor = "0-0".to_owned();
+        let mut entries = Vec::new();
+        let mut deleted = Vec::new();
+        loop {
+            let reply: Value = redis::cmd("XAUTOCLAIM")
+                .arg(&self.key)
+                .arg(INGESTER_GROUP)
+                .arg(consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(conn)
+                .await?;
+            let Value::Array(parts) = reply else { break };
+            let mut parts = parts.into_iter();
+            let next = parts
+                .next()
+                .and_then(|v| as_string(&v))
+                .unwrap_or_else(|| "0-0".into());
+            if let Some(Value::Array(items)) = parts.next() {
+                entries.extend(items.into_iter().filter_map(parse_entry));
+            }
+            if let Some(Value::Array(ids)) = parts.next() {
+                deleted.extend(ids.iter().filter_map(as_string));
+            }
+            if next == "0-0" || entries.len() >= count {
+                break;
+            }
+            cursor = next;
+        }
+        Ok((entries, deleted))
+    }
+
+    /// `XACK` in chunks.
+    pub async fn ack<C: ConnectionLike>(&self, conn: &mut C, ids: &[String]) -> redis::RedisResult<()> {
+        for chunk in ids.chunks(ACK_CHUNK) {
+            let _: i64 = redis::cmd("XACK")
+                .arg(&self.key)
+                .arg(INGESTER_GROUP)
+                .arg(chunk)
+                .query_async(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Copies entries to the dead-letter stream with their reason (pipelined, one round trip).
+    pub async fn dead_letter<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        items: &[(Entry, String)],
+    ) -> redis::RedisResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (max_event, max_relay, max_seen) = DEAD_LETTER_LIMITS;
+        let mut pipe = redis::pipe();
+        for (entry, reason) in items {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(&self.dead_letters)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(DEAD_LETTER_MAXLEN)
+                .arg("*");
+            cmd.arg(FIELD_ORIGINAL_ID)
+                .arg(&entry.id)
+                .arg(FIELD_REASON)
+                .arg(reason);
+            if let Some(f) = &entry.fields {
+                if let Some(e) = &f.event {
+                    cmd.arg(FIELD_EVENT).arg(&e[..e.len().min(max_event)]);
+                }
+                if let Some(r) = &f.relay {
+                    cmd.arg(FIELD_RELAY).arg(&r[..r.len().min(max_relay)]);
+                }
+                if let Some(t) = &f.seen_ms {
+                    cmd.arg(FIELD_SEEN_MS).arg(&t[..t.len().min(max_seen)]);
+                }
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(conn).await
+    }
+
+    // ----- inspection and trimming
+
+    /// Length of the stream and the ingesters' group's pending count, lag and last delivery.
+    pub async fn group_info<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<GroupInfo> {
+        let length: u64 = redis::cmd("XLEN").arg(&self.key).query_async(conn).await?;
+        let reply: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.key)
+            .query_async(conn)
+            .await?;
+        let mut info = GroupInfo {
+            length,
+            ..Default::default()
+        };
+        if let Value::Array(groups) = reply {
+            for g in groups {
+                let pairs = match g {
+                    Value::Array(items) => items
+                        .chunks(2)
+                        .filter_map(|p| Some((as_string(p.first()?)?, p.get(1)?.clone())))
+                        .collect::<Vec<_>>(),
+                    Value::Map(items) => items
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((as_string(&k)?, v)))
+                        .collect(),
+                    _ => continue,
+                };
+                let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                if get("name").and_then(as_string).as_deref() != Some(INGESTER_GROUP) {
+                    continue;
+                }
+                info.pending = get("pending").and_then(as_u64).unwrap_or(0);
+                info.lag = get("lag").and_then(as_u64);
+                info.last_delivered = get("last-delivered-id").and_then(as_string);
+            }
+        }
+        Ok(info)
+    }
+
+    /// The id below which every entry was delivered to the ingesters and acknowledged: the oldest
+    /// pending entry, or just after the last delivered one when nothing is pending.
+    pub async fn acknowledged_below<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> redis::RedisResult<Option<String>> {
+        let info = self.group_info(conn).await?;
+        let summary: Value = redis::cmd("XPENDING")
+            .arg(&self.key)
+            .arg(INGESTER_GROUP)
+            .query_async(conn)
+            .await?;
+        if let Value::Array(parts) = summary
+            && let Some(oldest) = parts.get(1).and_then(as_string)
+        {
+            return Ok(Some(oldest));
+        }
+        Ok(info
+            .last_delivered
+            .filter(|id| id != "0-0")
+            .and_then(|id| next_id(&id)))
+    }
+
+    /// Drops entries every ingester has acknowledged (approximately, whole radix-tree nodes), so
+    /// Redis holds only the backlog. Returns how many entries went.
+    pub async fn trim_acknowledged<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<u64> {
+        let Some(below) = self.acknowledged_below(conn).await? else {
+            return Ok(0);
+        };
+        redis::cmd("XTRIM")
+            .arg(&self.key)
+            .arg("MINID")
+            .arg("~")
+            .arg(below)
+            .query_async(conn)
+            .await
+    }
+
+    /// Entries waiting in the dead-letter stream.
+    pub async fn dead_letters<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<u64> {
+        redis::cmd("XLEN").arg(&self.dead_letters).query_async(conn).await
+    }
+}
+
+/// The stream id right after `id` (`ms-seq` -> `ms-(seq+1)`).
+pub fn next_id(id: &str) -> Option<String> {
+    let (ms, seq) = id.split_once('-')?;
+    let seq: u64 = seq.parse().ok()?;
+    Some(format!("{ms}-{}", seq.checked_add(1)?))
+}
+
+pub fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+pub fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_read_reply(reply: Value) -> Vec<Entry> {
+    // [[stream, [[id, [f, v, ...] | nil], ...]]] (RESP2) or {stream: [...]} (RESP3)
+    let streams = match reply {
+        Value::Array(s) => s
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        Value::Map(m) => m.into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    streams
+        .into_iter()
+        .flat_map(|items| match items {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        })
+        .filter_map(parse_entry)
+        .collect()
+}
+
+fn parse_entry(v: Value) -> Option<Entry> {
+    let Value::Array(mut parts) = v else { return None };
+    if parts.is_empty() {
+        return None;
+    }
+    let body = if parts.len() > 1 { parts.pop() } else { None };
+    let id = as_string(&parts[0])?;
+    let fields = match body {
+        Some(Value::Array(kv)) => {
+            let mut f = Fields {
+                count: kv.len() / 2,
+                ..Default::default()
+            };
+            let mut it = kv.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                let (Some(k), Value::BulkString(v)) = (as_string(&k), v) else {
+                    continue;
+                };
+                match k.as_str() {
+                    FIELD_EVENT => f.event = Some(v),
+                    FIELD_RELAY => f.relay = Some(v),
+                    FIELD_SEEN_MS => f.seen_ms = Some(v),
+                    _ => {}
+                }
+            }
+            Some(f)
+        }
+        _ => None,
+    };
+    Some(Entry { id, fields })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn next_ids() {
+        assert_eq!(next_id("1700000000000-0").as_deref(), Some("1700000000000-1"));
+        assert_eq!(next_id("5-41").as_deref(), Some("5-42"));
+        assert_eq!(next_id("junk"), None);
+    }
+
+    #[test]
+    fn parses_reads_including_trimmed_entries() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("s"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk("1-0"),
+                    Value::Array(vec![bulk("e"), bulk("{}"), bulk("r"), bulk("wss://x")]),
+                ]),
+                Value::Array(vec![bulk("2-0"), Value::Nil]),
+                Value::Int(5),
+            ]),
+        ])]);
+        let entries = parse_read_reply(reply);
+        assert_eq!(entries.len(), 2);
+        let f = entries[0].fields.as_ref().unwrap();
+        assert_eq!(f.event.as_deref(), Some(&b"{}"[..]));
+        assert_eq!(f.relay.as_deref(), Some(&b"wss://x"[..]));
+        assert_eq!(f.seen_ms, None);
+        assert_eq!(
+            entries[1],
+            Entry {
+                id: "2-0".into(),
+                fields: None
+            }
+        );
+        assert!(parse_read_reply(Value::Nil).is_empty());
+    }
+}
