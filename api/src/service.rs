@@ -26,21 +26,7 @@ fn json<T: Serialize>(v: &T) -> ApiResult<Bytes> {
         .map_err(|e| ApiError::Internal(format!("serializing the answer: {e}")))
 }
 
-pub const DVM_SORTS: &[&str] = &[
-    "last_seen",
-    "total_events",
-    "total_responses",
-    "total_feedback",
-    "total_requests",
-    "name",
-];
-pub const KIND_SORTS: &[&str] = &[
-    "last_seen",
-    "total_requests",
-    "total_responses",
-    "num_supporting_dvms",
-    "kind",
-];
+pub use dvmdash_core::dto::{DVM_SORTS, KIND_SORTS};
 
 impl Service {
     fn window(&self, range: TimeRange) -> Window {

@@ -1,33 +1,15 @@
 //! The demo command as a user meets it: `dvmdash demo` started as a process, the printed URL opened
 //! in headless Chromium, live numbers on the page that grow, and a clean exit on Ctrl-C (SIGINT).
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dvmdash_core::testkit::{clickhouse_url, free_port, redis_url, unique};
-use fantoccini::{ClientBuilder, Locator};
-
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
-}
-
-/// Kills the whole process group on drop, so a failing test leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &mut Command) -> Proc {
-    use std::os::unix::process::CommandExt as _;
-    Proc(cmd.process_group(0).spawn().expect("spawn"))
-}
+use common::browser::{required, spawn};
+use dvmdash_core::testkit::{clickhouse_url, redis_url, unique};
+use fantoccini::Locator;
 
 async fn number(client: &fantoccini::Client, stat: &str) -> Option<u64> {
     let el = client
@@ -75,39 +57,8 @@ async fn demo_page_shows_live_growing_numbers_and_stops_on_ctrl_c() {
     .expect("reader")
     .expect("the demo prints its dashboard URL");
 
-    let driver_port = free_port();
-    let _driver = spawn(
-        Command::new(required("DVMDASH_TEST_CHROMEDRIVER"))
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let profile = tempfile::tempdir().expect("profile dir");
-    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": required("DVMDASH_TEST_CHROME"),
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]
-        }
-    }))
-    .expect("capabilities");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot start a browser session: {e}"),
-        }
-    };
+    let session = common::browser::start(1280, 900, false).await;
+    let client = &session.client;
 
     client
         .goto(&format!("{url}/?timeRange=1h"))
@@ -116,16 +67,16 @@ async fn demo_page_shows_live_growing_numbers_and_stops_on_ctrl_c() {
     let first = dvmdash_core::testkit::wait_for(
         "a non-zero request count on the page",
         Duration::from_secs(90),
-        || async { number(&client, "total_requests").await.filter(|n| *n > 0) },
+        || async { number(client, "total_requests").await.filter(|n| *n > 0) },
     )
     .await;
     let grown =
         dvmdash_core::testkit::wait_for("the request count to grow", Duration::from_secs(60), || async {
-            number(&client, "total_requests").await.filter(|n| *n > first)
+            number(client, "total_requests").await.filter(|n| *n > first)
         })
         .await;
     assert!(grown > first);
-    let dvms = number(&client, "unique_dvms").await.expect("unique DVMs shown");
+    let dvms = number(client, "unique_dvms").await.expect("unique DVMs shown");
     assert!(dvms > 0, "DVMs answered the simulated requests");
     let title = client.title().await.expect("title");
     assert!(title.contains("dvmdash"), "{title}");
@@ -138,7 +89,7 @@ async fn demo_page_shows_live_growing_numbers_and_stops_on_ctrl_c() {
             .as_str()
             .contains("timeRange=1h")
     );
-    client.close().await.expect("close browser");
+    session.client.clone().close().await.expect("close browser");
 
     // Ctrl-C: the demo stops every role and exits successfully.
     let pid = demo.0.id();

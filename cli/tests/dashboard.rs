@@ -9,24 +9,20 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::browser::required;
 use dvmdash_core::Event;
 use dvmdash_core::dto::{DvmList, DvmStats, GlobalStats, KindList, KindStats};
 use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
 use dvmdash_core::telemetry::now_secs;
-use dvmdash_core::testkit::{free_port, isolated, wait_for};
+use dvmdash_core::testkit::{isolated, wait_for};
 use dvmdash_core::validate::Keys;
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=1>";
-
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
-}
 
 fn tag(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| (*s).to_owned()).collect()
@@ -160,18 +156,6 @@ async fn feed(stack: &common::Stack, events: &[Event]) {
     let _: Vec<String> = pipe.query_async(&mut conn).await.expect("XADD corpus");
 }
 
-/// Kills the process group on drop, so a failing test leaves no browser behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 /// chromedriver's log endpoint (not in the W3C protocol): the browser console since the last call.
 #[derive(Debug)]
 struct BrowserLog;
@@ -186,60 +170,23 @@ impl WebDriverCompatibleCommand for BrowserLog {
 }
 
 struct Browser {
+    session: common::browser::Session,
     client: Client,
-    _driver: Proc,
-    _profile: tempfile::TempDir,
     base: String,
     shots: PathBuf,
 }
 
 impl Browser {
     async fn start(base: &str) -> Self {
-        let port = free_port();
-        let driver = Proc({
-            use std::os::unix::process::CommandExt as _;
-            Command::new(required("DVMDASH_TEST_CHROMEDRIVER"))
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("spawn chromedriver")
-        });
-        let profile = tempfile::tempdir().expect("profile dir");
-        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(json!({
-            "goog:loggingPrefs": { "browser": "ALL" },
-            "goog:chromeOptions": {
-                "binary": required("DVMDASH_TEST_CHROME"),
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--hide-scrollbars", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.path().display())]
-            }
-        }))
-        .expect("capabilities");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(e) => panic!("cannot start a browser session: {e}"),
-            }
-        };
+        let session = common::browser::start(1280, 900, true).await;
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
         let shots = target.join("screenshots");
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         Browser {
-            client,
-            _driver: driver,
-            _profile: profile,
+            client: session.client.clone(),
+            session,
             base: base.to_owned(),
             shots,
         }
@@ -754,6 +701,6 @@ async fn every_page_in_a_real_browser() {
     b.assert_clean("screenshots", &["status of 404", "status of 400"])
         .await;
     eprintln!("screenshots in {}", b.shots.display());
-    b.client.clone().close().await.expect("close browser");
+    b.session.client.clone().close().await.expect("close browser");
     stack.stop().await;
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 

@@ -14,6 +14,25 @@ pub struct Profile {
     pub encryption_supported: Option<bool>,
 }
 
+/// `sort` values of `GET /api/dvms`, the default first (shared with the UI's sort menu).
+pub const DVM_SORTS: &[&str] = &[
+    "last_seen",
+    "total_events",
+    "total_responses",
+    "total_feedback",
+    "total_requests",
+    "name",
+];
+
+/// `sort` values of `GET /api/kinds`, the default first.
+pub const KIND_SORTS: &[&str] = &[
+    "last_seen",
+    "total_requests",
+    "total_responses",
+    "num_supporting_dvms",
+    "kind",
+];
+
 /// `GET /api/dvms` item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -4,25 +4,17 @@
 
 use std::collections::HashMap;
 
-use dvmdash_core::dto::{DvmList, DvmSummary, Performance, PerformanceRow, TimeRange};
+use dvmdash_core::dto::{DVM_SORTS, DvmList, DvmSummary, Performance, PerformanceRow, TimeRange};
 use sycamore::prelude::*;
 
 use super::banner;
+use super::list::{ListNav, search_box, sort_controls};
 use crate::api;
 use crate::app::Ctx;
 use crate::components::{DvmLink, DvmRef, Empty, KindChips, Pager, Skeleton};
 use crate::format::{ago, duration, percent, thousands, window_words};
 use crate::remote::remote;
-use crate::route::ListState;
 
-pub const SORTS: [&str; 6] = [
-    "last_seen",
-    "total_events",
-    "total_responses",
-    "total_feedback",
-    "total_requests",
-    "name",
-];
 const SORT_LABELS: [&str; 6] = [
     "Last seen",
     "Results + feedback",
@@ -37,7 +29,12 @@ const PAGE: u64 = 24;
 pub fn Dvms() -> View {
     let ctx = use_context::<Ctx>();
     crate::browser::set_title("DVMs: dvmdash");
-    let state = create_selector(move || ListState::from_query(&ctx.query(), &SORTS, "cards"));
+    let nav = ListNav {
+        ctx,
+        sorts: DVM_SORTS,
+        default_view: "cards",
+    };
+    let state = nav.state();
     let list = remote::<DvmList>(move || Some(api::list("/api/dvms", &state.get_clone(), PAGE)));
     let perf = remote::<Performance>(move || Some(api::performance(state.with(|s| s.range), "dvm")));
     let by_dvm = create_memo(move || {
@@ -52,45 +49,7 @@ pub fn Dvms() -> View {
                 .unwrap_or_default()
         })
     });
-
-    let set = move |f: Box<dyn FnOnce(&mut ListState)>| {
-        let mut s = state.get_clone_untracked();
-        f(&mut s);
-        ctx.set_query(|q| s.write(q, &SORTS, "cards"));
-    };
-
-    // The search box keeps its own text; the URL follows 300 ms after typing stops.
-    let typed = create_signal(state.with_untracked(|s| s.search.clone()));
-    create_effect(move || {
-        let s = state.with(|s| s.search.clone());
-        if typed.with_untracked(|t| t.trim() != s.trim()) {
-            typed.set(s);
-        }
-    });
-    let generation = create_signal(0u32);
-    let on_input = move |_| {
-        generation.update(|g| *g += 1);
-        let mine = generation.get_untracked();
-        sycamore::futures::spawn_local_scoped(async move {
-            gloo_timers::future::TimeoutFuture::new(300).await;
-            if generation.get_untracked() == mine {
-                let text = typed.get_clone_untracked();
-                set(Box::new(move |s| {
-                    s.search = text.chars().take(200).collect();
-                    s.page = 0;
-                }));
-            }
-        });
-    };
-
-    let sort_options: Vec<View> = SORTS
-        .iter()
-        .zip(SORT_LABELS)
-        .map(|(value, label)| {
-            let selected = move || state.with(|s| s.sort == *value);
-            view! { option(value=*value, selected=selected) { (label) } }
-        })
-        .collect();
+    let set_view = move |v: &'static str| move |_| nav.update(state, |s| s.view = v.to_owned());
 
     let body = move || {
         let range = state.with(|s| s.range);
@@ -122,7 +81,7 @@ pub fn Dvms() -> View {
             .map(|d| (d.clone(), perf.get(&d.id).cloned()))
             .collect();
         let page = state.with(|s| s.page);
-        let go = move |p: u64| set(Box::new(move |s| s.page = p));
+        let go = move |p: u64| nav.update(state, move |s| s.page = p);
         let content = if state.with(|s| s.view == "table") {
             table(rows, range)
         } else {
@@ -141,44 +100,19 @@ pub fn Dvms() -> View {
                 p(class="muted") { "Every pubkey that sent a job result or feedback in the window, with its announced profile." }
             }
             div(class="toolbar") {
-                input(
-                    class="search",
-                    r#type="search",
-                    placeholder="Search by name, hex or npub",
-                    aria-label="Search DVMs",
-                    bind:value=typed,
-                    on:input=on_input,
-                )
-                label(class="sort") {
-                    "Sort "
-                    select(on:change=move |e: web_sys::Event| {
-                        let v = event_value(&e);
-                        set(Box::new(move |s| { s.sort = v; s.page = 0; }));
-                    }) { (sort_options) }
-                }
-                button(class="btn", data-order="", on:click=move |_| set(Box::new(|s| { s.desc = !s.desc; s.page = 0; }))) {
-                    (move || if state.with(|s| s.desc) { "↓ desc" } else { "↑ asc" })
-                }
+                (search_box(nav, state, "Search by name, hex or npub", "Search DVMs"))
+                (sort_controls(nav, state, &SORT_LABELS))
                 div(class="tabs small", role="group", aria-label="View") {
                     button(class=move || if state.with(|s| s.view == "cards") { "tab active" } else { "tab" },
-                        on:click=move |_| set(Box::new(|s| s.view = "cards".into()))) { "Cards" }
+                        on:click=set_view("cards")) { "Cards" }
                     button(class=move || if state.with(|s| s.view == "table") { "tab active" } else { "tab" },
-                        data-view="table",
-                        on:click=move |_| set(Box::new(|s| s.view = "table".into()))) { "Table" }
+                        data-view="table", on:click=set_view("table")) { "Table" }
                 }
             }
             (banner(vec![list.error, perf.error]))
             (body)
         }
     }
-}
-
-pub fn event_value(e: &web_sys::Event) -> String {
-    use wasm_bindgen::JsCast as _;
-    e.target()
-        .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
-        .map(|s| s.value())
-        .unwrap_or_default()
 }
 
 fn dvm_ref(d: &DvmSummary) -> DvmRef {
@@ -197,30 +131,66 @@ fn active_badge(d: &DvmSummary) -> View {
     }
 }
 
+/// One DVM's row, formatted once for either view.
+struct Row {
+    id: String,
+    link: View,
+    badge: View,
+    about: String,
+    requests: String,
+    results: String,
+    feedback: String,
+    success: String,
+    median: String,
+    last: String,
+    kinds: Vec<u16>,
+}
+
+fn row(d: DvmSummary, p: Option<PerformanceRow>, range: TimeRange, now: u64) -> Row {
+    let dref = dvm_ref(&d);
+    Row {
+        link: view! { DvmLink(dvm=dref, range=range) },
+        badge: active_badge(&d),
+        about: d
+            .dvm_about
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(140)
+            .collect(),
+        requests: thousands(d.total_requests),
+        results: thousands(d.total_responses),
+        feedback: thousands(d.total_feedback),
+        success: percent(p.as_ref().and_then(|p| p.success_rate)),
+        median: duration(p.as_ref().and_then(|p| p.result_latency.p50)),
+        last: d
+            .last_seen
+            .as_deref()
+            .map(|t| ago(t, now))
+            .unwrap_or_else(|| "–".into()),
+        kinds: d.supported_kinds,
+        id: d.id,
+    }
+}
+
 fn cards(rows: Vec<(DvmSummary, Option<PerformanceRow>)>, range: TimeRange) -> View {
     let now = crate::browser::now_secs();
     let cards: Vec<View> = rows
         .into_iter()
         .map(|(d, p)| {
-            let last = d
-                .last_seen
-                .as_deref()
-                .map(|t| ago(t, now))
-                .unwrap_or_else(|| "–".into());
-            let success = percent(p.as_ref().and_then(|p| p.success_rate));
-            let median = duration(p.as_ref().and_then(|p| p.result_latency.p50));
-            let about = d.dvm_about.clone().unwrap_or_default();
-            let about: String = about.chars().take(140).collect();
-            let dref = dvm_ref(&d);
-            let link = view! { DvmLink(dvm=dref, range=range) };
-            let badge = active_badge(&d);
-            let (requests, results, feedback) = (
-                thousands(d.total_requests),
-                thousands(d.total_responses),
-                thousands(d.total_feedback),
-            );
-            let kinds = d.supported_kinds;
-            let id = d.id;
+            let Row {
+                id,
+                link,
+                badge,
+                about,
+                requests,
+                results,
+                feedback,
+                success,
+                median,
+                last,
+                kinds,
+            } = row(d, p, range, now);
             view! {
                 article(class="dvm-card", data-dvm-row=id) {
                     div(class="dvm-card-head") {
@@ -249,23 +219,19 @@ fn table(rows: Vec<(DvmSummary, Option<PerformanceRow>)>, range: TimeRange) -> V
     let trs: Vec<View> = rows
         .into_iter()
         .map(|(d, p)| {
-            let last = d
-                .last_seen
-                .as_deref()
-                .map(|t| ago(t, now))
-                .unwrap_or_else(|| "–".into());
-            let success = percent(p.as_ref().and_then(|p| p.success_rate));
-            let median = duration(p.as_ref().and_then(|p| p.result_latency.p50));
-            let dref = dvm_ref(&d);
-            let link = view! { DvmLink(dvm=dref, range=range) };
-            let badge = active_badge(&d);
-            let (requests, results, feedback) = (
-                thousands(d.total_requests),
-                thousands(d.total_responses),
-                thousands(d.total_feedback),
-            );
-            let kinds = d.supported_kinds;
-            let id = d.id;
+            let Row {
+                id,
+                link,
+                badge,
+                requests,
+                results,
+                feedback,
+                success,
+                median,
+                last,
+                kinds,
+                ..
+            } = row(d, p, range, now);
             view! {
                 tr(data-dvm-row=id) {
                     td { (link) }

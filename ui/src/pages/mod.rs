@@ -6,6 +6,7 @@ pub mod dvms;
 pub mod history;
 pub mod kind;
 pub mod kinds;
+mod list;
 pub mod new;
 pub mod not_found;
 pub mod overview;
