@@ -18,6 +18,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// Past the per-address rate limit; the client may retry after this many seconds.
+    #[error("too many requests from this address")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -67,6 +71,7 @@ impl IntoResponse for ApiError {
         let (message, parameter) = match &self {
             ApiError::BadParameter { parameter, message } => (message.clone(), Some(parameter.clone())),
             ApiError::NotFound(m) | ApiError::Unauthorized(m) => (m.clone(), None),
+            ApiError::TooManyRequests { .. } => (self.to_string(), None),
             ApiError::Unavailable(err) => {
                 tracing::warn!(error = %err, "query failed");
                 ("statistics are temporarily unavailable".to_owned(), None)
@@ -76,10 +81,15 @@ impl IntoResponse for ApiError {
                 ("internal error".to_owned(), None)
             }
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let body = ErrorBody {
             detail: message.clone(),
             error: message,
             parameter,
+            retry_after_seconds: retry_after,
         };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -88,8 +98,32 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         resp
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn too_many_requests_says_when_to_retry() {
+        let resp = ApiError::TooManyRequests { retry_after_secs: 3 }.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "3");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.expect("body");
+        let body: ErrorBody = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body.error, "too many requests from this address");
+        assert_eq!(body.retry_after_seconds, Some(3));
+        let other = ApiError::NotFound("x".into()).into_response();
+        assert!(other.headers().get(axum::http::header::RETRY_AFTER).is_none());
+    }
+}

@@ -216,26 +216,15 @@ fn rate_limit(config: &Config) -> Option<RateLimitLayer> {
     });
     Some(tower_governor::GovernorLayer::new(gc).error_handler(|err| {
         use axum::response::IntoResponse as _;
-        let wait = match &err {
-            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => *wait_time,
-            _ => 1,
-        };
-        let mut resp = match err {
-            tower_governor::GovernorError::TooManyRequests { .. } => (
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(serde_json::json!({
-                    "error": "too many requests from this address",
-                    "detail": "too many requests from this address",
-                    "retry_after_seconds": wait
-                })),
-            )
-                .into_response(),
+        match err {
+            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+                error::ApiError::TooManyRequests {
+                    retry_after_secs: wait_time,
+                }
+                .into_response()
+            }
             other => error::ApiError::Internal(format!("rate limiter: {other}")).into_response(),
-        };
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
-        resp
     }))
 }
 

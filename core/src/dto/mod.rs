@@ -160,6 +160,9 @@ pub struct ErrorBody {
     pub parameter: Option<String>,
     /// DVMDash clients read `detail`; it repeats `error`.
     pub detail: String,
+    /// With 429: seconds until the client may try again (also in `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 #[cfg(test)]
