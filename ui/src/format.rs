@@ -8,15 +8,6 @@ pub fn thousands(n: u64) -> String {
     dvmdash_core::fmt::group_digits(n, ',')
 }
 
-/// Compact counts for tight places: `1234` -> `1.2k`, `2500000` -> `2.5M`.
-pub fn compact(n: u64) -> String {
-    match n {
-        0..=9_999 => thousands(n),
-        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.1}M", n as f64 / 1e6),
-    }
-}
-
 /// Responses per request as a percentage with one decimal, or a dash when there were no requests.
 pub fn completion_rate(requests: u64, responses: u64) -> String {
     if requests == 0 {
@@ -62,24 +53,6 @@ pub fn msat(m: u64) -> String {
     } else {
         let n = format!("{:.3}", m as f64 / 1000.0);
         format!("{} sats", n.trim_end_matches('0'))
-    }
-}
-
-/// Shortens a hex pubkey for display: `abcdef12…7890`.
-pub fn short_key(hex: &str) -> String {
-    if hex.chars().count() <= 16 {
-        hex.to_owned()
-    } else {
-        let head: String = hex.chars().take(8).collect();
-        let tail: String = hex
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("{head}…{tail}")
     }
 }
 
@@ -147,18 +120,6 @@ pub fn utc(rfc3339: &str) -> String {
     }
 }
 
-/// The axis label of a bucket start for a window's bucket width, always UTC: `12:05` (1h, 24h),
-/// `11-24 06:00` (7d), `11-24` (30d).
-pub fn bucket_label(rfc3339: &str, range: TimeRange) -> String {
-    let date = rfc3339.get(5..10).unwrap_or(rfc3339);
-    let time = rfc3339.get(11..16).unwrap_or("");
-    match range {
-        TimeRange::Hour | TimeRange::Day => time.to_owned(),
-        TimeRange::Week => format!("{date} {time}"),
-        TimeRange::Month => date.to_owned(),
-    }
-}
-
 /// The window in words: `last 24 hours`.
 pub fn window_words(range: TimeRange) -> &'static str {
     match range {
@@ -216,9 +177,6 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(compact(9_999), "9,999");
-        assert_eq!(compact(12_345), "12.3k");
-        assert_eq!(compact(2_500_000), "2.5M");
         assert_eq!(completion_rate(0, 5), "–");
         assert_eq!(completion_rate(200, 150), "75.0%");
         assert_eq!(percent(Some(0.9234)), "92.3%");
@@ -242,7 +200,6 @@ mod tests {
 
     #[test]
     fn keys_and_names() {
-        assert_eq!(short_key(&"ab".repeat(32)), "abababab…abab");
         assert_eq!(
             short_npub("npub1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqxyzxyz"),
             "npub1qqqqqqqq…xyzxyz"
@@ -271,12 +228,6 @@ mod tests {
         assert_eq!(ago("2023-11-14T22:13:20Z", 1_700_000_000 + 5 * 86_400), "5 d ago");
         assert_eq!(ago("garbage", 0), "–");
         assert_eq!(utc("2026-11-24T12:05:00Z"), "2026-11-24 12:05 UTC");
-        assert_eq!(bucket_label("2026-11-24T12:05:00Z", TimeRange::Hour), "12:05");
-        assert_eq!(
-            bucket_label("2026-11-24T06:00:00Z", TimeRange::Week),
-            "11-24 06:00"
-        );
-        assert_eq!(bucket_label("2026-11-24T00:00:00Z", TimeRange::Month), "11-24");
         assert_eq!(cumulative(&[1, 2, 3]), vec![1, 3, 6]);
     }
 }

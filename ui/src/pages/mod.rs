@@ -17,7 +17,6 @@ use sycamore::prelude::*;
 use crate::components::ErrorBanner;
 use crate::components::chart::{ChartSpec, Mark, Series, XAxis};
 use crate::format::{cumulative, parse_time, utc};
-use crate::remote::Remote;
 
 /// The error banner of the first failing answer among `errors`, if any.
 pub fn banner(errors: Vec<Signal<Option<crate::api::ApiError>>>) -> View {
@@ -29,10 +28,6 @@ pub fn banner(errors: Vec<Signal<Option<crate::api::ApiError>>>) -> View {
                 .map(|e| view! { ErrorBanner(message=e.describe()) })
         })
     }
-}
-
-pub fn errors_of<T>(r: &Remote<T>) -> Signal<Option<crate::api::ApiError>> {
-    r.error
 }
 
 /// A time-series chart spec from bucket times and named series.
