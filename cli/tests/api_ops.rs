@@ -2,46 +2,13 @@
 //! token (relay registry changes reach the coordinator and collectors without a restart), the
 //! per-address rate limit, CORS for configured origins only, and the OpenAPI document.
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::time::Duration;
 
-use dvmdash_core::testkit::{isolated, wait_until};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use dvmdash_testkit::{isolated, request, wait_until};
 
 const TOKEN: &str = "test-admin-token-0123456789";
-
-/// One HTTP/1.1 request; returns (status, headers, body).
-async fn request(
-    base: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let host = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
 
 fn auth() -> (&'static str, String) {
     ("Authorization", format!("Bearer {TOKEN}"))

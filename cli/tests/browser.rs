@@ -1,14 +1,15 @@
 //! The demo command as a user meets it: `dvmdash demo` started as a process, the printed URL opened
 //! in headless Chromium, live numbers on the page that grow, and a clean exit on Ctrl-C (SIGINT).
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::browser::{required, spawn};
-use dvmdash_core::testkit::{clickhouse_url, redis_url, unique};
+use common::browser::spawn;
+use dvmdash_testkit::required;
+use dvmdash_testkit::{clickhouse_url, redis_url, unique};
 use fantoccini::Locator;
 
 async fn number(client: &fantoccini::Client, stat: &str) -> Option<u64> {
@@ -64,17 +65,16 @@ async fn demo_page_shows_live_growing_numbers_and_stops_on_ctrl_c() {
         .goto(&format!("{url}/?timeRange=1h"))
         .await
         .expect("open the dashboard");
-    let first = dvmdash_core::testkit::wait_for(
+    let first = dvmdash_testkit::wait_for(
         "a non-zero request count on the page",
         Duration::from_secs(90),
         || async { number(client, "total_requests").await.filter(|n| *n > 0) },
     )
     .await;
-    let grown =
-        dvmdash_core::testkit::wait_for("the request count to grow", Duration::from_secs(60), || async {
-            number(client, "total_requests").await.filter(|n| *n > first)
-        })
-        .await;
+    let grown = dvmdash_testkit::wait_for("the request count to grow", Duration::from_secs(60), || async {
+        number(client, "total_requests").await.filter(|n| *n > first)
+    })
+    .await;
     assert!(grown > first);
     let dvms = number(client, "unique_dvms").await.expect("unique DVMs shown");
     assert!(dvms > 0, "DVMs answered the simulated requests");

@@ -4,7 +4,7 @@
 
 use clickhouse::{Compression, Row};
 use dvmdash_core::config::ClickHouseArgs;
-use dvmdash_core::testkit::ChDev;
+use dvmdash_testkit::ChDev;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]

@@ -5,19 +5,19 @@
 //! page; unknown DVMs and kinds show the 404 state. Screenshots of every page in both themes at
 //! 1280 and 390 px go to `target/screenshots/` (checked by eye, see the closing notes).
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::browser::required;
 use dvmdash_core::Event;
 use dvmdash_core::dto::{DvmList, DvmStats, GlobalStats, KindList, KindStats};
-use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS};
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
-use dvmdash_core::testkit::{isolated, wait_for};
 use dvmdash_core::validate::Keys;
+use dvmdash_testkit::required;
+use dvmdash_testkit::{isolated, wait_for};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -138,22 +138,12 @@ fn corpus(now: u64) -> Corpus {
 }
 
 async fn feed(stack: &common::Stack, events: &[Event]) {
-    let stream = stack.redis.names().events_stream();
     let mut conn = stack.redis_conn().await;
-    let mut pipe = redis::pipe();
-    let seen = now_secs() * 1000;
-    for e in events {
-        pipe.cmd("XADD")
-            .arg(&stream)
-            .arg("*")
-            .arg(FIELD_EVENT)
-            .arg(e.to_json())
-            .arg(FIELD_RELAY)
-            .arg("wss://relay.example")
-            .arg(FIELD_SEEN_MS)
-            .arg(seen);
-    }
-    let _: Vec<String> = pipe.query_async(&mut conn).await.expect("XADD corpus");
+    let json: Vec<String> = events.iter().map(Event::to_json).collect();
+    EventStream::new(&stack.redis.names())
+        .append(&mut conn, "wss://relay.example", now_secs() * 1000, &json)
+        .await
+        .expect("append the corpus");
 }
 
 /// chromedriver's log endpoint (not in the W3C protocol): the browser console since the last call.

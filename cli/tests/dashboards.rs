@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dvmdash::simulate::Model;
 use dvmdash_core::store::RawEventRow;
-use dvmdash_core::testkit::isolated;
+use dvmdash_testkit::isolated;
 use serde_json::Value;
 
 fn repo() -> PathBuf {

@@ -2,7 +2,7 @@
 //! killed with SIGKILL mid-stream, a 30-second ClickHouse outage, a collector dying while events are
 //! being published to its relays, and a Redis restart under the whole stack.
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -13,12 +13,11 @@ use dvmdash_coordinator::assign;
 use dvmdash_core::Event;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs, Secret};
 use dvmdash_core::dto::{RelayCounters, RelayPriority};
-use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS, RedisNames};
+use dvmdash_core::redis_keys::RedisNames;
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::{now_millis, now_secs};
-use dvmdash_core::testkit::{
-    ChDev, RedisServer, RoleProcess, free_port, isolated, redis_url, unique, wait_until,
-};
 use dvmdash_core::validate::Keys;
+use dvmdash_testkit::{ChDev, RedisServer, RoleProcess, free_port, isolated, redis_url, unique, wait_until};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use redis::aio::MultiplexedConnection;
@@ -205,11 +204,11 @@ async fn redis_conn(url: &str) -> MultiplexedConnection {
         .expect("connect to redis")
 }
 
-/// XADDs `json[i]` for every `i` of `order`, as a collector would (fields `e`, `r`, `t`), in
+/// Appends `json[i]` for every `i` of `order`, as a collector would (fields `e`, `r`, `t`), in
 /// pipelines of `batch` spread evenly over `over`. Returns the id of the last entry.
 async fn xadd_paced(
     mut conn: MultiplexedConnection,
-    stream: String,
+    events: EventStream,
     json: Vec<String>,
     order: Vec<usize>,
     batch: usize,
@@ -222,20 +221,11 @@ async fn xadd_paced(
     let mut last = String::new();
     for chunk in order.chunks(batch) {
         ticker.tick().await;
-        let seen = now_millis();
-        let mut pipe = redis::pipe();
-        for &i in chunk {
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg(FIELD_EVENT)
-                .arg(&json[i])
-                .arg(FIELD_RELAY)
-                .arg("wss://faults.test")
-                .arg(FIELD_SEEN_MS)
-                .arg(seen);
-        }
-        let ids: Vec<String> = pipe.query_async(&mut conn).await.expect("XADD pipeline");
+        let batch: Vec<String> = chunk.iter().map(|&i| json[i].clone()).collect();
+        let ids = events
+            .append(&mut conn, "wss://faults.test", now_millis(), &batch)
+            .await
+            .expect("append a batch");
         if let Some(id) = ids.last() {
             last.clone_from(id);
         }
@@ -247,7 +237,7 @@ async fn xadd_paced(
 /// (empty while the group does not exist).
 async fn group_state(conn: &MultiplexedConnection, names: &RedisNames) -> Result<(u64, String), String> {
     let mut c = conn.clone();
-    let info = dvmdash_core::stream::EventStream::new(names)
+    let info = EventStream::new(names)
         .group_info(&mut c)
         .await
         .map_err(|e| format!("reading the ingester group: {e}"))?;
@@ -256,10 +246,7 @@ async fn group_state(conn: &MultiplexedConnection, names: &RedisNames) -> Result
 
 async fn dead_letters(conn: &MultiplexedConnection, names: &RedisNames) -> u64 {
     let mut c = conn.clone();
-    dvmdash_core::stream::EventStream::new(names)
-        .dead_letters(&mut c)
-        .await
-        .unwrap_or(0)
+    EventStream::new(names).dead_letters(&mut c).await.unwrap_or(0)
 }
 
 /// Collector id -> relays assigned by the coordinator.
@@ -540,7 +527,7 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
     let appending = Instant::now();
     let publishing = tokio::spawn(xadd_paced(
         redis_conn(redis.redis_url.expose()).await,
-        names.events_stream(),
+        EventStream::new(&names),
         events.json,
         order,
         1000,
@@ -635,7 +622,7 @@ async fn clickhouse_outage_of_30s_loses_nothing() {
     let events = corpus("outage", 1200, now_secs() - 60, 86_400);
     let n = events.ids.len();
     let half = n / 2;
-    let stream = names.events_stream();
+    let stream = EventStream::new(&names);
     xadd_paced(
         conn.clone(),
         stream.clone(),

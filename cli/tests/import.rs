@@ -2,7 +2,7 @@
 //! array) imported with progress reporting, then imported again without changing any number; and a
 //! JSON Lines file with junk, forgeries and repeats, interrupted and resumed from its checkpoint.
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -10,8 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dvmdash_core::config::RedisArgs;
-use dvmdash_core::testkit::{isolated, wait_until};
 use dvmdash_core::validate::Keys;
+use dvmdash_testkit::{isolated, wait_until};
 
 /// Writes `n` distinct signed events (requests, results and feedback over the last 60 days) as a
 /// JSON array; returns the number of each role.

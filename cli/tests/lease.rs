@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dvmdash_core::lease::Lease;
-use dvmdash_core::testkit::{redis_url, unique};
+use dvmdash_testkit::{redis_url, unique};
 
 #[tokio::test]
 async fn one_holder_fenced_by_its_token_and_expiring() {

@@ -1,15 +1,15 @@
 //! End to end, every hop real: signed events published by a separate client to a real relay,
 //! collected, streamed through Redis, ingested into the ClickHouse engine, counted by the api.
 
-mod common;
+use dvmdash_testkit as common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{expected, observed};
 use dvmdash::simulate::{Model, Publisher};
-use dvmdash_core::testkit::{PythonRelay, ScriptedRelay, StoreOnlyRelay, isolated, wait_for, wait_until};
 use dvmdash_core::validate::Keys;
+use dvmdash_testkit::{PythonRelay, ScriptedRelay, StoreOnlyRelay, isolated, wait_for, wait_until};
 
 /// Generates `jobs` jobs of simulated traffic (all reactions included), created around now.
 fn traffic(jobs: u64, seed: u64) -> Vec<dvmdash_core::Event> {
@@ -121,7 +121,7 @@ async fn counts_exactly_and_dedups_across_relays() {
                 .filter(|e| (5000..=7000).contains(&e.kind) && !stored.contains(&e.id))
                 .map(|e| e.id.clone())
                 .collect();
-            let on_relay = dvmdash_core::testkit::relay_has(&relay_a.url, &missing).await;
+            let on_relay = dvmdash_testkit::relay_has(&relay_a.url, &missing).await;
             panic!(
                 "the api did not count every event within 90 s: {:?} want {want:?}\n\
                  missing from ClickHouse: {missing:?}\nof those, relay A returns: {on_relay:?}\n\

@@ -7,7 +7,7 @@
 //! each answer's own `timestamp` as `now`. Finally the whole corpus is replayed in other batch sizes
 //! and everything is compared again.
 
-mod common;
+use dvmdash_testkit as common;
 mod reference;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,9 +19,9 @@ use dvmdash_core::dto::{
     Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary,
     MonthlyHistory, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew,
 };
-use dvmdash_core::redis_keys::{FIELD_EVENT, FIELD_RELAY, FIELD_SEEN_MS, INGESTER_GROUP};
+use dvmdash_core::stream::{EventStream, NewEntry};
 use dvmdash_core::telemetry::now_secs;
-use dvmdash_core::testkit::{isolated, wait_until};
+use dvmdash_testkit::{isolated, wait_until};
 use reference::corpus::{self, Corpus, DAY, Entry};
 use reference::{Part, Reference, row_key};
 use serde::Serialize;
@@ -148,9 +148,9 @@ fn rfc3339_parsing_round_trips() {
 
 // ----- feeding and storage -----
 
-/// XADDs every entry, in pipelines of the given sizes (cycled); returns the last entry id.
+/// Appends every entry, in pipelines of the given sizes (cycled); returns the last entry id.
 async fn xadd(stack: &common::Stack, entries: &[Entry], batch_sizes: &[usize]) -> String {
-    let stream = stack.redis.names().events_stream();
+    let events = EventStream::new(&stack.redis.names());
     let mut conn = stack.redis_conn().await;
     let mut last = String::new();
     let mut rest = entries;
@@ -158,19 +158,19 @@ async fn xadd(stack: &common::Stack, entries: &[Entry], batch_sizes: &[usize]) -
     while !rest.is_empty() {
         let n = batch_sizes[i % batch_sizes.len()].min(rest.len());
         let (batch, tail) = rest.split_at(n);
-        let mut pipe = redis::pipe();
-        for e in batch {
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg(FIELD_EVENT)
-                .arg(&e.json)
-                .arg(FIELD_RELAY)
-                .arg(e.relay)
-                .arg(FIELD_SEEN_MS)
-                .arg(e.seen_ms);
-        }
-        let ids: Vec<String> = pipe.query_async(&mut conn).await.expect("XADD batch");
+        let batch: Vec<NewEntry<'_>> = batch
+            .iter()
+            .map(|e| NewEntry {
+                id_hex: "",
+                json: &e.json,
+                relay: e.relay,
+                seen_ms: e.seen_ms,
+            })
+            .collect();
+        let ids = events
+            .append_each(&mut conn, &batch)
+            .await
+            .expect("append a batch");
         if let Some(id) = ids.last() {
             last.clone_from(id);
         }
@@ -182,26 +182,21 @@ async fn xadd(stack: &common::Stack, entries: &[Entry], batch_sizes: &[usize]) -
 
 /// Waits until the ingester group has read up to `last` and acknowledged everything.
 async fn wait_drained(stack: &common::Stack, last: &str, what: &str) {
-    let stream = stack.redis.names().events_stream();
+    let events = EventStream::new(&stack.redis.names());
     wait_until(what, Duration::from_secs(300), || {
-        let stream = stream.clone();
+        let events = events.clone();
         async move {
             let mut conn = stack.redis_conn().await;
-            let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(stream)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(g) = info.groups.iter().find(|g| g.name == INGESTER_GROUP) else {
+            let g = events.group_info(&mut conn).await.map_err(|e| e.to_string())?;
+            let Some(delivered) = g.last_delivered else {
                 return Err("no ingester group yet".to_owned());
             };
-            if g.last_delivered_id == last && g.pending == 0 {
+            if delivered == last && g.pending == 0 {
                 Ok(())
             } else {
                 Err(format!(
-                    "delivered up to {} of {last}, {} pending, lag {:?}",
-                    g.last_delivered_id, g.pending, g.lag
+                    "delivered up to {delivered} of {last}, {} pending, lag {:?}",
+                    g.pending, g.lag
                 ))
             }
         }
@@ -212,11 +207,8 @@ async fn wait_drained(stack: &common::Stack, last: &str, what: &str) {
 /// Frees the consumed entries (everything was delivered and acknowledged).
 async fn trim_stream(stack: &common::Stack) {
     let mut conn = stack.redis_conn().await;
-    let _: i64 = redis::cmd("XTRIM")
-        .arg(stack.redis.names().events_stream())
-        .arg("MAXLEN")
-        .arg(0)
-        .query_async(&mut conn)
+    EventStream::new(&stack.redis.names())
+        .trim_acknowledged(&mut conn)
         .await
         .expect("XTRIM");
 }

@@ -3,11 +3,11 @@
 //!
 //! - [`nip01`] - the relay protocol (messages we send and parse)
 //! - [`relay`] - one relay connection: subscribe, backfill the gap, verify, reconnect
-//! - [`sink`] - batched, idempotent appends to the stream (seen-marker and `XADD` in one script)
+//! - [`sink`] - batched, idempotent appends to the stream (seen-marker and append in one script, `core::stream`)
 //! - [`metrics`] - metric names
 //!
 //! Flow: relay frame -> [`relay::watch`] (precheck, in-memory dedup, signature) -> channel ->
-//! [`sink::run`] (Redis dedup + `XADD`) -> `dvmdash:events`.
+//! [`sink::run`] (Redis dedup + append, `EventStream::append_new`) -> `dvmdash:events`.
 
 pub mod membership;
 pub mod metrics;

@@ -10,7 +10,6 @@
 //! - [`validate`] (feature `verify`) - the verification gate and signing keys
 //! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
 //! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
-//! - [`testkit`] (feature `testkit`) - integration-test helpers
 
 pub mod dto;
 pub mod event;
@@ -35,8 +34,6 @@ pub mod store;
 pub mod stream;
 #[cfg(feature = "server")]
 pub mod telemetry;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 
 pub use event::{Event, Id32};
 pub use kinds::{KindFilter, Role};

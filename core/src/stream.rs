@@ -162,8 +162,19 @@ impl EventStream {
         seen_ms: u64,
         events: &[String],
     ) -> redis::RedisResult<Vec<String>> {
-        self.append_with(conn, relay, seen_ms, events, Some(STREAM_MAXLEN))
-            .await
+        let entries = events.iter().map(|e| (e.as_str(), relay, seen_ms));
+        self.append_with(conn, entries, Some(STREAM_MAXLEN)).await
+    }
+
+    /// [`EventStream::append`] with each entry's own relay and time (`id_hex` is not used: the
+    /// entries were deduplicated before).
+    pub async fn append_each<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        entries: &[NewEntry<'_>],
+    ) -> redis::RedisResult<Vec<String>> {
+        let entries = entries.iter().map(|e| (e.json, e.relay, e.seen_ms));
+        self.append_with(conn, entries, Some(STREAM_MAXLEN)).await
     }
 
     /// [`EventStream::append`] without the length cap, for benchmarks that queue more than the cap
@@ -175,29 +186,29 @@ impl EventStream {
         seen_ms: u64,
         events: &[String],
     ) -> redis::RedisResult<Vec<String>> {
-        self.append_with(conn, relay, seen_ms, events, None).await
+        let entries = events.iter().map(|e| (e.as_str(), relay, seen_ms));
+        self.append_with(conn, entries, None).await
     }
 
-    async fn append_with<C: ConnectionLike>(
+    /// One pipelined `XADD` per (event, relay, seen_ms).
+    async fn append_with<'a, C: ConnectionLike>(
         &self,
         conn: &mut C,
-        relay: &str,
-        seen_ms: u64,
-        events: &[String],
+        entries: impl ExactSizeIterator<Item = (&'a str, &'a str, u64)>,
         maxlen: Option<u64>,
     ) -> redis::RedisResult<Vec<String>> {
-        if events.is_empty() {
+        if entries.len() == 0 {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        for e in events {
+        for (event, relay, seen_ms) in entries {
             let cmd = pipe.cmd("XADD").arg(&self.key);
             if let Some(max) = maxlen {
                 cmd.arg("MAXLEN").arg("~").arg(max);
             }
             cmd.arg("*")
                 .arg(FIELD_EVENT)
-                .arg(e)
+                .arg(event)
                 .arg(FIELD_RELAY)
                 .arg(relay)
                 .arg(FIELD_SEEN_MS)

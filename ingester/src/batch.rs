@@ -2,7 +2,7 @@
 //!
 //! The stream is internal and written by collectors that already verified every signature, so the
 //! ingester does not repeat the cryptography; it does re-check the event's shape and kind, since a
-//! bad entry (a bug, a hand-made `XADD`) must go to the dead-letter stream and not stall the rest.
+//! bad entry (a bug, an entry appended by hand) must go to the dead-letter stream and not stall the rest.
 
 use std::collections::HashSet;
 

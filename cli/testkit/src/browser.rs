@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
 
-/// A variable the test command sets; a clear failure when run without it.
-pub fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
-}
+use crate::env::{free_port, required_for};
 
 /// Kills the whole process group on drop, so a failing test leaves nothing behind.
 pub struct Proc(pub Child);
@@ -39,9 +36,9 @@ pub struct Session {
 /// Starts chromedriver and a headless Chromium with a fresh profile. `console_log` keeps the
 /// browser console for chromedriver's log endpoint.
 pub async fn start(width: u32, height: u32, console_log: bool) -> Session {
-    let port = dvmdash_core::testkit::free_port();
+    let port = free_port();
     let driver = spawn(
-        Command::new(required("DVMDASH_TEST_CHROMEDRIVER"))
+        Command::new(required_for("DVMDASH_TEST_CHROMEDRIVER", "chromedriver"))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -49,7 +46,7 @@ pub async fn start(width: u32, height: u32, console_log: bool) -> Session {
     let profile = tempfile::tempdir().expect("profile dir");
     let mut caps = serde_json::json!({
         "goog:chromeOptions": {
-            "binary": required("DVMDASH_TEST_CHROME"),
+            "binary": required_for("DVMDASH_TEST_CHROME", "Chromium"),
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--hide-scrollbars", format!("--window-size={width},{height}"),

@@ -1,9 +1,6 @@
-//! Shared setup for the end-to-end tests: an isolated stack (own Redis prefix, own database) built
-//! through the same `run_all` as `dvmdash all`.
-
-#![allow(dead_code)]
-
-pub mod browser;
+//! A whole dvmdash for one test: every role in-process through the same `run_all` as `dvmdash all`,
+//! on its own Redis key prefix and ClickHouse database, tuned to react fast. Also the oracle the
+//! end-to-end tests compare against: the headline counts computed from the events themselves.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -11,9 +8,13 @@ use std::time::Duration;
 use dvmdash::stack::AllArgs;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
 use dvmdash_core::dto::{GlobalStats, RelayCounters};
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::{Event, KindFilter, Role};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::http::{get_json, http_get};
+use crate::wait::wait_for;
 
 pub struct Stack {
     pub base: String,
@@ -69,7 +70,7 @@ pub async fn start(args: AllArgs) -> Stack {
     ));
     // The api answers only after migrations ran; healthy means Redis and ClickHouse answer too.
     let health = format!("{base}/health");
-    dvmdash_core::testkit::wait_for("the stack to become healthy", Duration::from_secs(60), || {
+    wait_for("the stack to become healthy", Duration::from_secs(60), || {
         let url = health.clone();
         async move { (http_get(&url).await.0 == 200).then_some(()) }
     })
@@ -128,19 +129,11 @@ impl Stack {
     /// Entries delivered to ingesters and not acknowledged.
     pub async fn pending(&self) -> u64 {
         let mut conn = self.redis_conn().await;
-        let v: redis::Value = redis::cmd("XPENDING")
-            .arg(self.redis.names().events_stream())
-            .arg(dvmdash_core::redis_keys::INGESTER_GROUP)
-            .query_async(&mut conn)
+        EventStream::new(&self.redis.names())
+            .group_info(&mut conn)
             .await
-            .expect("xpending");
-        match v {
-            redis::Value::Array(parts) => match parts.first() {
-                Some(redis::Value::Int(n)) => *n as u64,
-                _ => 0,
-            },
-            _ => 0,
-        }
+            .expect("stream group info")
+            .pending
     }
 
     /// Distinct event ids stored.
@@ -154,55 +147,6 @@ impl Stack {
             .into_iter()
             .collect()
     }
-}
-
-/// GET returning the parsed JSON body (or the status on failure).
-pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> (Option<T>, u16) {
-    let (status, body) = http_get(url).await;
-    (serde_json::from_str(&body).ok(), status)
-}
-
-/// A minimal HTTP/1.1 GET over a fresh connection (no client library needed for tests).
-pub async fn http_get(url: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let Ok(mut s) = tokio::net::TcpStream::connect(host).await else {
-        return (0, String::new());
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// What the api must report for a set of events all inside the window: computed here, from the
