@@ -27,6 +27,21 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The error answers every statistics endpoint can give, for the OpenAPI document (the bodies are
+/// built by [`ApiError`]'s `IntoResponse`).
+#[derive(utoipa::IntoResponses)]
+pub enum StatsErrors {
+    /// A bad parameter, named in the body
+    #[response(status = 400)]
+    BadParameter(ErrorBody),
+    /// Past the per-address rate limit; `Retry-After` and `retry_after_seconds` say when to retry
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    TooManyRequests(ErrorBody),
+    /// ClickHouse unavailable
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 impl From<clickhouse::error::Error> for ApiError {
     fn from(err: clickhouse::error::Error) -> Self {
         ApiError::Unavailable(err.to_string())

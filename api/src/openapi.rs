@@ -70,4 +70,37 @@ mod tests {
         assert!(json["components"]["schemas"]["GlobalStats"].is_object());
         assert!(json["paths"]["/api/stats/global/latest"]["get"]["parameters"][0]["name"] == "timeRange");
     }
+
+    /// The documented choices are the ones the handlers accept: both come from the same constants.
+    #[test]
+    fn documented_parameters_match_the_validation() {
+        let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let enum_of = |path: &str, name: &str| -> Vec<String> {
+            let params = json["paths"][path]["get"]["parameters"].as_array().expect(path);
+            let p = params.iter().find(|p| p["name"] == name).expect(name);
+            serde_json::from_value(p["schema"]["enum"].clone()).expect("enum")
+        };
+        let ranges: Vec<String> = dvmdash_core::dto::TimeRange::ALL
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        for path in ["/api/stats/global/latest", "/api/dvms", "/api/stats/prices"] {
+            assert_eq!(enum_of(path, "timeRange"), ranges, "{path}");
+        }
+        assert_eq!(enum_of("/api/dvms", "sort"), dvmdash_core::dto::DVM_SORTS);
+        assert_eq!(enum_of("/api/kinds", "sort"), dvmdash_core::dto::KIND_SORTS);
+        assert_eq!(
+            enum_of("/api/stats/performance", "groupBy"),
+            crate::params::PERFORMANCE_GROUPINGS
+        );
+        for g in crate::params::PERFORMANCE_GROUPINGS {
+            assert!(crate::queries::jobs::Grouping::parse(g).is_some(), "{g}");
+        }
+        let errors = json["paths"]["/api/dvms"]["get"]["responses"]
+            .as_object()
+            .unwrap();
+        for status in ["200", "400", "429", "503"] {
+            assert!(errors.contains_key(status), "{status}");
+        }
+    }
 }

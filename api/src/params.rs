@@ -1,12 +1,23 @@
 //! Query-string and path parameters, validated by hand so every error names the offending parameter.
 //! Unknown parameters are ignored (DVMDash clients send extras); known ones must be valid.
+//!
+//! Handlers extract typed query structs ([`Window`], [`DvmListQuery`], [`KindListQuery`],
+//! [`PerformanceQuery`], [`PricesQuery`]); each is validated from [`Params`] and documents itself
+//! through `IntoParams`, so the OpenAPI document states exactly what the handler accepts. The
+//! parameters are described by hand (not derived) because the allowed values of `timeRange`, `sort`
+//! and `groupBy` come from the same constants the validation uses.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use dvmdash_core::dto::TimeRange;
+use dvmdash_core::dto::{DVM_SORTS, KIND_SORTS, TimeRange};
 use dvmdash_core::event::Id32;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Required, Schema};
 
 use crate::error::ApiError;
 use crate::queries::jobs::Grouping;
@@ -134,6 +145,215 @@ impl Params {
     pub fn grouping(&self, allowed: &[&'static str]) -> Result<Grouping, ApiError> {
         let g = self.choice("groupBy", allowed, allowed[0])?;
         Grouping::parse(g).ok_or_else(|| ApiError::bad("groupBy", "unknown grouping"))
+    }
+}
+
+// ----- typed query structs
+
+/// `timeRange`: the window every statistic covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub range: TimeRange,
+}
+
+/// The query of a list endpoint; `S` names its sort columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams<S> {
+    pub query: ListQuery,
+    sorts: PhantomData<S>,
+}
+
+/// What a list can be sorted by and searched in.
+pub trait Sorts: Send + Sync {
+    /// The first is the default.
+    const SORTS: &'static [&'static str];
+    /// What `search` looks in, for the documentation.
+    const SEARCHED: &'static str;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DvmSorts;
+impl Sorts for DvmSorts {
+    const SORTS: &'static [&'static str] = DVM_SORTS;
+    const SEARCHED: &'static str = "the name, hex pubkey or npub";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindSorts;
+impl Sorts for KindSorts {
+    const SORTS: &'static [&'static str] = KIND_SORTS;
+    const SEARCHED: &'static str = "the kind number or its name";
+}
+
+/// `GET /api/dvms`
+pub type DvmListQuery = ListParams<DvmSorts>;
+/// `GET /api/kinds`
+pub type KindListQuery = ListParams<KindSorts>;
+
+/// Groupings of `/api/stats/performance`; the first is the default.
+pub const PERFORMANCE_GROUPINGS: &[&str] = &["dvm", "kind", "dvm_kind", "all"];
+/// Groupings of `/api/stats/prices`; the first is the default.
+pub const PRICE_GROUPINGS: &[&str] = &["dvm", "kind"];
+
+/// `timeRange` and `groupBy` of `/api/stats/performance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerformanceQuery {
+    pub range: TimeRange,
+    pub group: Grouping,
+}
+
+/// `timeRange` and `groupBy` of `/api/stats/prices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PricesQuery {
+    pub range: TimeRange,
+    pub by_kind: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Window {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let range = Params::from_request_parts(parts, state).await?.time_range()?;
+        Ok(Window { range })
+    }
+}
+
+impl<St: Send + Sync, S: Sorts> FromRequestParts<St> for ListParams<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let query = Params::from_request_parts(parts, state).await?.list(S::SORTS)?;
+        Ok(ListParams {
+            query,
+            sorts: PhantomData,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PerformanceQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = Params::from_request_parts(parts, state).await?;
+        Ok(PerformanceQuery {
+            range: params.time_range()?,
+            group: params.grouping(PERFORMANCE_GROUPINGS)?,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PricesQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = Params::from_request_parts(parts, state).await?;
+        Ok(PricesQuery {
+            range: params.time_range()?,
+            by_kind: params.grouping(PRICE_GROUPINGS)? == Grouping::Kind,
+        })
+    }
+}
+
+// ----- their OpenAPI description
+
+/// An optional query parameter.
+fn query_param(name: &str, description: String, schema: impl Into<Schema>) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema.into()))
+        .build()
+}
+
+/// A string parameter taking one of `values`, the first being the default.
+fn choice_param(name: &str, what: &str, values: &[&str]) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .default(values.first().map(|v| serde_json::json!(v)));
+    query_param(
+        name,
+        format!("{what}: {} (default {})", values.join(", "), values[0]),
+        schema,
+    )
+}
+
+fn time_range_param() -> Parameter {
+    let values: Vec<&str> = TimeRange::ALL.iter().map(|r| r.as_str()).collect();
+    let mut p = choice_param("timeRange", "Window ending now", &values);
+    // The default is the longest window, as in DVMDash, not the first listed.
+    let default = TimeRange::default().as_str();
+    p.description = Some(format!(
+        "Window ending now: {} (default {default})",
+        values.join(", ")
+    ));
+    if let Some(utoipa::openapi::RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+        o.default = Some(serde_json::json!(default));
+    }
+    p
+}
+
+fn integer_param(name: &str, what: &str, min: u64, max: u64, default: u64) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .default(Some(serde_json::json!(default)));
+    query_param(
+        name,
+        format!("{what}: {min} to {max} (default {default})"),
+        schema,
+    )
+}
+
+impl IntoParams for Window {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![time_range_param()]
+    }
+}
+
+impl<S: Sorts> IntoParams for ListParams<S> {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let search = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(200));
+        vec![
+            time_range_param(),
+            integer_param("limit", "Items per page", 1, 1000, 100),
+            integer_param("offset", "Items skipped", 0, 1_000_000, 0),
+            query_param(
+                "search",
+                format!(
+                    "Case-insensitive substring of {} (at most 200 characters)",
+                    S::SEARCHED
+                ),
+                search,
+            ),
+            choice_param("sort", "Sort column", S::SORTS),
+            choice_param("order", "Sort order", &["desc", "asc"]),
+        ]
+    }
+}
+
+impl IntoParams for PerformanceQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let group = choice_param(
+            "groupBy",
+            "One row per DVM, kind, DVM and kind, or all (one row over every job)",
+            PERFORMANCE_GROUPINGS,
+        );
+        vec![time_range_param(), group]
+    }
+}
+
+impl IntoParams for PricesQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            time_range_param(),
+            choice_param("groupBy", "One row per DVM or per kind", PRICE_GROUPINGS),
+        ]
     }
 }
 

@@ -2,7 +2,8 @@
 //! the Redis stream.
 //!
 //! - [`nip01`] - the relay protocol (messages we send and parse)
-//! - [`relay`] - one relay connection: subscribe, backfill the gap, verify, reconnect
+//! - [`relay`] - one relay: reconnect with backoff, verify each event before it is queued
+//! - [`session`] - one connection as a state machine: subscriptions, backfill paging, timers
 //! - [`sink`] - batched, idempotent appends to the stream (seen-marker and append in one script, `core::stream`)
 //! - [`metrics`] - metric names
 //!
@@ -13,10 +14,12 @@ pub mod membership;
 pub mod metrics;
 pub mod nip01;
 pub mod relay;
+pub mod session;
 pub mod sink;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -176,10 +179,32 @@ pub async fn run_with_relays(
         shutdown.clone(),
     ));
 
-    let shared = Arc::new(relay::Shared {
+    let shared = Arc::new(shared_state(&config, &events, sink_tx));
+    let mut tasks = RelayTasks::new(shared.clone(), statuses);
+    loop {
+        let desired: Vec<String> = relays_rx.borrow_and_update().clone();
+        tasks.apply(desired, &mut resume_conn, &names).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = relays_rx.changed() => if changed.is_err() { break },
+        }
+    }
+
+    // Intake stops first; the writer then drains what was already verified.
+    tasks.stop_all().await;
+    drop(shared);
+    writer.await.context("stream writer panicked")?;
+    info!("collector stopped");
+    Ok(())
+}
+
+/// What every relay task of this collector shares: the event rules, the in-memory dedup cache, the
+/// queue to the stream writer and the connection tuning.
+fn shared_state(config: &Config, events: &EventArgs, sink: mpsc::Sender<Accepted>) -> relay::Shared {
+    relay::Shared {
         validator: events.validator(),
         seen: quick_cache::sync::Cache::new(config.seen_cache),
-        sink: sink_tx,
+        sink,
         dvms: relay::DvmSet::default(),
         options: RelayOptions {
             lookback_secs: config.lookback_secs,
@@ -189,13 +214,36 @@ pub async fn run_with_relays(
             max_message_bytes: (events.max_event_bytes * 2).max(16 * 1024 * 1024),
             ..RelayOptions::default()
         },
-    });
+    }
+}
 
-    let relay_stop = CancellationToken::new();
-    let mut tasks: BTreeMap<String, (CancellationToken, tokio::task::JoinHandle<()>)> = BTreeMap::new();
-    loop {
-        let desired: Vec<String> = relays_rx.borrow_and_update().clone();
-        tasks.retain(|url, (stop, _)| {
+/// The running relay tasks, one per assigned relay.
+struct RelayTasks {
+    shared: Arc<relay::Shared>,
+    statuses: RelayStatuses,
+    stop: CancellationToken,
+    running: BTreeMap<String, (CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+impl RelayTasks {
+    fn new(shared: Arc<relay::Shared>, statuses: RelayStatuses) -> Self {
+        RelayTasks {
+            shared,
+            statuses,
+            stop: CancellationToken::new(),
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// Stops the tasks of relays no longer wanted and starts the new ones.
+    async fn apply(
+        &mut self,
+        desired: Vec<String>,
+        conn: &mut redis::aio::ConnectionManager,
+        names: &dvmdash_core::redis_keys::RedisNames,
+    ) {
+        let statuses = &self.statuses;
+        self.running.retain(|url, (stop, _)| {
             let keep = desired.contains(url);
             if !keep {
                 info!(relay = %url, "relay unassigned");
@@ -203,52 +251,54 @@ pub async fn run_with_relays(
                 if let Ok(s) = statuses.lock()
                     && let Some(status) = s.get(url)
                 {
-                    status.assigned.store(false, std::sync::atomic::Ordering::Relaxed);
+                    status.assigned.store(false, Ordering::Relaxed);
                 }
             }
             keep
         });
         // A relay taken over from another collector resumes where that collector got to.
-        let new: Vec<&String> = desired.iter().filter(|u| !tasks.contains_key(*u)).collect();
-        if !new.is_empty()
-            && let Err(err) = membership::load_resume_points(&mut resume_conn, &names, &statuses).await
+        if desired.iter().any(|u| !self.running.contains_key(u))
+            && let Err(err) = membership::load_resume_points(conn, names, &self.statuses).await
         {
             tracing::warn!(error = %err, "reading resume points failed; new relays start from the look-back");
         }
         for url in desired {
-            if tasks.contains_key(&url) {
-                continue;
+            if !self.running.contains_key(&url) {
+                self.start(url);
             }
-            let status = statuses
-                .lock()
-                .map(|mut s| s.entry(url.clone()).or_default().clone())
-                .unwrap_or_default();
-            status.assigned.store(true, std::sync::atomic::Ordering::Relaxed);
-            let stop = relay_stop.child_token();
-            let handle = tokio::spawn(relay::watch(url.clone(), shared.clone(), status, stop.clone()));
-            tasks.insert(url, (stop, handle));
         }
-        info!(relays = tasks.len(), "collector relay set updated");
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            changed = relays_rx.changed() => if changed.is_err() { break },
-        }
+        info!(relays = self.running.len(), "collector relay set updated");
     }
 
-    // Intake stops first; the writer then drains what was already verified.
-    relay_stop.cancel();
-    for (url, (_, mut handle)) in std::mem::take(&mut tasks) {
-        if tokio::time::timeout(Duration::from_secs(5), &mut handle)
-            .await
-            .is_err()
-        {
-            tracing::warn!(relay = %url, "relay task did not stop in time, aborting it");
-            handle.abort();
-            let _ = handle.await;
+    fn start(&mut self, url: String) {
+        let status = self
+            .statuses
+            .lock()
+            .map(|mut s| s.entry(url.clone()).or_default().clone())
+            .unwrap_or_default();
+        status.assigned.store(true, Ordering::Relaxed);
+        let stop = self.stop.child_token();
+        let handle = tokio::spawn(relay::watch(
+            url.clone(),
+            self.shared.clone(),
+            status,
+            stop.clone(),
+        ));
+        self.running.insert(url, (stop, handle));
+    }
+
+    /// Stops every task, aborting those that do not finish within 5 s.
+    async fn stop_all(&mut self) {
+        self.stop.cancel();
+        for (url, (_, mut handle)) in std::mem::take(&mut self.running) {
+            if tokio::time::timeout(Duration::from_secs(5), &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(relay = %url, "relay task did not stop in time, aborting it");
+                handle.abort();
+                let _ = handle.await;
+            }
         }
     }
-    drop(shared);
-    writer.await.context("stream writer panicked")?;
-    info!("collector stopped");
-    Ok(())
 }

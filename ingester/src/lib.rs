@@ -138,80 +138,118 @@ pub async fn run(
         events,
     };
     info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
+    ing.run_loop(&client, &shutdown).await;
+    info!(consumer = %ing.config.consumer, "ingester stopped");
+    Ok(())
+}
 
-    let mut reader: Option<redis::aio::MultiplexedConnection> = None;
-    let mut own_pending = true;
-    let mut last_claim = Instant::now();
-    let mut last_info = Instant::now() - Duration::from_secs(60);
-    let mut failures = 0u32;
-    while !shutdown.is_cancelled() {
-        if last_info.elapsed() > Duration::from_secs(5) {
-            ing.report_backlog().await;
-            last_info = Instant::now();
+/// Where the main loop stands between batches.
+struct LoopState {
+    /// The connection that blocks on the stream (its own, so a blocking read never delays the
+    /// other commands); `None` after it failed.
+    reader: Option<redis::aio::MultiplexedConnection>,
+    /// Read this consumer's own pending entries (left by a restart or a failed batch) before
+    /// anything new.
+    own_pending: bool,
+    last_claim: Instant,
+    last_info: Instant,
+    failures: u32,
+}
+
+impl Ingester {
+    /// Reads batches and stores them until `shutdown`, taking over entries dead consumers left.
+    async fn run_loop(&mut self, client: &redis::Client, shutdown: &CancellationToken) {
+        let mut st = LoopState {
+            reader: None,
+            own_pending: true,
+            last_claim: Instant::now(),
+            last_info: Instant::now() - Duration::from_secs(60),
+            failures: 0,
+        };
+        while !shutdown.is_cancelled() {
+            if st.last_info.elapsed() > Duration::from_secs(5) {
+                self.report_backlog().await;
+                st.last_info = Instant::now();
+            }
+            let Some(entries) = self.next_batch(&mut st, client, shutdown).await else {
+                continue;
+            };
+            // On shutdown the batch in hand is still finished; an error leaves it pending.
+            if !entries.is_empty()
+                && let Err(err) = self.process(entries, shutdown).await
+            {
+                warn!(error = %err, "batch left pending; retrying it");
+                // Our own pending entries are read again first, so the batch is retried now
+                // rather than after the claim timeout.
+                st.own_pending = true;
+                sleep_or_stop(shutdown, backoff(&mut st.failures)).await;
+            }
+            if !st.own_pending
+                && st.last_claim.elapsed() > Duration::from_millis(self.config.claim_idle_ms / 2)
+            {
+                st.last_claim = Instant::now();
+                if let Err(err) = self.claim_from_dead_consumers(shutdown).await {
+                    warn!(error = %err, "claiming idle entries failed");
+                }
+            }
         }
-        let conn = match &mut reader {
+    }
+
+    /// The next batch: own pending entries first, oldest first, then new ones. `None` when there
+    /// is nothing to store this round (own pending entries just ran out, or a failure was waited
+    /// out with backoff).
+    async fn next_batch(
+        &mut self,
+        st: &mut LoopState,
+        client: &redis::Client,
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<Entry>> {
+        let conn = match &mut st.reader {
             Some(c) => c,
-            None => match EventStream::reader(&client).await {
-                Ok(c) => reader.insert(c),
+            None => match EventStream::reader(client).await {
+                Ok(c) => st.reader.insert(c),
                 Err(err) => {
                     warn!(error = %err, "redis unavailable for reading, retrying");
-                    sleep_or_stop(&shutdown, backoff(&mut failures)).await;
-                    continue;
+                    sleep_or_stop(shutdown, backoff(&mut st.failures)).await;
+                    return None;
                 }
             },
         };
-        let gathered = if own_pending {
-            // Our own entries from before a restart, oldest first, before anything new.
-            ing.stream
-                .read(conn, &ing.config.consumer, "0", ing.config.batch_size, None)
-                .await
+        let gathered = if st.own_pending {
+            let (consumer, size) = (&self.config.consumer, self.config.batch_size);
+            self.stream.read(conn, consumer, "0", size, None).await
         } else {
-            ing.gather(conn, &shutdown).await
+            self.gather(conn, shutdown).await
         };
-        let entries = match gathered {
-            Ok(v) => v,
+        match gathered {
+            Ok(entries) if st.own_pending && entries.is_empty() => {
+                st.failures = 0;
+                st.own_pending = false;
+                None
+            }
+            Ok(entries) => {
+                st.failures = 0;
+                Some(entries)
+            }
             Err(err) if err.code() == Some("NOGROUP") => {
                 // Redis lost its data (a restart without persistence, a flush): the group is gone
                 // with it. Recreate it rather than loop on the error until someone restarts us.
                 warn!("the consumer group is missing (Redis lost its data?); creating it again");
-                if let Err(err) = ing.stream.ensure_group(&mut ing.redis).await {
+                if let Err(err) = self.stream.ensure_group(&mut self.redis).await {
                     warn!(error = %err, "recreating the consumer group failed");
                 }
-                own_pending = false;
-                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
-                continue;
+                st.own_pending = false;
+                sleep_or_stop(shutdown, backoff(&mut st.failures)).await;
+                None
             }
             Err(err) => {
                 warn!(error = %err, "stream read failed, reconnecting");
-                reader = None;
-                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
-                continue;
-            }
-        };
-        failures = 0;
-        if own_pending && entries.is_empty() {
-            own_pending = false;
-            continue;
-        }
-        if !entries.is_empty() {
-            // On shutdown the batch in hand is still finished; an error leaves it pending.
-            if let Err(err) = ing.process(entries, &shutdown).await {
-                warn!(error = %err, "batch left pending; retrying it");
-                // Our own pending entries are read again first, so the batch is retried now rather
-                // than after the claim timeout.
-                own_pending = true;
-                sleep_or_stop(&shutdown, backoff(&mut failures)).await;
-            }
-        }
-        if !own_pending && last_claim.elapsed() > Duration::from_millis(ing.config.claim_idle_ms / 2) {
-            last_claim = Instant::now();
-            if let Err(err) = ing.claim_from_dead_consumers(&shutdown).await {
-                warn!(error = %err, "claiming idle entries failed");
+                st.reader = None;
+                sleep_or_stop(shutdown, backoff(&mut st.failures)).await;
+                None
             }
         }
     }
-    info!(consumer = %ing.config.consumer, "ingester stopped");
-    Ok(())
 }
 
 fn backoff(failures: &mut u32) -> Duration {

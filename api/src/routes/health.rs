@@ -12,7 +12,9 @@ use crate::AppState;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 200 with `status: healthy` when both dependencies answer, else 503 with the failing one named.
-#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, description = "ClickHouse and Redis answer", body = dvmdash_core::dto::Health), (status = 503, description = "A dependency does not answer", body = dvmdash_core::dto::Health)))]
+#[utoipa::path(get, path = "/health", tag = "meta", responses(
+    (status = 200, description = "ClickHouse and Redis answer", body = dvmdash_core::dto::Health),
+    (status = 503, description = "A dependency does not answer", body = dvmdash_core::dto::Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let (clickhouse, redis) = tokio::join!(check_clickhouse(&state), check_redis(&state));
     let healthy = clickhouse.ok && redis.ok;

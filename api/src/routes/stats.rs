@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::cache::Producer;
-use crate::error::ApiResult;
-use crate::params::{self, Params};
+use crate::error::{ApiResult, StatsErrors};
+use crate::params::{self, DvmListQuery, KindListQuery, Params, PerformanceQuery, PricesQuery, Window};
 use crate::service::{DVM_SORTS, KIND_SORTS, Service};
 
 /// The body for `key` from the cache, computed with `f` on a miss, and whether it was a hit.
@@ -55,9 +55,9 @@ where
 }
 
 /// `GET /api/stats/global/latest?timeRange=1h|24h|7d|30d`
-#[utoipa::path(get, path = "/api/stats/global/latest", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::GlobalStats), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn global_latest(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
+#[utoipa::path(get, path = "/api/stats/global/latest", tag = "statistics", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::GlobalStats), StatsErrors))]
+pub async fn global_latest(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
     cached(&state, global_key(range), false, move |s| async move {
         s.global(range).await
     })
@@ -76,9 +76,10 @@ pub fn kind_key(kind: u16, range: dvmdash_core::dto::TimeRange) -> String {
 }
 
 /// `GET /api/dvms`
-#[utoipa::path(get, path = "/api/dvms", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"), ("offset" = Option<u64>, Query, description = "default 0"), ("search" = Option<String>, Query, description = "case-insensitive substring"), ("order" = Option<String>, Query, description = "desc (default) or asc"), ("sort" = Option<String>, Query, description = "last_seen (default), total_events, total_responses, total_feedback, total_requests or name")), responses((status = 200, body = dvmdash_core::dto::DvmList), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn dvms(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let q = params.list(DVM_SORTS)?;
+#[utoipa::path(get, path = "/api/dvms", tag = "statistics", params(DvmListQuery),
+    responses((status = 200, body = dvmdash_core::dto::DvmList), StatsErrors))]
+pub async fn dvms(State(state): State<AppState>, list: DvmListQuery) -> ApiResult<Response> {
+    let q = list.query;
     cached(&state, format!("dvms:{}", q.key()), false, move |s| {
         let q = q.clone();
         async move { s.dvm_list(&q).await }
@@ -87,14 +88,16 @@ pub async fn dvms(State(state): State<AppState>, params: Params) -> ApiResult<Re
 }
 
 /// `GET /api/stats/dvm/{id}` (hex or npub)
-#[utoipa::path(get, path = "/api/stats/dvm/{id}", tag = "statistics", params(("id" = String, Path, description = "Hex pubkey or npub"), ("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::DvmStats), (status = 404, description = "Never seen as a DVM", body = dvmdash_core::dto::ErrorBody), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/stats/dvm/{id}", tag = "statistics",
+    params(("id" = String, Path, description = "Hex pubkey or npub"), Window),
+    responses((status = 200, body = dvmdash_core::dto::DvmStats),
+        (status = 404, description = "Never seen as a DVM", body = dvmdash_core::dto::ErrorBody), StatsErrors))]
 pub async fn dvm(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    params: Params,
+    Window { range }: Window,
 ) -> ApiResult<Response> {
     let pk = params::pubkey(&id)?;
-    let range = params.time_range()?;
     cached(&state, dvm_key(&pk, range), false, move |s| async move {
         s.dvm(pk, range).await
     })
@@ -102,9 +105,10 @@ pub async fn dvm(
 }
 
 /// `GET /api/kinds`
-#[utoipa::path(get, path = "/api/kinds", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"), ("offset" = Option<u64>, Query, description = "default 0"), ("search" = Option<String>, Query, description = "case-insensitive substring"), ("order" = Option<String>, Query, description = "desc (default) or asc"), ("sort" = Option<String>, Query, description = "last_seen (default), total_requests, total_responses, num_supporting_dvms or kind")), responses((status = 200, body = dvmdash_core::dto::KindList), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn kinds(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let q = params.list(KIND_SORTS)?;
+#[utoipa::path(get, path = "/api/kinds", tag = "statistics", params(KindListQuery),
+    responses((status = 200, body = dvmdash_core::dto::KindList), StatsErrors))]
+pub async fn kinds(State(state): State<AppState>, list: KindListQuery) -> ApiResult<Response> {
+    let q = list.query;
     cached(&state, format!("kinds:{}", q.key()), false, move |s| {
         let q = q.clone();
         async move { s.kind_list(&q).await }
@@ -113,14 +117,16 @@ pub async fn kinds(State(state): State<AppState>, params: Params) -> ApiResult<R
 }
 
 /// `GET /api/stats/kind/{kind}`
-#[utoipa::path(get, path = "/api/stats/kind/{kind}", tag = "statistics", params(("kind" = u16, Path, description = "Job request kind"), ("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::KindStats), (status = 404, description = "Never seen", body = dvmdash_core::dto::ErrorBody), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/stats/kind/{kind}", tag = "statistics",
+    params(("kind" = u16, Path, description = "Job request kind"), Window),
+    responses((status = 200, body = dvmdash_core::dto::KindStats),
+        (status = 404, description = "Never seen", body = dvmdash_core::dto::ErrorBody), StatsErrors))]
 pub async fn kind(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    params: Params,
+    Window { range }: Window,
 ) -> ApiResult<Response> {
     let kind = params::kind(&kind)?;
-    let range = params.time_range()?;
     cached(&state, kind_key(kind, range), false, move |s| async move {
         s.kind(kind, range).await
     })
@@ -128,23 +134,25 @@ pub async fn kind(
 }
 
 /// `GET /api/stats/performance?groupBy=dvm|kind|dvm_kind|all`
-#[utoipa::path(get, path = "/api/stats/performance", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default), kind, dvm_kind or all (one row over every job)")), responses((status = 200, body = dvmdash_core::dto::Performance), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn performance(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
-    let g = params.grouping(&["dvm", "kind", "dvm_kind", "all"])?;
+#[utoipa::path(get, path = "/api/stats/performance", tag = "jobs", params(PerformanceQuery),
+    responses((status = 200, body = dvmdash_core::dto::Performance), StatsErrors))]
+pub async fn performance(
+    State(state): State<AppState>,
+    PerformanceQuery { range, group }: PerformanceQuery,
+) -> ApiResult<Response> {
     cached(
         &state,
-        format!("performance:{range}:{}", g.as_str()),
+        format!("performance:{range}:{}", group.as_str()),
         false,
-        move |s| async move { s.performance(range, g).await },
+        move |s| async move { s.performance(range, group).await },
     )
     .await
 }
 
 /// `GET /api/stats/reach`
-#[utoipa::path(get, path = "/api/stats/reach", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::Reach), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn reach(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
+#[utoipa::path(get, path = "/api/stats/reach", tag = "jobs", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::Reach), StatsErrors))]
+pub async fn reach(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
     cached(&state, format!("reach:{range}"), false, move |s| async move {
         s.reach(range).await
     })
@@ -152,9 +160,9 @@ pub async fn reach(State(state): State<AppState>, params: Params) -> ApiResult<R
 }
 
 /// `GET /api/stats/competition`
-#[utoipa::path(get, path = "/api/stats/competition", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::Competition), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn competition(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
+#[utoipa::path(get, path = "/api/stats/competition", tag = "jobs", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::Competition), StatsErrors))]
+pub async fn competition(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
     cached(
         &state,
         format!("competition:{range}"),
@@ -165,10 +173,12 @@ pub async fn competition(State(state): State<AppState>, params: Params) -> ApiRe
 }
 
 /// `GET /api/stats/prices?groupBy=dvm|kind`
-#[utoipa::path(get, path = "/api/stats/prices", tag = "jobs", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)"), ("groupBy" = Option<String>, Query, description = "dvm (default) or kind")), responses((status = 200, body = dvmdash_core::dto::Prices), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn prices(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
-    let by_kind = params.grouping(&["dvm", "kind"])? == crate::queries::jobs::Grouping::Kind;
+#[utoipa::path(get, path = "/api/stats/prices", tag = "jobs", params(PricesQuery),
+    responses((status = 200, body = dvmdash_core::dto::Prices), StatsErrors))]
+pub async fn prices(
+    State(state): State<AppState>,
+    PricesQuery { range, by_kind }: PricesQuery,
+) -> ApiResult<Response> {
     cached(
         &state,
         format!("prices:{range}:{by_kind}"),
@@ -179,9 +189,9 @@ pub async fn prices(State(state): State<AppState>, params: Params) -> ApiResult<
 }
 
 /// `GET /api/stats/new`
-#[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(("timeRange" = Option<String>, Query, description = "Window ending now: 1h, 24h, 7d or 30d (default 30d)")), responses((status = 200, body = dvmdash_core::dto::WhatsNew), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
-pub async fn whats_new(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let range = params.time_range()?;
+#[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::WhatsNew), StatsErrors))]
+pub async fn whats_new(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
     cached(&state, format!("new:{range}"), false, move |s| async move {
         s.whats_new(range).await
     })
@@ -189,7 +199,8 @@ pub async fn whats_new(State(state): State<AppState>, params: Params) -> ApiResu
 }
 
 /// `GET /api/history/monthly`
-#[utoipa::path(get, path = "/api/history/monthly", tag = "statistics", responses((status = 200, body = dvmdash_core::dto::MonthlyHistory), (status = 400, description = "A bad parameter, named in the body", body = dvmdash_core::dto::ErrorBody), (status = 503, description = "ClickHouse unavailable", body = dvmdash_core::dto::ErrorBody)))]
+#[utoipa::path(get, path = "/api/history/monthly", tag = "statistics",
+    responses((status = 200, body = dvmdash_core::dto::MonthlyHistory), StatsErrors))]
 pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
     cached(
         &state,
@@ -201,7 +212,8 @@ pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `GET /api/cache/stats`
-#[utoipa::path(get, path = "/api/cache/stats", tag = "meta", responses((status = 200, body = dvmdash_core::dto::CacheStats)))]
+#[utoipa::path(get, path = "/api/cache/stats", tag = "meta",
+    responses((status = 200, body = dvmdash_core::dto::CacheStats)))]
 pub async fn cache_stats(State(state): State<AppState>) -> axum::Json<dvmdash_core::dto::CacheStats> {
     axum::Json(state.cache.stats().await)
 }
