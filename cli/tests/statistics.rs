@@ -477,6 +477,8 @@ struct Got {
     ep: Ep,
     status: u16,
     body: String,
+    /// The api's `X-Cache` header (`hit` or `miss`), to tell a stale cached answer from wrong data.
+    cache: String,
     /// Unix seconds before sending and after the answer.
     before: u64,
     after: u64,
@@ -493,23 +495,30 @@ async fn fetch_all(base: &str, eps: Vec<Ep>) -> Vec<Got> {
             let _permit = gate.acquire_owned().await.expect("semaphore");
             // The api limits requests per client address: wait and retry on 429.
             let mut attempts = 0;
-            let (status, body, before, after) = loop {
+            let (r, before, after) = loop {
                 let before = now_secs();
-                let (status, body) = common::http_get(&url).await;
+                let r = dvmdash_testkit::http::send("GET", &url, &[], "").await;
                 let after = now_secs();
                 attempts += 1;
-                if status == 429 && attempts < 100 {
+                if r.status == 429 && attempts < 100 {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                break (status, body, before, after);
+                break (r, before, after);
             };
+            let cache = r
+                .head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-cache: "))
+                .unwrap_or("none")
+                .to_owned();
             (
                 i,
                 Got {
                     ep,
-                    status,
-                    body,
+                    status: r.status,
+                    body: r.body,
+                    cache,
                     before,
                     after,
                 },
@@ -555,7 +564,37 @@ async fn round(stack: &common::Stack, r: &Reference, c: &Corpus, fresh_after: Op
     for g in &got {
         checker.check(g);
     }
-    checker.report
+    let mut report = checker.report;
+    if !report.wrong.is_empty() {
+        report.lines.push(recheck(stack, r, &got, &report.wrong).await);
+    }
+    report
+}
+
+/// For a failure report: fetches the wrong answers again once the cache can no longer hold them
+/// (past its TTL and refresh bound) and says whether they are right now. Right now means the cache
+/// served an answer computed before the data was complete; still wrong means the data or the query.
+async fn recheck(stack: &common::Stack, r: &Reference, got: &[Got], wrong: &[usize]) -> String {
+    let wait = Duration::from_secs(dvmdash_api::Config::default().cache_ttl_secs + 15);
+    tokio::time::sleep(wait).await;
+    let again = fetch_all(&stack.base, wrong.iter().map(|&i| got[i].ep.clone()).collect()).await;
+    let mut checker = Checker::new(r, None);
+    for g in &again {
+        checker.check(g);
+    }
+    format!(
+        "diagnosis: fetched the {} wrong answers again after {wait:?}: {} still wrong ({})",
+        wrong.len(),
+        checker.report.wrong.len(),
+        checker
+            .report
+            .lines
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )
 }
 
 // ----- comparison -----
@@ -566,6 +605,8 @@ struct Report {
     answers: usize,
     /// Answers computed before `fresh_after` even after refetching (served from the cache).
     stale: usize,
+    /// Indexes of the answers with differences.
+    wrong: Vec<usize>,
 }
 
 impl Report {
@@ -979,7 +1020,25 @@ impl<'a> Checker<'a> {
             .clone()
     }
 
+    /// Checks one answer; a wrong one is also described by how it was served.
     fn check(&mut self, g: &Got) {
+        let before = self.report.lines.len();
+        self.check_answer(g);
+        if self.report.lines.len() > before {
+            self.report.wrong.push(self.report.answers - 1);
+            let computed = computed_at(g).map_or("-".to_owned(), |t| t.to_string());
+            let fresh_after = self.fresh_after;
+            self.push(
+                &format!("GET {}", g.ep.path()),
+                format_args!(
+                    "served: X-Cache {}, computed at {computed}, fetched {}..{}, fresh after {:?}",
+                    g.cache, g.before, g.after, fresh_after
+                ),
+            );
+        }
+    }
+
+    fn check_answer(&mut self, g: &Got) {
         self.report.answers += 1;
         let label = format!("GET {}", g.ep.path());
         let label = label.as_str();
