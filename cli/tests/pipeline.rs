@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::{expected, observed};
 use dvmdash::simulate::{Model, Publisher};
 use dvmdash_core::validate::Keys;
-use dvmdash_testkit::{PythonRelay, ScriptedRelay, StoreOnlyRelay, isolated, wait_for, wait_until};
+use dvmdash_testkit::{
+    PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, isolated, wait_for, wait_until,
+};
 
 /// Generates `jobs` jobs of simulated traffic (all reactions included), created around now.
 fn traffic(jobs: u64, seed: u64) -> Vec<dvmdash_core::Event> {
@@ -139,11 +141,11 @@ async fn counts_exactly_and_dedups_across_relays() {
         "api numbers equal the numbers computed from the published events"
     );
     // The main subscription covers job kinds, feedback and announcements; kind-0 profiles of the
-    // DVMs seen come through a second subscription. Deletions are not collected.
-    let subscribed = dvmdash_core::KindFilter::default().subscription_kinds();
+    // DVMs seen and deletions by the customers seen come through follow-up subscriptions.
+    let kinds = dvmdash_core::KindFilter::default();
     let published: HashSet<String> = events
         .iter()
-        .filter(|e| subscribed.contains(&e.kind) || e.kind == dvmdash_core::kinds::PROFILE_KIND)
+        .filter(|e| kinds.collects(e.kind))
         .map(|e| e.id.clone())
         .collect();
     assert!(
@@ -363,10 +365,10 @@ async fn a_hostile_relay_cannot_store_anything_invalid_and_does_not_disturb_an_h
     let honest_events = traffic(40, 7);
     wait_subscribed(&stack, &[&honest_url]).await;
     publish_all(&honest_url, &honest_events).await;
-    let subscribed = dvmdash_core::KindFilter::default().subscription_kinds();
+    let kinds = dvmdash_core::KindFilter::default();
     let mut want: HashSet<String> = honest_events
         .iter()
-        .filter(|e| subscribed.contains(&e.kind) || e.kind == dvmdash_core::kinds::PROFILE_KIND)
+        .filter(|e| kinds.collects(e.kind))
         .map(|e| e.id.clone())
         .collect();
     want.insert(valid_a.id.clone());
@@ -473,5 +475,59 @@ async fn events_a_relay_never_pushes_are_caught_up() {
     )
     .await;
     assert_eq!(stored.len(), 2, "each event once: {stored:?}");
+    stack.stop().await;
+}
+
+/// A relay that reads `until` as exclusive and returns at most 500 events per REQ, holding bursts
+/// of more events in one second than a page holds, at page boundaries: every event is collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bursts_in_one_second_are_collected_from_a_relay_with_exclusive_until_and_a_cap() {
+    let (redis, clickhouse) = isolated();
+    let relay = StoreOnlyRelay::start_with(StoreRules {
+        exclusive_until: true,
+        cap: 500,
+    })
+    .await;
+    let now = dvmdash_core::telemetry::now_secs();
+    let mut published = HashSet::new();
+    let mut events = Vec::new();
+    // Seconds holding 1,300, 800 and 501 events over 26 request kinds (at most 50 per kind and
+    // second), a second of exactly one page, and a quiet tail spread over minutes.
+    let bursts = [
+        (now - 120, 1300),
+        (now - 121, 800),
+        (now - 200, 501),
+        (now - 300, 500),
+    ];
+    for (b, &(at, n)) in bursts.iter().enumerate() {
+        let keys = Keys::from_seed(format!("burst-{b}").as_bytes());
+        for i in 0..n {
+            let kind = 5000 + (i % 26) as u16;
+            events.push(keys.sign(at, kind, Vec::new(), format!("burst {b} event {i}")));
+        }
+    }
+    let keys = Keys::from_seed(b"burst-tail");
+    for i in 0..300u64 {
+        events.push(keys.sign(now - 1800 + i * 5, 5300, Vec::new(), format!("tail {i}")));
+    }
+    for e in &events {
+        published.insert(e.id.clone());
+        relay.store(e.to_json());
+    }
+    let stack = common::start(common::args(redis, clickhouse, vec![relay.url.clone()])).await;
+    let stored = wait_until(
+        "every stored event to be collected",
+        Duration::from_secs(120),
+        || async {
+            let ids = stack.stored_ids().await;
+            if ids.len() >= published.len() {
+                Ok(ids)
+            } else {
+                Err(format!("{} of {} stored", ids.len(), published.len()))
+            }
+        },
+    )
+    .await;
+    assert_same_ids(&stored, &published, &events);
     stack.stop().await;
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`nip01`] - the relay protocol (messages we send and parse)
 //! - [`relay`] - one relay: reconnect with backoff, verify each event before it is queued
-//! - [`session`] - one connection as a state machine: subscriptions, backfill paging, timers
+//! - [`session`] - one connection as a state machine: subscriptions, passes over stored events, timers
+//! - [`paging`] - one pass over a time range, complete whatever the relay's cap and reading of `until`
 //! - [`sink`] - batched, idempotent appends to the stream (seen-marker and append in one script, `core::stream`)
 //! - [`metrics`] - metric names
 //!
@@ -13,6 +14,7 @@
 pub mod membership;
 pub mod metrics;
 pub mod nip01;
+pub mod paging;
 pub mod relay;
 pub mod session;
 pub mod sink;
@@ -205,7 +207,8 @@ fn shared_state(config: &Config, events: &EventArgs, sink: mpsc::Sender<Accepted
         validator: events.validator(),
         seen: quick_cache::sync::Cache::new(config.seen_cache),
         sink,
-        dvms: relay::DvmSet::default(),
+        dvms: relay::PubkeySet::default(),
+        customers: relay::PubkeySet::default(),
         options: RelayOptions {
             lookback_secs: config.lookback_secs,
             resume_overlap_secs: config.resume_overlap_secs,

@@ -17,6 +17,9 @@ pub const SINK_QUEUE: &str = "dvmdash_collector_sink_queue_events";
 /// Counted in microseconds (a counter of whole units); the name says what it measures.
 pub const BACKPRESSURE: &str = "dvmdash_collector_backpressure_microseconds_total";
 
+pub const PAGING_SPLIT_SECONDS: &str = "dvmdash_collector_paging_split_seconds_total";
+pub const PAGING_UNRESOLVED_SECONDS: &str = "dvmdash_collector_paging_unresolved_seconds_total";
+
 /// Reject reason for a frame that is not a valid relay message at all.
 pub const MALFORMED_MESSAGE: &str = "malformed_message";
 
@@ -66,6 +69,14 @@ pub fn describe() {
         BACKPRESSURE,
         Unit::Microseconds,
         "time relay reading waited on a full queue to the stream writer (nothing is dropped)"
+    );
+    describe_counter!(
+        PAGING_SPLIT_SECONDS,
+        "seconds of a relay's stored events read again kind by kind because one page could not hold them"
+    );
+    describe_counter!(
+        PAGING_UNRESOLVED_SECONDS,
+        "seconds in which one kind alone filled a page: some of their events may be missing"
     );
     metrics::counter!(STREAM_WRITE_FAILURES).increment(0);
 }

@@ -88,6 +88,8 @@ pub struct Filter {
     pub authors: Vec<String>,
     #[serde(rename = "#e", skip_serializing_if = "Vec::is_empty")]
     pub e_tags: Vec<String>,
+    #[serde(rename = "#p", skip_serializing_if = "Vec::is_empty")]
+    pub p_tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -86,19 +86,23 @@ pub struct Shared {
     pub seen: quick_cache::sync::Cache<Id32, ()>,
     pub sink: mpsc::Sender<Accepted>,
     pub options: RelayOptions,
-    /// DVM pubkeys seen (results, feedback, announcements): their kind-0 profiles are fetched too.
-    pub dvms: DvmSet,
+    /// DVM pubkeys seen (results, feedback, announcements): their kind-0 profiles and the zap
+    /// receipts naming them are fetched too.
+    pub dvms: PubkeySet,
+    /// Customers seen (authors of requests): their deletions are fetched too (a deletion counts
+    /// only from the author of what it deletes).
+    pub customers: PubkeySet,
 }
 
-/// The DVM pubkeys a collector has seen, with a version that moves when one is added.
+/// Pubkeys a collector has seen in one role, with a version that moves when one is added.
 #[derive(Debug, Default)]
-pub struct DvmSet {
+pub struct PubkeySet {
     keys: std::sync::Mutex<std::collections::BTreeSet<String>>,
     version: AtomicU64,
 }
 
-impl DvmSet {
-    /// Most authors in one profile subscription.
+impl PubkeySet {
+    /// Most pubkeys followed (and so in one follow-up subscription).
     const MAX: usize = 5_000;
 
     fn add(&self, pubkey: &str) {
@@ -226,11 +230,15 @@ pub(crate) async fn handle_event(
         return Ok(Some(event.created_at));
     }
     shared.seen.insert(id, ());
-    if matches!(
-        shared.validator.kinds.role(event.kind),
-        Role::Result | Role::Feedback | Role::Announcement
-    ) {
-        shared.dvms.add(&event.pubkey);
+    match shared.validator.kinds.role(event.kind) {
+        Role::Result
+        | Role::Feedback
+        | Role::Announcement
+        | Role::ServiceAnnouncement
+        | Role::Heartbeat
+        | Role::Capabilities => shared.dvms.add(&event.pubkey),
+        Role::Request => shared.customers.add(&event.pubkey),
+        _ => {}
     }
     status.accepted.fetch_add(1, Ordering::Relaxed);
     tracing::trace!(relay = %relay, kind = event.kind, id = %event.id, "event accepted");

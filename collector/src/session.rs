@@ -1,16 +1,20 @@
 //! One connection to one relay, as a small state machine: [`Session`] holds what was subscribed and
 //! where the paging of stored events stands, and has one method per thing that can happen (a
-//! frame of each kind, the ping timer, the profile timer, a pass falling due). [`run`] connects and
+//! frame of each kind, the ping timer, the follow-up timer, a pass falling due). [`run`] connects and
 //! feeds it until the connection ends or the collector stops.
 //!
 //! Subscriptions on each connection:
 //! - `live`: new events of every watched kind, whatever their `created_at`;
-//! - `backfill-<page>`: stored events from the resume point to now, paged backwards with
-//!   `until`/`limit` because relays cap how many stored events one REQ returns;
+//! - `backfill-<n>`: stored events from the resume point to now, paged backwards with
+//!   `until`/`limit` because relays cap how many stored events one REQ returns ([`crate::paging`]:
+//!   complete whatever the relay's cap and reading of `until`);
 //! - `settle-<page>`: the same range again, 3 s and 30 s after the first backfill ends, for events
 //!   the relay was still storing while both subscriptions started;
 //! - `catchup-<page>`: then every minute the last few minutes, for events stored but never pushed;
-//! - `profiles`: kind-0 metadata of the DVMs this collector has seen.
+//! - `dvms`: kind-0 profiles of the DVMs this collector has seen, and zap receipts naming them;
+//! - `customers`: deletions by the customers seen (a customer cancelling its request).
+//!
+//! Which kinds go in which subscription comes from the catalogue, `dvmdash_core::kinds::CATALOGUE`.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -26,14 +30,19 @@ use tracing::{debug, info, warn};
 
 use crate::metrics as m;
 use crate::nip01::{self, Filter, RelayMessage};
+use crate::paging::{Paging, RelayReading, UntilReading};
+use crate::relay::PubkeySet;
 use crate::relay::{RelayOptions, RelayStatus, Shared, handle_event};
+use dvmdash_core::kinds::Collect;
 
 const LIVE: &str = "live";
-const PROFILES: &str = "profiles";
-/// Most authors in one filter of the `profiles` subscription.
+/// Follow-up subscriptions: events about the DVMs and customers seen (see [`Collect`]).
+const DVMS: &str = "dvms";
+const CUSTOMERS: &str = "customers";
+/// Most pubkeys in one filter of a follow-up subscription.
 const AUTHORS_PER_FILTER: usize = 250;
-/// How often the set of DVMs is checked for new ones whose profiles to request.
-const PROFILE_CHECK: Duration = Duration::from_secs(5);
+/// How often the DVMs and customers seen are checked for new ones to follow.
+const FOLLOW_CHECK: Duration = Duration::from_secs(5);
 /// How far before the previous pass's end a catch-up pass starts, for events stored late.
 pub const CATCHUP_OVERLAP_SECS: u64 = 120;
 /// Passes over the whole range after the first backfill: at `settle_delay` and ten times that.
@@ -64,7 +73,7 @@ pub async fn run(
     session.subscribe().await?;
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.tick().await;
-    let mut profile_check = tokio::time::interval(PROFILE_CHECK);
+    let mut follow_check = tokio::time::interval(FOLLOW_CHECK);
     loop {
         let flow = tokio::select! {
             _ = session.pass_due(), if session.pass_pending() => session.on_pass_due().await?,
@@ -72,7 +81,7 @@ pub async fn run(
                 session.close().await;
                 return Ok(());
             }
-            _ = profile_check.tick() => session.on_profile_check().await?,
+            _ = follow_check.tick() => session.on_follow_check().await?,
             _ = ping.tick() => session.on_ping().await?,
             frame = rx.next() => session.on_frame(frame).await?,
         };
@@ -97,14 +106,21 @@ pub(crate) struct Session<'a, T> {
     kinds: Vec<u16>,
     /// Start of the range the first backfill and the settle passes read.
     since: u64,
-    /// The pass over stored events in progress (or the last one, when `done`).
-    backfill: Backfill,
+    /// The pass over stored events in progress (or the last one, when `pass_done`).
+    paging: Paging,
+    /// `backfill`, `settle` or `catchup`; page subscriptions are `<label>-<n>`.
+    pass_label: &'static str,
+    /// The subscription of the page in flight.
+    page_subscription: String,
+    pass_started: Instant,
+    pass_done: bool,
     /// Passes run after the first backfill, and where the next catch-up starts.
     passes: u32,
     pass_since: u64,
     next_pass_at: Option<tokio::time::Instant>,
-    /// Version of the DVM set whose profiles were last requested.
-    profiles_sent: Option<u64>,
+    /// Versions of the DVM and customer sets last followed.
+    dvms_sent: Option<u64>,
+    customers_sent: Option<u64>,
     last_frame: Instant,
 }
 
@@ -122,19 +138,29 @@ where
         } else {
             now.saturating_sub(opts.lookback_secs)
         };
+        let kinds = shared.validator.kinds.subscription_kinds();
+        let reading = RelayReading {
+            until: UntilReading::Unknown,
+            cap: opts.page_limit,
+        };
         Session {
             relay,
             shared,
             status,
             tx,
             pace: governor::RateLimiter::direct(governor::Quota::per_second(opts.reqs_per_sec)),
-            kinds: shared.validator.kinds.subscription_kinds(),
+            paging: Paging::new(since, now, kinds.len(), reading),
+            kinds,
             since,
-            backfill: Backfill::new("backfill", since, now),
+            pass_label: "backfill",
+            page_subscription: String::new(),
+            pass_started: Instant::now(),
+            pass_done: false,
             passes: 0,
             pass_since: since,
             next_pass_at: None,
-            profiles_sent: None,
+            dvms_sent: None,
+            customers_sent: None,
             last_frame: Instant::now(),
         }
     }
@@ -160,7 +186,7 @@ where
     // ----- timers
 
     fn pass_pending(&self) -> bool {
-        self.next_pass_at.is_some() && self.backfill.done
+        self.next_pass_at.is_some() && self.pass_done
     }
 
     async fn pass_due(&self) {
@@ -180,29 +206,43 @@ where
         } else {
             ("catchup", self.pass_since)
         };
-        self.backfill = Backfill::new(label, from, until);
+        self.paging = Paging::new(from, until, self.kinds.len(), self.paging.reading());
+        self.pass_label = label;
+        self.pass_started = Instant::now();
+        self.pass_done = false;
         self.pass_since = until.saturating_sub(CATCHUP_OVERLAP_SECS);
         self.send_page().await?;
         Ok(Flow::Continue(()))
     }
 
-    /// Requests the profiles of the DVMs seen so far, again whenever new ones appeared.
-    async fn on_profile_check(&mut self) -> anyhow::Result<Flow> {
-        let version = self.shared.dvms.version();
-        if version > 0 && self.profiles_sent != Some(version) {
-            self.profiles_sent = Some(version);
-            let filters: Vec<Filter> = self
-                .shared
-                .dvms
-                .snapshot()
-                .chunks(AUTHORS_PER_FILTER)
-                .map(|authors| Filter {
-                    kinds: vec![dvmdash_core::kinds::PROFILE_KIND],
-                    authors: authors.to_vec(),
-                    ..Default::default()
-                })
-                .collect();
-            self.send_req(PROFILES, &filters).await?;
+    /// Follows the DVMs and customers seen so far, again whenever new ones appeared: the DVMs'
+    /// profiles and the zap receipts naming them, the customers' deletions.
+    async fn on_follow_check(&mut self) -> anyhow::Result<Flow> {
+        let kinds = &self.shared.validator.kinds;
+        let dvm_filters = |keys: &[String]| {
+            let profiles = by_authors(keys, kinds.collected(Collect::ByDvms));
+            let zaps = keys.chunks(AUTHORS_PER_FILTER).map(|p| Filter {
+                kinds: kinds.collected(Collect::MentioningDvms),
+                p_tags: p.to_vec(),
+                ..Default::default()
+            });
+            profiles
+                .chain(zaps)
+                .filter(|f| !f.kinds.is_empty())
+                .collect::<Vec<_>>()
+        };
+        if let Some(filters) = follow_filters(&self.shared.dvms, &mut self.dvms_sent, dvm_filters) {
+            self.send_req(DVMS, &filters).await?;
+        }
+        let customer_filters = |keys: &[String]| {
+            by_authors(keys, kinds.collected(Collect::ByCustomers))
+                .filter(|f| !f.kinds.is_empty())
+                .collect::<Vec<_>>()
+        };
+        if let Some(filters) =
+            follow_filters(&self.shared.customers, &mut self.customers_sent, customer_filters)
+        {
+            self.send_req(CUSTOMERS, &filters).await?;
         }
         Ok(Flow::Continue(()))
     }
@@ -263,54 +303,66 @@ where
         Ok(Flow::Continue(()))
     }
 
-    /// Checks and queues the event; counts it towards the current backfill page when it belongs
-    /// to it and was valid.
+    /// Checks and queues the event; tells the paging about it when it belongs to the page in
+    /// flight and was valid.
     async fn on_event(&mut self, subscription: &str, event: &str) -> anyhow::Result<()> {
         let created_at = handle_event(self.relay, self.shared, self.status, event).await?;
-        if subscription == self.backfill.subscription
+        if subscription == self.page_subscription
             && let Some(ts) = created_at
         {
-            self.backfill.count += 1;
-            self.backfill.oldest = self.backfill.oldest.min(ts);
+            self.paging.on_event(ts);
         }
         Ok(())
     }
 
-    /// The end of a backfill page: request the next one, or schedule the next pass.
+    /// The end of a page: request the next one, or schedule the next pass.
     async fn on_eose(&mut self, subscription: &str) -> anyhow::Result<()> {
-        if subscription != self.backfill.subscription {
+        if subscription != self.page_subscription {
             return Ok(());
         }
-        if self.backfill.page == 0 {
-            let ms = self.backfill.started.elapsed().as_millis() as u64;
+        if self.paging.requests == 0 && self.pass_label == "backfill" {
+            let ms = self.pass_started.elapsed().as_millis() as u64;
             self.status.eose_ms.store(ms, Ordering::Relaxed);
             histogram!(m::EOSE_SECONDS, "relay" => self.relay.to_string()).record(ms as f64 / 1000.0);
         }
-        let old = std::mem::take(&mut self.backfill.subscription);
+        let old = std::mem::take(&mut self.page_subscription);
         self.tx.send(Message::text(nip01::close(&old))).await?;
-        if next_page(&mut self.backfill) {
-            self.backfill.subscription = format!("{}-{}", self.backfill.label, self.backfill.page);
-            self.send_page().await?;
+        if self.paging.on_end() {
+            self.send_page().await
         } else {
-            debug!(relay = %self.relay, pass = self.backfill.label, pages = self.backfill.page + 1, "backfill complete");
-            self.next_pass_at = next_pass(self.passes, &self.shared.options);
+            self.end_pass();
+            Ok(())
         }
-        Ok(())
     }
 
-    /// The relay ended a subscription: without `live` the connection is useless; an ended
-    /// backfill counts as complete.
+    /// The relay ended a subscription: without `live` the connection is useless; an ended page
+    /// ends its pass (the next pass reads the range again).
     fn on_closed(&mut self, subscription: &str, message: &str) -> anyhow::Result<()> {
         counter!(m::NOTICES, "relay" => self.relay.to_string()).increment(1);
         warn!(relay = %self.relay, subscription, message, "relay closed a subscription");
         if subscription == LIVE {
             anyhow::bail!("relay closed the live subscription: {message}");
         }
-        if subscription == self.backfill.subscription {
-            self.backfill.done = true;
-            self.next_pass_at = next_pass(self.passes, &self.shared.options);
+        if subscription == self.page_subscription {
+            self.page_subscription.clear();
+            self.end_pass();
         }
         Ok(())
+    }
+
+    fn end_pass(&mut self) {
+        let p = &self.paging;
+        let relay = self.relay.to_string();
+        counter!(m::PAGING_SPLIT_SECONDS, "relay" => relay.clone()).increment(u64::from(p.split_seconds));
+        counter!(m::PAGING_UNRESOLVED_SECONDS, "relay" => relay).increment(u64::from(p.unresolved_seconds));
+        if p.unresolved_seconds > 0 {
+            warn!(relay = %self.relay, seconds = p.unresolved_seconds, pass = self.pass_label,
+                "one kind filled a whole page within a second; some of its events may be missing");
+        }
+        debug!(relay = %self.relay, pass = self.pass_label, requests = p.requests,
+            split_seconds = p.split_seconds, until = ?p.reading().until, cap = p.reading().cap, "pass complete");
+        self.pass_done = true;
+        self.next_pass_at = next_pass(self.passes, &self.shared.options);
     }
 
     fn on_notice(&self, message: &str) {
@@ -328,17 +380,21 @@ where
         Ok(())
     }
 
-    /// Requests the current backfill page.
+    /// Requests the page the paging asks for next.
     async fn send_page(&mut self) -> anyhow::Result<()> {
-        let b = &self.backfill;
+        let Some(req) = self.paging.request() else {
+            self.end_pass();
+            return Ok(());
+        };
         let filter = Filter {
-            kinds: self.kinds.clone(),
-            since: Some(b.since),
-            until: Some(b.until),
+            kinds: self.kinds[req.kinds].to_vec(),
+            since: Some(req.since),
+            until: Some(req.until),
             limit: Some(self.shared.options.page_limit),
             ..Default::default()
         };
-        let subscription = b.subscription.clone();
+        self.page_subscription = format!("{}-{}", self.pass_label, self.paging.requests);
+        let subscription = self.page_subscription.clone();
         self.send_req(&subscription, &[filter]).await
     }
 
@@ -349,36 +405,27 @@ where
     }
 }
 
-/// State of the backward paging of stored events.
-#[derive(Debug)]
-pub(crate) struct Backfill {
-    since: u64,
-    until: u64,
-    page: u32,
-    /// `backfill`, `settle` or `catchup`; page subscriptions are `<label>-<page>`.
-    label: &'static str,
-    subscription: String,
-    /// Events in the current page, and the oldest `created_at` among them.
-    count: u32,
-    oldest: u64,
-    started: Instant,
-    done: bool,
+/// One filter per chunk of `keys` as authors, for `kinds`.
+fn by_authors(keys: &[String], kinds: Vec<u16>) -> impl Iterator<Item = Filter> + '_ {
+    keys.chunks(AUTHORS_PER_FILTER).map(move |a| Filter {
+        kinds: kinds.clone(),
+        authors: a.to_vec(),
+        ..Default::default()
+    })
 }
 
-impl Backfill {
-    fn new(label: &'static str, since: u64, until: u64) -> Self {
-        Backfill {
-            since,
-            until,
-            page: 0,
-            label,
-            subscription: format!("{label}-0"),
-            count: 0,
-            oldest: u64::MAX,
-            started: Instant::now(),
-            done: false,
-        }
+/// The filters following `set`, when it changed since `sent` (which is then updated).
+fn follow_filters(
+    set: &PubkeySet,
+    sent: &mut Option<u64>,
+    filters: impl Fn(&[String]) -> Vec<Filter>,
+) -> Option<Vec<Filter>> {
+    let version = set.version();
+    if version == 0 || *sent == Some(version) {
+        return None;
     }
+    *sent = Some(version);
+    Some(filters(&set.snapshot())).filter(|f| !f.is_empty())
 }
 
 /// When the next pass over the range is due, after `passes` passes beyond the first backfill.
@@ -391,28 +438,6 @@ fn next_pass(passes: u32, opts: &RelayOptions) -> Option<tokio::time::Instant> {
     wait.map(|w| tokio::time::Instant::now() + w)
 }
 
-/// Moves the backfill window one page back; false when it is complete.
-fn next_page(b: &mut Backfill) -> bool {
-    if b.done || b.count == 0 {
-        b.done = true;
-        return false;
-    }
-    if b.oldest >= b.until {
-        // The whole page sat on the boundary second: step past it.
-        b.until = b.until.saturating_sub(1);
-    } else {
-        // `until` is inclusive: events sharing the oldest second come again and are dropped as seen.
-        b.until = b.oldest;
-    }
-    b.page += 1;
-    b.count = 0;
-    b.oldest = u64::MAX;
-    if b.until < b.since {
-        b.done = true;
-    }
-    !b.done
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
@@ -423,7 +448,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::relay::{Accepted, DvmSet};
+    use crate::relay::{Accepted, PubkeySet};
 
     fn shared(sink: mpsc::Sender<Accepted>) -> Shared {
         Shared {
@@ -431,7 +456,8 @@ mod tests {
             seen: quick_cache::sync::Cache::new(1000),
             sink,
             options: RelayOptions::default(),
-            dvms: DvmSet::default(),
+            dvms: PubkeySet::default(),
+            customers: PubkeySet::default(),
         }
     }
 
@@ -466,39 +492,57 @@ mod tests {
             reqs[1][2]["since"].as_u64().unwrap(),
             reqs[1][2]["until"].as_u64().unwrap(),
         );
-        assert_eq!(until - since, shared.options.lookback_secs);
+        // One second past now, so now is read whether the relay's `until` is inclusive or not.
+        assert_eq!(until - since, shared.options.lookback_secs + 1);
         assert!(status.connected.load(Ordering::Relaxed));
 
-        // A valid event in the page moves the next page's `until` to its `created_at`.
+        // A valid event in the page moves the next page's `until` to its `created_at`, inclusive.
         let keys = Keys::from_seed(b"session test");
         let event = keys.sign(until - 100, 5300, vec![], String::new());
-        let frame = format!("[\"EVENT\",\"backfill-0\",{}]", event.to_json());
+        let event_frame = |sub: &str| {
+            Some(Ok(Message::text(format!(
+                "[\"EVENT\",\"{sub}\",{}]",
+                event.to_json()
+            ))))
+        };
         assert!(
-            s.on_frame(Some(Ok(Message::text(frame))))
+            s.on_frame(event_frame("backfill-0"))
                 .await
                 .expect("event")
                 .is_continue()
         );
         assert_eq!(hex::encode(queued.try_recv().expect("queued").id), event.id);
-        assert!(
-            s.on_frame(text(serde_json::json!(["EOSE", "backfill-0"])))
-                .await
-                .expect("eose")
-                .is_continue()
-        );
+        let eose = |sub: &str| text(serde_json::json!(["EOSE", sub]));
+        assert!(s.on_frame(eose("backfill-0")).await.expect("eose").is_continue());
         let frames = sent(&mut s.tx);
         assert_eq!(frames[0], serde_json::json!(["CLOSE", "backfill-0"]));
         assert_eq!(frames[1][1], "backfill-1");
         assert_eq!(frames[1][2]["until"], until - 100);
 
-        // An empty page ends the backfill and schedules the settle pass over the whole range.
+        // This relay leaves out the boundary second it is known to hold: `until` is exclusive
+        // here, and the page is asked again one second later.
+        assert!(s.on_frame(eose("backfill-1")).await.expect("eose").is_continue());
+        let frames = sent(&mut s.tx);
+        assert_eq!(frames[1][1], "backfill-2");
+        assert_eq!(frames[1][2]["until"], until - 99);
         assert!(
-            s.on_frame(text(serde_json::json!(["EOSE", "backfill-1"])))
+            s.on_frame(event_frame("backfill-2"))
                 .await
-                .expect("eose")
+                .expect("event")
                 .is_continue()
         );
-        assert_eq!(sent(&mut s.tx), vec![serde_json::json!(["CLOSE", "backfill-1"])]);
+        assert!(s.on_frame(eose("backfill-2")).await.expect("eose").is_continue());
+        let frames = sent(&mut s.tx);
+        assert_eq!(frames[1][1], "backfill-3");
+        assert_eq!(
+            frames[1][2]["until"],
+            until - 100,
+            "past the second, the exclusive way"
+        );
+
+        // An empty page ends the backfill and schedules the settle pass over the whole range.
+        assert!(s.on_frame(eose("backfill-3")).await.expect("eose").is_continue());
+        assert_eq!(sent(&mut s.tx), vec![serde_json::json!(["CLOSE", "backfill-3"])]);
         assert!(s.pass_pending());
         for (pass, label, from) in [(1, "settle-0", since), (2, "settle-0", since)] {
             assert!(s.on_pass_due().await.expect("pass").is_continue());
@@ -527,6 +571,7 @@ mod tests {
         let status = RelayStatus::default();
         let relay: Arc<str> = Arc::from("wss://relay.test");
         let mut s = Session::new(&relay, &shared, &status, Vec::new());
+        s.subscribe().await.expect("subscribe");
         for junk in ["not json", "{\"EVENT\":1}", "[\"EVENT\"]", &"[".repeat(100_000)] {
             let flow = s.on_frame(Some(Ok(Message::text(junk)))).await.expect("junk");
             assert!(flow.is_continue());
@@ -562,32 +607,5 @@ mod tests {
                 .is_break()
         );
         assert!(s.on_frame(None).await.expect("end").is_break());
-    }
-
-    fn page(since: u64, until: u64) -> Backfill {
-        Backfill::new("backfill", since, until)
-    }
-
-    #[test]
-    fn backfill_pages_backwards_until_empty() {
-        let mut b = page(100, 1000);
-        b.count = 500;
-        b.oldest = 800;
-        assert!(next_page(&mut b));
-        assert_eq!(b.until, 800);
-        b.count = 3;
-        b.oldest = 800; // only the boundary second again
-        assert!(next_page(&mut b));
-        assert_eq!(b.until, 799);
-        b.count = 0;
-        assert!(!next_page(&mut b));
-    }
-
-    #[test]
-    fn backfill_stops_at_since() {
-        let mut b = page(100, 1000);
-        b.count = 10;
-        b.oldest = 50;
-        assert!(!next_page(&mut b));
     }
 }

@@ -109,7 +109,7 @@ pub fn parse(event: &Event, kinds: &KindFilter) -> (Role, JobFacts) {
         Role::Request => parse_request(event, &mut f),
         Role::Result => parse_result(event, &mut f),
         Role::Feedback => parse_feedback(event, &mut f),
-        Role::Announcement => parse_announcement(event, &mut f),
+        Role::Announcement | Role::ServiceAnnouncement => parse_announcement(event, &mut f),
         Role::Deletion => {
             f.request_id = first_hex_tag(event, "e");
         }
@@ -119,7 +119,7 @@ pub fn parse(event: &Event, kinds: &KindFilter) -> (Role, JobFacts) {
             f.bolt11 = event.tag_value("bolt11").map(str::to_owned);
             f.amount_msat = f.bolt11.as_deref().and_then(bolt11_amount_msat);
         }
-        Role::Recommendation | Role::Profile | Role::Other => {}
+        Role::Capabilities | Role::Heartbeat | Role::Recommendation | Role::Profile | Role::Other => {}
     }
     if f.d_tag.is_none() && (30000..40000).contains(&event.kind) {
         f.d_tag = event.tag_value("d").map(|d| truncate(d, 256).to_owned());
@@ -233,7 +233,11 @@ fn parse_feedback(e: &Event, f: &mut JobFacts) {
 }
 
 fn parse_announcement(e: &Event, f: &mut JobFacts) {
-    f.d_tag = e.tag_value("d").map(|d| truncate(d, 256).to_owned());
+    // Only addressable announcements (31990) are keyed by `d`; replaceable ones (11316, 11999)
+    // are one per author and kind, whatever `d` they carry.
+    if crate::kinds::Storage::of(e.kind) == crate::kinds::Storage::Addressable {
+        f.d_tag = e.tag_value("d").map(|d| truncate(d, 256).to_owned());
+    }
     for t in e.tags_named("k") {
         if let Some(k) = t.get(1).and_then(|k| k.trim().parse::<u16>().ok())
             && crate::kinds::REQUEST_KINDS.contains(&k)

@@ -38,7 +38,8 @@ pub fn parse(content: &str, kind0: bool) -> Option<Profile> {
 pub fn choose<'a>(candidates: impl IntoIterator<Item = (u16, u32, &'a str)>) -> Option<Profile> {
     let mut best: Option<(bool, u32, Profile)> = None;
     for (kind, created_at, content) in candidates {
-        let is_announcement = kind == crate::kinds::ANNOUNCEMENT_KIND;
+        // Any family's announcement (31990, 11316, 11999) before the kind-0 profile.
+        let is_announcement = crate::kinds::family(kind).is_some();
         let Some(p) = parse(content, !is_announcement) else {
             continue;
         };

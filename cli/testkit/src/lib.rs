@@ -24,6 +24,6 @@ pub mod wait;
 pub use env::{clickhouse_url, free_port, isolated, redis_url, required, ui_dir, unique};
 pub use http::{Response, get_json, http_get, request};
 pub use process::{ChDev, RedisServer, RoleProcess};
-pub use relays::{PythonRelay, ScriptedRelay, StoreOnlyRelay, relay_has};
+pub use relays::{PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, relay_has};
 pub use stack::{Expected, Stack, args, expected, observed, start};
 pub use wait::{wait_for, wait_until};

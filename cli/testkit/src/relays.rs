@@ -2,6 +2,7 @@
 //! and two hand-made ones that behave as no honest relay would, to test the collector against them.
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::env::{free_port, required_for};
@@ -166,25 +167,53 @@ impl ScriptedRelay {
     }
 }
 
+/// How a [`StoreOnlyRelay`] reads filters: NIP-01 leaves room for relays to differ here.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreRules {
+    /// Read `until` as `created_at < until` (NIP-01 says `<=`).
+    pub exclusive_until: bool,
+    /// The most events one REQ returns, whatever its `limit`.
+    pub cap: usize,
+}
+
+impl Default for StoreRules {
+    fn default() -> Self {
+        StoreRules {
+            exclusive_until: false,
+            cap: usize::MAX,
+        }
+    }
+}
+
 /// A relay that stores events but never pushes them live, as busy relays do to slow subscribers:
 /// every REQ other than the collector's `live` one gets the stored events its first filter's
-/// `since`, `until` and `limit` select, then EOSE.
+/// `kinds`, `since`, `until` and `limit` select (newest first, read by its [`StoreRules`]), then EOSE.
 pub struct StoreOnlyRelay {
     pub url: String,
-    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    events: Arc<Mutex<Vec<Stored>>>,
     stop: tokio_util::sync::CancellationToken,
+}
+
+/// An event as stored: the fields a filter looks at, and its JSON.
+#[derive(Clone)]
+struct Stored {
+    created_at: u64,
+    kind: u64,
+    json: String,
 }
 
 impl StoreOnlyRelay {
     pub async fn start() -> Self {
-        use futures_util::{SinkExt as _, StreamExt as _};
-        use tokio_tungstenite::tungstenite::Message;
+        Self::start_with(StoreRules::default()).await
+    }
+
+    pub async fn start_with(rules: StoreRules) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind store-only relay");
         let url = format!("ws://{}", listener.local_addr().expect("addr"));
         let stop = tokio_util::sync::CancellationToken::new();
-        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let events = Arc::new(Mutex::new(Vec::new()));
         let (s, store) = (stop.clone(), events.clone());
         tokio::spawn(async move {
             loop {
@@ -192,64 +221,7 @@ impl StoreOnlyRelay {
                     _ = s.cancelled() => return,
                     r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
                 };
-                let (s, store) = (s.clone(), store.clone());
-                tokio::spawn(async move {
-                    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
-                        return;
-                    };
-                    let (mut tx, mut rx) = ws.split();
-                    loop {
-                        let msg = tokio::select! {
-                            _ = s.cancelled() => return,
-                            m = rx.next() => m,
-                        };
-                        let Some(Ok(Message::Text(text))) = msg else {
-                            if msg.is_none() { return } else { continue }
-                        };
-                        let Ok(serde_json::Value::Array(parts)) = serde_json::from_str(&text) else {
-                            continue;
-                        };
-                        if parts.first().and_then(|v| v.as_str()) != Some("REQ") {
-                            continue;
-                        }
-                        let sub = parts.get(1).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-                        let mut frames: Vec<String> = Vec::new();
-                        if sub != "live" {
-                            // Honour since, until and limit (newest first), as relays do.
-                            let filter = parts.get(2).cloned().unwrap_or_default();
-                            let bound = |k: &str| filter.get(k).and_then(serde_json::Value::as_u64);
-                            let (since, until) =
-                                (bound("since").unwrap_or(0), bound("until").unwrap_or(u64::MAX));
-                            let limit = bound("limit").unwrap_or(u64::MAX) as usize;
-                            let mut stored: Vec<(u64, String)> = store
-                                .lock()
-                                .map(|v| v.clone())
-                                .unwrap_or_default()
-                                .into_iter()
-                                .filter_map(|e| {
-                                    let at = serde_json::from_str::<serde_json::Value>(&e)
-                                        .ok()?
-                                        .get("created_at")?
-                                        .as_u64()?;
-                                    (since..=until).contains(&at).then_some((at, e))
-                                })
-                                .collect();
-                            stored.sort_by_key(|e| std::cmp::Reverse(e.0));
-                            stored.truncate(limit);
-                            frames.extend(
-                                stored
-                                    .iter()
-                                    .map(|(_, e)| format!("[\"EVENT\",{},{e}]", serde_json::json!(sub))),
-                            );
-                        }
-                        frames.push(serde_json::json!(["EOSE", sub]).to_string());
-                        for f in frames {
-                            if tx.send(Message::text(f)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
+                tokio::spawn(serve_stored(sock, store.clone(), rules, s.clone()));
             }
         });
         StoreOnlyRelay { url, events, stop }
@@ -257,10 +229,90 @@ impl StoreOnlyRelay {
 
     /// Stores an event (JSON text); it is served from the next REQ on, never pushed.
     pub fn store(&self, event_json: String) {
+        let v: serde_json::Value = serde_json::from_str(&event_json).expect("event JSON");
+        let field = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let stored = Stored {
+            created_at: field("created_at"),
+            kind: field("kind"),
+            json: event_json,
+        };
         if let Ok(mut v) = self.events.lock() {
-            v.push(event_json);
+            v.push(stored);
         }
     }
+}
+
+/// One connection to a [`StoreOnlyRelay`].
+async fn serve_stored(
+    sock: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<Stored>>>,
+    rules: StoreRules,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+        return;
+    };
+    let (mut tx, mut rx) = ws.split();
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = rx.next() => m,
+        };
+        let Some(Ok(Message::Text(text))) = msg else {
+            if msg.is_none() { return } else { continue }
+        };
+        let Ok(serde_json::Value::Array(parts)) = serde_json::from_str(&text) else {
+            continue;
+        };
+        if parts.first().and_then(|v| v.as_str()) != Some("REQ") {
+            continue;
+        }
+        let sub = parts.get(1).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let mut frames: Vec<String> = Vec::new();
+        if sub != "live" {
+            let filter = parts.get(2).cloned().unwrap_or_default();
+            let stored = store.lock().map(|v| v.clone()).unwrap_or_default();
+            frames.extend(
+                select(&stored, &filter, rules)
+                    .into_iter()
+                    .map(|e| format!("[\"EVENT\",{},{}]", serde_json::json!(sub), e.json)),
+            );
+        }
+        frames.push(serde_json::json!(["EOSE", sub]).to_string());
+        for f in frames {
+            if tx.send(Message::text(f)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The stored events one filter selects, newest first, as a relay following `rules` would.
+fn select(stored: &[Stored], filter: &serde_json::Value, rules: StoreRules) -> Vec<Stored> {
+    let bound = |k: &str| filter.get(k).and_then(serde_json::Value::as_u64);
+    let (since, until) = (bound("since").unwrap_or(0), bound("until").unwrap_or(u64::MAX));
+    let limit = (bound("limit").unwrap_or(u64::MAX) as usize).min(rules.cap);
+    let kinds: Option<Vec<u64>> = filter
+        .get("kinds")
+        .and_then(|k| k.as_array())
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect());
+    let mut hits: Vec<Stored> = stored
+        .iter()
+        .filter(|e| {
+            let below = if rules.exclusive_until {
+                e.created_at < until
+            } else {
+                e.created_at <= until
+            };
+            e.created_at >= since && below && kinds.as_ref().is_none_or(|k| k.contains(&e.kind))
+        })
+        .cloned()
+        .collect();
+    hits.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+    hits.truncate(limit);
+    hits
 }
 
 impl Drop for StoreOnlyRelay {
