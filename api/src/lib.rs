@@ -63,6 +63,14 @@ pub struct Config {
         default_value = "5300-5399=300,default=3600"
     )]
     pub job_timeouts: JobTimeouts,
+    /// A DVM-like service whose newest result or feedback is at most this old counts as alive in
+    /// the directory (a heartbeat within 900 s always does), in seconds.
+    #[arg(
+        long = "alive-window-secs",
+        env = "DVMDASH_API_ALIVE_WINDOW_SECS",
+        default_value_t = 3600
+    )]
+    pub alive_window_secs: u64,
     /// Bearer token of `/api/admin`; the admin api is closed without one.
     #[arg(long = "admin-token", env = "DVMDASH_ADMIN_TOKEN")]
     pub admin_token: Option<dvmdash_core::config::Secret>,
@@ -137,6 +145,7 @@ impl AppState {
             service: service::Service {
                 ch: ch.clone(),
                 timeouts: config.job_timeouts.clone(),
+                alive_window_secs: config.alive_window_secs,
             },
             clickhouse: ch,
             redis: redis.client()?,
@@ -244,6 +253,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/stats/prices", get(stats::prices))
         .route("/api/stats/new", get(stats::whats_new))
         .route("/api/history/monthly", get(stats::history))
+        .route("/api/directory", get(stats::directory))
         .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/openapi.json", get(openapi::document))
         .merge(routes::admin::router(state.clone()))

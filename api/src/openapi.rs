@@ -24,11 +24,13 @@ use crate::routes;
         routes::stats::prices,
         routes::stats::whats_new,
         routes::stats::history,
+        routes::stats::directory,
         routes::stats::cache_stats,
     ),
     tags(
         (name = "statistics", description = "DVMDash-compatible counts"),
         (name = "jobs", description = "Request/response linking: latency, outcomes, reach, competition, prices"),
+        (name = "services", description = "DVM-like services of every announcement family and their liveness"),
         (name = "meta", description = "Health and cache"),
     )
 )]
@@ -60,6 +62,7 @@ mod tests {
             "/api/stats/prices",
             "/api/stats/new",
             "/api/history/monthly",
+            "/api/directory",
             "/api/cache/stats",
         ] {
             assert!(

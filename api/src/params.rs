@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use dvmdash_core::dto::{DVM_SORTS, KIND_SORTS, TimeRange};
+use dvmdash_core::dto::{DIRECTORY_FAMILIES, DIRECTORY_SORTS, DVM_SORTS, KIND_SORTS, TimeRange};
 use dvmdash_core::event::Id32;
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -21,6 +21,7 @@ use utoipa::openapi::{Required, Schema};
 
 use crate::error::ApiError;
 use crate::queries::jobs::Grouping;
+pub use crate::stats::directory::DirectoryQuery;
 
 /// The raw query string as a map; parse errors (bad percent-encoding) become a 400.
 #[derive(Debug, Default)]
@@ -123,21 +124,37 @@ impl Params {
         }
     }
 
+    /// `search`: trimmed and lowercased, at most 200 characters; empty means none.
+    fn search(&self) -> Result<Option<String>, ApiError> {
+        match self.0.get("search") {
+            None => Ok(None),
+            Some(s) if s.chars().count() > 200 => {
+                Err(ApiError::bad("search", "search must be at most 200 characters"))
+            }
+            Some(s) => Ok(Some(s.trim().to_lowercase()).filter(|s| !s.is_empty())),
+        }
+    }
+
     /// Pagination, search and sort for a list endpoint; `sorts[0]` is the default sort.
     pub fn list(&self, sorts: &[&'static str]) -> Result<ListQuery, ApiError> {
-        let search = match self.0.get("search") {
-            None => None,
-            Some(s) if s.chars().count() > 200 => {
-                return Err(ApiError::bad("search", "search must be at most 200 characters"));
-            }
-            Some(s) => Some(s.trim().to_lowercase()).filter(|s| !s.is_empty()),
-        };
         Ok(ListQuery {
             range: self.time_range()?,
             limit: self.integer("limit", 100, 1, 1000)?,
             offset: self.integer("offset", 0, 0, 1_000_000)?,
-            search,
+            search: self.search()?,
             sort: self.choice("sort", sorts, sorts[0])?,
+            descending: self.choice("order", &["desc", "asc"], "desc")? == "desc",
+        })
+    }
+
+    /// Family filter, pagination, search and sort of the directory.
+    pub fn directory(&self) -> Result<DirectoryQuery, ApiError> {
+        Ok(DirectoryQuery {
+            family: self.choice("family", DIRECTORY_FAMILIES, DIRECTORY_FAMILIES[0])?,
+            limit: self.integer("limit", 100, 1, 1000)?,
+            offset: self.integer("offset", 0, 0, 1_000_000)?,
+            search: self.search()?,
+            sort: self.choice("sort", DIRECTORY_SORTS, DIRECTORY_SORTS[0])?,
             descending: self.choice("order", &["desc", "asc"], "desc")? == "desc",
         })
     }
@@ -254,6 +271,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PricesQuery {
     }
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for DirectoryQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Params::from_request_parts(parts, state).await?.directory()
+    }
+}
+
 // ----- their OpenAPI description
 
 /// An optional query parameter.
@@ -332,6 +357,32 @@ impl<S: Sorts> IntoParams for ListParams<S> {
                 search,
             ),
             choice_param("sort", "Sort column", S::SORTS),
+            choice_param("order", "Sort order", &["desc", "asc"]),
+        ]
+    }
+}
+
+impl IntoParams for DirectoryQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let search = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(200));
+        vec![
+            choice_param(
+                "family",
+                "Announced as NIP-89, ContextVM or encrypted DVM, or seen only through its activity",
+                DIRECTORY_FAMILIES,
+            ),
+            integer_param("limit", "Items per page", 1, 1000, 100),
+            integer_param("offset", "Items skipped", 0, 1_000_000, 0),
+            query_param(
+                "search",
+                "Case-insensitive substring of the name, about text, tool names, hex pubkey or npub \
+                 (at most 200 characters)"
+                    .into(),
+                search,
+            ),
+            choice_param("sort", "Sort column", DIRECTORY_SORTS),
             choice_param("order", "Sort order", &["desc", "asc"]),
         ]
     }

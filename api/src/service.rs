@@ -18,6 +18,8 @@ use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 pub struct Service {
     pub ch: clickhouse::Client,
     pub timeouts: JobTimeouts,
+    /// A result or feedback this recent makes a service alive (directory liveness).
+    pub alive_window_secs: u64,
 }
 
 fn json<T: Serialize>(v: &T) -> ApiResult<Bytes> {
@@ -40,6 +42,22 @@ impl Service {
         )?;
         let dir = DvmDirectory::new(&activity, &announcements);
         Ok((activity, dir))
+    }
+
+    /// Every DVM-like service, whichever family announced it, with its liveness.
+    pub async fn directory_page(&self, q: &crate::stats::directory::DirectoryQuery) -> ApiResult<Bytes> {
+        let (activity, announcements) = tokio::try_join!(
+            entities::service_activity(&self.ch),
+            entities::announcements(&self.ch)
+        )?;
+        let now = now_secs();
+        json(&crate::stats::directory::directory(
+            now,
+            &activity,
+            &announcements,
+            q,
+            self.alive_window_secs,
+        ))
     }
 
     pub async fn global(&self, range: TimeRange) -> ApiResult<Bytes> {

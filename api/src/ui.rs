@@ -223,6 +223,7 @@ pub enum Page {
     Kind(String),
     New,
     History,
+    Directory,
     NotFound,
 }
 
@@ -236,6 +237,7 @@ pub fn page_of(path: &str) -> Page {
         ["kind-stats", k] => Page::Kind((*k).to_owned()),
         ["new"] => Page::New,
         ["history"] => Page::History,
+        ["directory"] => Page::Directory,
         _ => Page::NotFound,
     }
 }
@@ -317,6 +319,13 @@ async fn preview_for(state: &AppState, page: &Page, range: TimeRange) -> (Previe
             static_preview(
                 "History",
                 "Nostr DVM activity month by month since the first event.",
+            ),
+            ok,
+        ),
+        Page::Directory => (
+            static_preview(
+                "Directory",
+                "Every DVM-like service (NIP-89, ContextVM, encrypted DVMs) and whether it is alive now.",
             ),
             ok,
         ),
@@ -497,6 +506,7 @@ mod tests {
         assert_eq!(page_of("/kind-stats/5300"), Page::Kind("5300".into()));
         assert_eq!(page_of("/new"), Page::New);
         assert_eq!(page_of("/history"), Page::History);
+        assert_eq!(page_of("/directory"), Page::Directory);
         assert_eq!(page_of("/nope/deeper"), Page::NotFound);
     }
 }

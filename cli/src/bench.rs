@@ -511,6 +511,7 @@ async fn api_bench(
     let service = dvmdash_api::service::Service {
         ch: clickhouse.client(),
         timeouts: dvmdash_api::queries::jobs::JobTimeouts::default(),
+        alive_window_secs: dvmdash_api::Config::default().alive_window_secs,
     };
     use dvmdash_core::dto::TimeRange;
     let list =

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dvmdash_core::Event;
-use dvmdash_core::dto::{DvmList, DvmStats, GlobalStats, KindList, KindStats};
+use dvmdash_core::dto::{Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats};
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
 use dvmdash_core::validate::Keys;
@@ -126,6 +126,33 @@ fn corpus(now: u64) -> Corpus {
         ];
         events.push(quiet.sign(at + 1, 7000, busy, String::new()));
         events.push(req);
+    }
+    // A ContextVM server with a tools list and heartbeats: in the directory only.
+    let mcp = k("mcp");
+    events.push(mcp.sign(
+        t0,
+        11316,
+        vec![],
+        json!({"name": "Context Server", "about": "MCP tools over Nostr."}).to_string(),
+    ));
+    let tools: Vec<_> = [
+        "search_notes",
+        "summarize",
+        "translate",
+        "fetch_profile",
+        "count_zaps",
+        "list_relays",
+        "resolve_nip05",
+        "thread",
+        "image_alt",
+        "trending",
+    ]
+    .iter()
+    .map(|n| json!({ "name": n }))
+    .collect();
+    events.push(mcp.sign(t0, 11317, vec![], json!({ "tools": tools }).to_string()));
+    for ago in [900, 600, 300] {
+        events.push(mcp.sign(now - ago, 11998, vec![tag(&["d", "hb"])], String::new()));
     }
     Corpus {
         events,
@@ -613,6 +640,27 @@ async fn every_page_in_a_real_browser() {
     b.wait_present("[data-page=not-found]").await;
     b.assert_clean("/no/such/page", &["status of 404"]).await;
 
+    // ---- the directory: the api's services and statuses, a family tab kept in the URL
+    let dir: Directory = api(&base, "/api/directory").await;
+    assert!(dir.total >= 4, "{dir:?}");
+    b.open("/directory").await;
+    b.wait_count("[data-service-row]", dir.services.len()).await;
+    for e in &dir.services {
+        let status = serde_json::to_value(e.status).expect("status");
+        let status = status.as_str().unwrap_or_default();
+        b.wait_text(&format!("[data-service-row='{}'] [data-status]", e.id), status)
+            .await;
+    }
+    let hostile_row = format!("[data-service-row='{}']", c.hostile.pubkey_hex());
+    b.wait_present(&hostile_row).await;
+    assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+    b.click("[data-family=unannounced]").await;
+    let unannounced: Directory = api(&base, "/api/directory?family=unannounced").await;
+    b.wait_count("[data-service-row]", unannounced.services.len())
+        .await;
+    assert!(b.url().await.contains("family=unannounced"));
+    b.assert_clean("/directory", &[]).await;
+
     // ---- link previews: each page's own tags, names escaped
     let (status, html) =
         common::http_get(&format!("{base}/dvm-stats/{}?timeRange=24h", npub(&c.hostile))).await;
@@ -647,6 +695,7 @@ async fn every_page_in_a_real_browser() {
         ("kind", "/kind-stats/5300?timeRange=24h".to_owned()),
         ("new", "/new?timeRange=24h".to_owned()),
         ("history", "/history".to_owned()),
+        ("directory", "/directory".to_owned()),
         ("not-found", "/dvm-stats/nobody".to_owned()),
     ]
     .into_iter()

@@ -58,7 +58,8 @@ pub enum Collect {
 }
 
 /// The announcement families a DVM-like service can be listed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     /// NIP-89 handler information (31990).
@@ -249,6 +250,16 @@ pub struct KindFilter {
 impl Default for KindFilter {
     fn default() -> Self {
         Self::new(DEFAULT_EXCLUDED_KINDS)
+    }
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Nip89 => "nip89",
+            Family::Contextvm => "contextvm",
+            Family::Encrypted => "encrypted",
+        }
     }
 }
 

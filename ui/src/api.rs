@@ -97,6 +97,18 @@ pub fn list(path: &str, s: &ListState, page_size: u64) -> String {
     format!("{path}{}", q.to_search())
 }
 
+/// `/api/directory` for one page of a family.
+pub fn directory(s: &ListState, family: &str, page_size: u64) -> String {
+    let mut q = Query::default();
+    q.set("family", Some(family).filter(|f| *f != "all"))
+        .set("limit", Some(&page_size.to_string()))
+        .set("offset", Some(&(s.page * page_size).to_string()))
+        .set("search", Some(s.search.trim()))
+        .set("sort", Some(&s.sort))
+        .set("order", Some(if s.desc { "desc" } else { "asc" }));
+    format!("/api/directory{}", q.to_search())
+}
+
 #[cfg(target_arch = "wasm32")]
 pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     use dvmdash_core::dto::ErrorBody;

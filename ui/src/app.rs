@@ -85,6 +85,7 @@ pub fn App() -> View {
                             AppRoute::Kind { kind } => view! { pages::kind::Kind(kind=kind) },
                             AppRoute::New => view! { pages::new::New() },
                             AppRoute::History => view! { pages::history::History() },
+                            AppRoute::Directory => view! { pages::directory::DirectoryPage() },
                             AppRoute::NotFound => view! { pages::not_found::NotFound(what="This page".to_owned()) },
                         })
                     }
@@ -109,6 +110,7 @@ fn TopBar(route: ReadSignal<AppRoute>) -> View {
         ("Kinds", "/kind-stats", 2),
         ("What's new", "/new", 3),
         ("History", "/history", 4),
+        ("Directory", "/directory", 5),
     ]
     .into_iter()
     .map(|(label, path, section)| {
@@ -120,6 +122,7 @@ fn TopBar(route: ReadSignal<AppRoute>) -> View {
                 AppRoute::Kinds | AppRoute::Kind { .. } => 2,
                 AppRoute::New => 3,
                 AppRoute::History => 4,
+                AppRoute::Directory => 5,
                 AppRoute::NotFound => 9,
             };
             if current == section {

@@ -167,6 +167,17 @@ pub fn safe_image(url: Option<&str>) -> Option<&str> {
         .filter(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2048)
 }
 
+/// At most `max` characters of `s`, with `…` when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,8 @@ pub enum AppRoute {
     New,
     #[to("/history")]
     History,
+    #[to("/directory")]
+    Directory,
     #[not_found]
     NotFound,
 }
@@ -162,6 +164,7 @@ mod tests {
         );
         assert_eq!(r.match_path("/new"), AppRoute::New);
         assert_eq!(r.match_path("/history"), AppRoute::History);
+        assert_eq!(r.match_path("/directory"), AppRoute::Directory);
         assert_eq!(r.match_path("/nope"), AppRoute::NotFound);
         assert_eq!(r.match_path("/dvm-stats/a/b"), AppRoute::NotFound);
     }

@@ -67,3 +67,24 @@ pub async fn announcements(ch: &clickhouse::Client) -> clickhouse::error::Result
     .fetch_all()
     .await
 }
+
+/// First and newest event of one author in one DVM-side role, all time.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct RoleActivity {
+    pub role: String,
+    pub pubkey: Id32,
+    pub first_seen: u32,
+    pub last_seen: u32,
+}
+
+/// Every role a DVM-like service plays (answers, heartbeats, announcements of every family).
+pub async fn service_activity(ch: &clickhouse::Client) -> clickhouse::error::Result<Vec<RoleActivity>> {
+    ch.query(
+        "SELECT role, pubkey, toUInt32(min(first_seen)) AS first_seen, toUInt32(max(last_seen)) AS last_seen \
+         FROM activity \
+         WHERE role IN ('result', 'feedback', 'heartbeat', 'announcement', 'service_announcement', 'capabilities') \
+         GROUP BY role, pubkey",
+    )
+    .fetch_all()
+    .await
+}

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::cache::Producer;
 use crate::error::{ApiResult, StatsErrors};
-use crate::params::{self, DvmListQuery, KindListQuery, Params, PerformanceQuery, PricesQuery, Window};
+use crate::params::{
+    self, DirectoryQuery, DvmListQuery, KindListQuery, Params, PerformanceQuery, PricesQuery, Window,
+};
 use crate::service::{DVM_SORTS, KIND_SORTS, Service};
 
 /// The body for `key` from the cache, computed with `f` on a miss, and whether it was a hit.
@@ -208,6 +210,17 @@ pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
         false,
         |s| async move { s.history().await },
     )
+    .await
+}
+
+/// `GET /api/directory`
+#[utoipa::path(get, path = "/api/directory", tag = "services", params(DirectoryQuery),
+    responses((status = 200, body = dvmdash_core::dto::Directory), StatsErrors))]
+pub async fn directory(State(state): State<AppState>, q: DirectoryQuery) -> ApiResult<Response> {
+    cached(&state, format!("directory:{}", q.key()), false, move |s| {
+        let q = q.clone();
+        async move { s.directory_page(&q).await }
+    })
     .await
 }
 

@@ -1,6 +1,7 @@
 //! Turns query rows into answers. Every definition here follows docs/statistics.md; the functions
 //! are pure so they are unit-tested without a database.
 
+pub mod directory;
 pub mod jobs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

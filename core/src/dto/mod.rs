@@ -229,5 +229,7 @@ pub struct RelayCounters {
     pub eose_ms: u64,
 }
 
+mod directory;
 mod stats;
+pub use directory::*;
 pub use stats::*;

@@ -7,20 +7,10 @@ pub mod chart;
 use dvmdash_core::dto::TimeRange;
 use sycamore::prelude::*;
 
-use crate::format::{initials, kind_label, safe_image, short_npub};
+use crate::format::{clip, initials, kind_label, safe_image, short_npub};
 
 /// At most this many characters of a name are shown (the full name is in the hover title).
 const NAME_MAX: usize = 60;
-
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max - 1).collect();
-        out.push('…');
-        out
-    }
-}
 
 /// `npub1…` of a hex pubkey, or the input when it is not one.
 pub fn npub_of(hex: &str) -> String {

@@ -1,0 +1,249 @@
+//! `/directory`: every DVM-like service, whichever family announced it (NIP-89, ContextVM,
+//! encrypted DVMs, or none: seen only through its activity), one card per pubkey, with its
+//! liveness. Family tabs, search, sort and paging live in the URL; the api does the filtering.
+
+use std::rc::Rc;
+
+use dvmdash_core::dto::{
+    DIRECTORY_FAMILIES, DIRECTORY_SORTS, Directory, DirectoryEntry, FamilyCounts, Liveness,
+};
+use dvmdash_core::kinds::Family;
+use sycamore::prelude::*;
+
+use super::banner;
+use super::list::{ListNav, search_box, sort_controls};
+use crate::api;
+use crate::app::Ctx;
+use crate::components::{DvmLink, DvmRef, Empty, KindChips, Pager, Skeleton, avatar, npub_of};
+use crate::format::{ago, clip, short_npub, thousands};
+use crate::remote::remote;
+
+const SORT_LABELS: [&str; 3] = ["Last activity", "Announced", "Name"];
+const PAGE: u64 = 24;
+/// Tool names shown on a card before "+N more".
+const TOOLS_SHOWN: usize = 8;
+
+/// The tab labels of `DIRECTORY_FAMILIES`.
+const FAMILY_LABELS: [&str; 5] = ["All", "NIP-89", "ContextVM", "Encrypted", "Unannounced"];
+
+#[component]
+pub fn DirectoryPage() -> View {
+    let ctx = use_context::<Ctx>();
+    crate::browser::set_title("Directory: dvmdash");
+    let nav = ListNav {
+        ctx,
+        sorts: DIRECTORY_SORTS,
+        default_view: "cards",
+    };
+    let state = nav.state();
+    let family = create_selector(move || family_of(&ctx));
+    let answer = remote::<Directory>(move || Some(api::directory(&state.get_clone(), family.get(), PAGE)));
+
+    let body = move || {
+        let range = state.with(|s| s.range);
+        let Some(d) = answer.data.get_clone() else {
+            return if answer.error.with(Option::is_some) {
+                view! {}
+            } else {
+                view! { Skeleton(lines=4) }
+            };
+        };
+        if d.services.is_empty() {
+            return view! { Empty(message="No service matches.".to_owned()) };
+        }
+        let now = crate::browser::now_secs();
+        let cards: Vec<View> = d.services.iter().cloned().map(|e| card(e, range, now)).collect();
+        let page = state.with(|s| s.page);
+        let go = move |p: u64| nav.update(state, move |s| s.page = p);
+        view! {
+            div(class="dvm-cards") { (cards) }
+            Pager(page=page, page_size=PAGE, total=d.total, go=go)
+        }
+    };
+    let summary = move || {
+        answer.data.with(|d| {
+            d.as_ref().map_or(String::new(), |d| {
+                format!(
+                    "{} services, {} alive now",
+                    thousands(d.counts.all),
+                    thousands(d.alive)
+                )
+            })
+        })
+    };
+
+    view! {
+        div(data-page="directory") {
+            div(class="page-head") {
+                h1 { "Directory" }
+                p(class="muted") {
+                    "Every DVM-like service: announced with NIP-89, as a ContextVM server or as an encrypted DVM, \
+                     or seen only through its results and heartbeats. Alive: a heartbeat in the last 15 minutes \
+                     or a result in the last hour."
+                }
+                p(class="muted", data-summary="") { (summary) }
+            }
+            (family_tabs(ctx, family, answer.data))
+            div(class="toolbar") {
+                (search_box(nav, state, "Search by name, about, tool, hex or npub", "Search services"))
+                (sort_controls(nav, state, &SORT_LABELS))
+            }
+            (banner(vec![answer.error]))
+            (body)
+        }
+    }
+}
+
+/// The `family` the URL names, else `all`.
+fn family_of(ctx: &Ctx) -> &'static str {
+    let q = ctx.query();
+    let wanted = q.get("family").unwrap_or_default();
+    DIRECTORY_FAMILIES
+        .iter()
+        .copied()
+        .find(|f| *f == wanted)
+        .unwrap_or(DIRECTORY_FAMILIES[0])
+}
+
+fn family_tabs(ctx: Ctx, family: ReadSignal<&'static str>, data: Signal<Option<Rc<Directory>>>) -> View {
+    let tabs: Vec<View> = DIRECTORY_FAMILIES
+        .iter()
+        .zip(FAMILY_LABELS)
+        .map(|(f, label)| {
+            let f: &'static str = f;
+            let class = move || if family.get() == f { "tab active" } else { "tab" };
+            let count = move || {
+                data.with(|d| {
+                    d.as_ref()
+                        .map(|d| thousands(count_of(&d.counts, f)))
+                        .unwrap_or_default()
+                })
+            };
+            let pick = move |_| {
+                ctx.set_query(|q| {
+                    q.set("family", Some(f).filter(|f| *f != DIRECTORY_FAMILIES[0]));
+                    q.set("page", None);
+                })
+            };
+            view! {
+                button(class=class, data-family=f, on:click=pick) { (label) span(class="muted") { (count) } }
+            }
+        })
+        .collect();
+    view! { div(class="tabs families", role="group", aria-label="Family") { (tabs) } }
+}
+
+fn count_of(c: &FamilyCounts, family: &str) -> u64 {
+    match family {
+        "nip89" => c.nip89,
+        "contextvm" => c.contextvm,
+        "encrypted" => c.encrypted,
+        "unannounced" => c.unannounced,
+        _ => c.all,
+    }
+}
+
+fn status_badge(s: Liveness) -> View {
+    let (class, text, title) = match s {
+        Liveness::Alive => (
+            "badge ok",
+            "alive",
+            "a heartbeat in the last 15 minutes or a result in the last hour",
+        ),
+        Liveness::Idle => (
+            "badge",
+            "idle",
+            "no heartbeat or result lately, but within the last 7 days",
+        ),
+        Liveness::Silent => ("badge warn", "silent", "no heartbeat or result for 7 days"),
+    };
+    view! { span(class=class, title=title, data-status=text) { (text) } }
+}
+
+fn family_label(f: Family) -> &'static str {
+    match f {
+        Family::Nip89 => "NIP-89",
+        Family::Contextvm => "ContextVM",
+        Family::Encrypted => "Encrypted",
+    }
+}
+
+/// The name of a service: a link to its DVM page when it has one (it answered jobs or announces
+/// job kinds), else its avatar and name or shortened npub.
+fn name_of(e: &DirectoryEntry, range: dvmdash_core::dto::TimeRange) -> View {
+    let has_page = e.last_result.is_some() || e.families.contains(&Family::Nip89);
+    if has_page {
+        let dvm = DvmRef {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            picture: e.picture.clone(),
+        };
+        return view! { DvmLink(dvm=dvm, range=range) };
+    }
+    let npub = npub_of(&e.id);
+    let text = e
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| short_npub(&npub), |n| clip(n, 48));
+    let face = avatar(e.name.as_deref(), e.picture.as_deref(), "avatar sm");
+    let id = e.id.clone();
+    view! { span(class="dvm-link", title=npub, data-dvm=id) { (face) span(class="dvm-name") { (text) } } }
+}
+
+fn card(e: DirectoryEntry, range: dvmdash_core::dto::TimeRange, now: u64) -> View {
+    let name = name_of(&e, range);
+    let badge = status_badge(e.status);
+    let families: Vec<View> = e
+        .families
+        .iter()
+        .map(|f| {
+            let label = family_label(*f);
+            view! { span(class="chip family") { (label) } }
+        })
+        .collect();
+    let about: String = e.about.as_deref().unwrap_or_default().chars().take(140).collect();
+    let when = |t: &Option<String>| t.as_deref().map_or_else(|| "–".to_owned(), |t| ago(t, now));
+    let (heartbeat, result, announced) = (
+        when(&e.last_heartbeat),
+        when(&e.last_result),
+        when(&e.announced_at),
+    );
+    let more = e.tools.len().saturating_sub(TOOLS_SHOWN);
+    let tools: Vec<View> = e
+        .tools
+        .iter()
+        .take(TOOLS_SHOWN)
+        .map(|t| {
+            let t = clip(t, 32);
+            view! { span(class="chip tool") { (t) } }
+        })
+        .collect();
+    let more = if more > 0 {
+        format!("+{more} more")
+    } else {
+        String::new()
+    };
+    let kinds = e.announced_kinds;
+    let chips = if kinds.is_empty() {
+        view! {}
+    } else {
+        view! { div(class="kinds") { KindChips(kinds=kinds, range=range) } }
+    };
+    let id = e.id;
+    view! {
+        article(class="dvm-card", data-service-row=id) {
+            div(class="dvm-card-head") { (name) (badge) }
+            div(class="kinds") { span(class="chips") { (families) } }
+            p(class="about") { (about) }
+            dl(class="facts") {
+                div { dt { "Last heartbeat" } dd(data-col="last_heartbeat") { (heartbeat) } }
+                div { dt { "Last result" } dd(data-col="last_result") { (result) } }
+                div { dt { "Announced" } dd { (announced) } }
+            }
+            (chips)
+            div(class="kinds", data-tools="") { span(class="chips") { (tools) span(class="muted") { (more) } } }
+        }
+    }
+}
