@@ -246,6 +246,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/dvms", get(stats::dvms))
         .route("/api/stats/dvm/{id}", get(stats::dvm))
         .route("/api/kinds", get(stats::kinds))
+        .route("/api/kinds/usage", get(stats::kinds_usage))
         .route("/api/stats/kind/{kind}", get(stats::kind))
         .route("/api/stats/performance", get(stats::performance))
         .route("/api/stats/reach", get(stats::reach))

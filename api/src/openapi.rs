@@ -25,6 +25,7 @@ use crate::routes;
         routes::stats::whats_new,
         routes::stats::history,
         routes::stats::directory,
+        routes::stats::kinds_usage,
         routes::stats::cache_stats,
     ),
     tags(
@@ -63,6 +64,7 @@ mod tests {
             "/api/stats/new",
             "/api/history/monthly",
             "/api/directory",
+            "/api/kinds/usage",
             "/api/cache/stats",
         ] {
             assert!(

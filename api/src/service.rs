@@ -60,6 +60,12 @@ impl Service {
         ))
     }
 
+    /// Every request kind ever used, and the ones never used.
+    pub async fn kinds_usage(&self) -> ApiResult<Bytes> {
+        let totals = entities::kind_totals(&self.ch).await?;
+        json(&crate::stats::kinds_usage::kinds_usage(now_secs(), &totals))
+    }
+
     pub async fn global(&self, range: TimeRange) -> ApiResult<Bytes> {
         let w = self.window(range);
         let (facts, buckets) = tokio::try_join!(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dvmdash_core::Event;
-use dvmdash_core::dto::{Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats};
+use dvmdash_core::dto::{Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats, KindsUsage};
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
 use dvmdash_core::validate::Keys;
@@ -430,7 +430,8 @@ async fn every_page_in_a_real_browser() {
     b.wait_url("timeRange=1h", "").await;
     b.client.refresh().await.expect("reload");
     b.wait_url("timeRange=1h", "").await;
-    assert_eq!(b.text("button[aria-pressed=true]").await.as_deref(), Some("1h"));
+    // After a reload the app renders again: wait for the bar rather than read it at once.
+    b.wait_text("button[aria-pressed=true]", "1h").await;
     b.assert_clean("/ (window changes)", &[]).await;
 
     // ---- DVM list: rows equal the api's, names everywhere, the hostile name is text
@@ -612,6 +613,22 @@ async fn every_page_in_a_real_browser() {
         )
         .await;
     }
+    // All time: every kind ever used, and the free ones as the api lists them.
+    let usage: KindsUsage = api(&base, "/api/kinds/usage").await;
+    b.wait_count("[data-used-kind]", usage.used.len()).await;
+    let free: Vec<u16> = usage
+        .unused
+        .iter()
+        .filter(|k| k.name.is_none())
+        .map(|k| k.kind)
+        .collect();
+    let first_free = free.first().expect("some kind is free").to_string();
+    // Inside a closed disclosure, so read the text content rather than the rendered text.
+    let shown = b
+        .js("return document.querySelector('[data-free-kinds]').textContent")
+        .await;
+    let shown = shown.as_str().unwrap_or_default();
+    assert!(shown.starts_with(&first_free), "{shown}");
     b.assert_clean("/kind-stats", &[]).await;
     let k: KindStats = api(&base, "/api/stats/kind/5300?timeRange=24h").await;
     b.open("/kind-stats/5300?timeRange=24h").await;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvmdash_core::dto::{
-    Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary,
+    Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary, KindsUsage,
     MonthlyHistory, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew,
 };
 use dvmdash_core::stream::{EventStream, NewEntry};
@@ -349,6 +349,7 @@ enum Ep {
     Prices(TimeRange, &'static str),
     New(TimeRange),
     Monthly,
+    KindsUsage,
     /// Must answer 404.
     Missing(String),
 }
@@ -367,6 +368,7 @@ impl Ep {
             Ep::Prices(r, g) => format!("/api/stats/prices?timeRange={r}&groupBy={g}"),
             Ep::New(r) => format!("/api/stats/new?timeRange={r}"),
             Ep::Monthly => "/api/history/monthly".to_owned(),
+            Ep::KindsUsage => "/api/kinds/usage".to_owned(),
             Ep::Missing(p) => p.clone(),
         }
     }
@@ -469,6 +471,7 @@ fn endpoints(r: &Reference, c: &Corpus) -> Vec<Ep> {
         Ep::Missing(format!("/api/stats/dvm/{}?timeRange=30d", c.nobody)),
         Ep::Missing("/api/stats/kind/5123?timeRange=30d".to_owned()),
         Ep::Monthly,
+        Ep::KindsUsage,
     ]);
     eps
 }
@@ -1181,6 +1184,19 @@ impl<'a> Checker<'a> {
                 let (mut a, mut e) = (json(&m), json(&self.r.monthly()));
                 for v in [&mut a, &mut e] {
                     key_rows(v, "months", by_month);
+                }
+                self.compare(label, &a, &e);
+            }
+            Ep::KindsUsage => {
+                let Some(u) = self.parse::<KindsUsage>(g, label) else {
+                    return;
+                };
+                let Some(now) = self.now_of(g, label, &u.timestamp) else {
+                    return;
+                };
+                let (mut a, mut e) = (json(&u), json(&self.r.kinds_usage(now)));
+                for v in [&mut a, &mut e] {
+                    key_rows(v, "used", |r| field_text(r, "kind"));
                 }
                 self.compare(label, &a, &e);
             }

@@ -167,6 +167,27 @@ pub fn safe_image(url: Option<&str>) -> Option<&str> {
         .filter(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2048)
 }
 
+/// Sorted kinds as runs: `5003–5049, 5051, 5053–5099`.
+pub fn kind_ranges(kinds: &[u16]) -> String {
+    let mut runs: Vec<(u16, u16)> = Vec::new();
+    for &k in kinds {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(k) => *end = k,
+            _ => runs.push((k, k)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}–{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// At most `max` characters of `s`, with `…` when cut.
 pub fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -180,6 +201,17 @@ pub fn clip(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn kinds_as_runs() {
+        assert_eq!(kind_ranges(&[]), "");
+        assert_eq!(
+            kind_ranges(&[5000, 5001, 5002, 5004, 5006, 5007]),
+            "5000–5002, 5004, 5006–5007"
+        );
+        assert_eq!(kind_ranges(&[65534, 65535]), "65534–65535");
+    }
+
     use super::*;
 
     #[test]

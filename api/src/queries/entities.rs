@@ -88,3 +88,25 @@ pub async fn service_activity(ch: &clickhouse::Client) -> clickhouse::error::Res
     .fetch_all()
     .await
 }
+
+/// All-time requests or results of one job kind: first, last, events and distinct authors.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct KindTotals {
+    pub job_kind: u16,
+    pub role: String,
+    pub first_seen: u32,
+    pub last_seen: u32,
+    pub events: u64,
+    pub authors: u64,
+}
+
+pub async fn kind_totals(ch: &clickhouse::Client) -> clickhouse::error::Result<Vec<KindTotals>> {
+    ch.query(
+        "SELECT job_kind, role, toUInt32(min(first_seen)) AS first_seen, toUInt32(max(last_seen)) AS last_seen, \
+                sum(events) AS events, uniqExact(pubkey) AS authors \
+         FROM activity WHERE role IN ('request', 'result') AND job_kind > 0 \
+         GROUP BY job_kind, role",
+    )
+    .fetch_all()
+    .await
+}

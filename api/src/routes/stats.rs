@@ -213,6 +213,16 @@ pub async fn history(State(state): State<AppState>) -> ApiResult<Response> {
     .await
 }
 
+/// `GET /api/kinds/usage`
+#[utoipa::path(get, path = "/api/kinds/usage", tag = "statistics",
+    responses((status = 200, body = dvmdash_core::dto::KindsUsage), StatsErrors))]
+pub async fn kinds_usage(State(state): State<AppState>) -> ApiResult<Response> {
+    cached(&state, "kinds-usage".into(), false, |s| async move {
+        s.kinds_usage().await
+    })
+    .await
+}
+
 /// `GET /api/directory`
 #[utoipa::path(get, path = "/api/directory", tag = "services", params(DirectoryQuery),
     responses((status = 200, body = dvmdash_core::dto::Directory), StatsErrors))]

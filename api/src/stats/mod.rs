@@ -3,6 +3,7 @@
 
 pub mod directory;
 pub mod jobs;
+pub mod kinds_usage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -33,9 +33,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
     Competition, CompetitionRow, DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint,
-    GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, MonthRow, MonthlyHistory,
-    NewDvm, NewKind, Outcomes, Performance, PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked,
-    Reach, ReasonCount, TimeRange, WhatsNew, rfc3339,
+    GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, KindUsage, KindsUsage,
+    MonthRow, MonthlyHistory, NewDvm, NewKind, Outcomes, Performance, PerformanceRow, PriceRow, Prices,
+    Profile, Quantiles, Ranked, Reach, ReasonCount, TimeRange, UnusedKind, WhatsNew, rfc3339,
 };
 
 /// Kinds in the DVM ranges that are other protocols: neither stored nor counted.
@@ -624,6 +624,67 @@ impl Reference {
     /// Every job kind with a request or a result, ever.
     pub fn seen_kinds(&self) -> Vec<u16> {
         self.kind_first.keys().copied().collect()
+    }
+
+    /// `GET /api/kinds/usage`: every request kind with a request or result ever (by the result's
+    /// job kind), and the kinds in 5000-5999 never seen, minus the default exclusions.
+    pub fn kinds_usage(&self, now: u64) -> KindsUsage {
+        #[derive(Default)]
+        struct Acc {
+            span: Option<(u64, u64)>,
+            requests: u64,
+            results: u64,
+            customers: HashSet<u32>,
+            dvms: HashSet<u32>,
+        }
+        let mut by: BTreeMap<u16, Acc> = BTreeMap::new();
+        for e in &self.evs {
+            let Some(k) = e.job_kind.filter(|k| (5000..=5999).contains(k)) else {
+                continue;
+            };
+            let a = by.entry(k).or_default();
+            match e.part {
+                Part::Request => {
+                    a.requests += 1;
+                    a.customers.insert(e.author);
+                }
+                Part::Result => {
+                    a.results += 1;
+                    a.dvms.insert(e.author);
+                }
+                _ => continue,
+            }
+            a.span = Some(a.span.map_or((e.at, e.at), |(f, l)| (f.min(e.at), l.max(e.at))));
+        }
+        let registry = |k: u16| dvmdash_core::kinds::registry().iter().find(|r| r.kind == k);
+        let used: Vec<KindUsage> = by
+            .iter()
+            .map(|(&kind, a)| KindUsage {
+                kind,
+                name: registry(kind).map(|r| r.name.clone()),
+                registry_status: registry(kind).map(|r| r.status.clone()),
+                first_seen: a.span.map(|s| rfc3339(s.0)),
+                last_seen: a.span.map(|s| rfc3339(s.1)),
+                total_requests: a.requests,
+                total_results: a.results,
+                customers: a.customers.len() as u64,
+                dvms: a.dvms.len() as u64,
+            })
+            .collect();
+        let unused: Vec<UnusedKind> = (5000..=5999u16)
+            .filter(|k| !EXCLUDED_KINDS.contains(k) && !by.contains_key(k))
+            .map(|kind| UnusedKind {
+                kind,
+                name: registry(kind).map(|r| r.name.clone()),
+                registry_status: registry(kind).map(|r| r.status.clone()),
+            })
+            .collect();
+        KindsUsage {
+            timestamp: rfc3339(now),
+            free: unused.iter().filter(|u| u.name.is_none()).count() as u64,
+            used,
+            unused,
+        }
     }
 
     pub fn npub_of(&self, hex: &str) -> Option<String> {

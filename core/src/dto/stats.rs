@@ -425,3 +425,48 @@ pub struct CacheStats {
     pub evictions: u64,
     pub ttl_seconds: u64,
 }
+
+/// One request kind ever used, all time (`GET /api/kinds/usage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KindUsage {
+    pub kind: u16,
+    /// Registry name, when the kind is known.
+    pub name: Option<String>,
+    /// `registered`, `proposed` or `unregistered` in the registry; `None` when not listed.
+    pub registry_status: Option<String>,
+    /// First request or result of this kind.
+    pub first_seen: Option<String>,
+    /// Last request or result of this kind.
+    pub last_seen: Option<String>,
+    pub total_requests: u64,
+    /// Results answering this kind (by request kind).
+    pub total_results: u64,
+    /// Distinct authors of its requests.
+    pub customers: u64,
+    /// Distinct authors of its results.
+    pub dvms: u64,
+}
+
+/// A request kind in 5000-5999 never seen, with its registry entry when it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnusedKind {
+    pub kind: u16,
+    pub name: Option<String>,
+    pub registry_status: Option<String>,
+}
+
+/// `GET /api/kinds/usage`: every request kind ever used, and the ones never used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KindsUsage {
+    pub timestamp: String,
+    /// Every request kind with a request or result ever, by kind.
+    pub used: Vec<KindUsage>,
+    /// Request kinds in 5000-5999 never seen in a request or result, by kind; the collector's
+    /// exclusions (other protocols in the range) are left out.
+    pub unused: Vec<UnusedKind>,
+    /// Unused kinds with no registry entry either: free for a new DVM.
+    pub free: u64,
+}

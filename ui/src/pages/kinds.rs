@@ -1,7 +1,7 @@
 //! `/kind-stats`: every job kind with a request or result in the window, with registry names,
 //! searched, sorted and paged by the api.
 
-use dvmdash_core::dto::{KIND_SORTS, KindList};
+use dvmdash_core::dto::{KIND_SORTS, KindList, KindsUsage};
 use sycamore::prelude::*;
 
 use super::banner;
@@ -9,7 +9,7 @@ use super::list::{ListNav, search_box, sort_controls};
 use crate::api;
 use crate::app::Ctx;
 use crate::components::{Empty, KindLink, Pager, Skeleton};
-use crate::format::{ago, thousands, window_words};
+use crate::format::{ago, kind_ranges, thousands, utc, window_words};
 use crate::remote::remote;
 
 const SORT_LABELS: [&str; 5] = [
@@ -32,6 +32,7 @@ pub fn Kinds() -> View {
     };
     let state = nav.state();
     let list = remote::<KindList>(move || Some(api::list("/api/kinds", &state.get_clone(), PAGE)));
+    let usage = remote::<KindsUsage>(|| Some("/api/kinds/usage".to_owned()));
 
     let body = move || {
         let range = state.with(|s| s.range);
@@ -103,8 +104,79 @@ pub fn Kinds() -> View {
                 (search_box(nav, state, "Search by number or name", "Search kinds"))
                 (sort_controls(nav, state, &SORT_LABELS))
             }
-            (banner(vec![list.error]))
+            (banner(vec![list.error, usage.error]))
             (body)
+            (move || usage.data.get_clone().map(|u| all_time(&u)).unwrap_or_default())
+        }
+    }
+}
+
+/// Every kind ever used, and the request kinds never used (free ones first: a builder's pick).
+fn all_time(u: &KindsUsage) -> View {
+    let free: Vec<u16> = u
+        .unused
+        .iter()
+        .filter(|k| k.name.is_none())
+        .map(|k| k.kind)
+        .collect();
+    let free = kind_ranges(&free);
+    let registered: Vec<View> = u
+        .unused
+        .iter()
+        .filter_map(|k| {
+            let name = k.name.clone()?;
+            let label = format!("{} · {name}", k.kind);
+            Some(view! { li { (label) } })
+        })
+        .collect();
+    let summary = format!(
+        "{} request kinds in 5000–5999 never seen; {} of them are in no registry",
+        thousands(u.unused.len() as u64),
+        thousands(u.free)
+    );
+    let used_summary = format!(
+        "Every request kind ever used ({})",
+        thousands(u.used.len() as u64)
+    );
+    let rows: Vec<View> = u
+        .used
+        .iter()
+        .map(|k| {
+            let kind = k.kind;
+            let first = k.first_seen.as_deref().map(utc).unwrap_or_default();
+            let last = k.last_seen.as_deref().map(utc).unwrap_or_default();
+            let [requests, results, dvms] = [k.total_requests, k.total_results, k.dvms].map(thousands);
+            view! {
+                tr(data-used-kind=kind.to_string()) {
+                    td { KindLink(kind=kind, range=crate::route::DEFAULT_RANGE) }
+                    td { (first) } td { (last) }
+                    td(class="num") { (requests) } td(class="num") { (results) } td(class="num") { (dvms) }
+                }
+            }
+        })
+        .collect();
+    view! {
+        section(class="card", data-kinds-usage="") {
+            h2 { "All time" }
+            details {
+                summary { (used_summary) }
+                div(class="table-wrap") {
+                    table(class="data") {
+                        thead { tr {
+                            th(scope="col") { "Kind" } th(scope="col") { "First seen" } th(scope="col") { "Last seen" }
+                            th(scope="col", class="num") { "Requests" } th(scope="col", class="num") { "Results" }
+                            th(scope="col", class="num") { "DVMs" }
+                        } }
+                        tbody { (rows) }
+                    }
+                }
+            }
+            details(data-unused-kinds="") {
+                summary { (summary) }
+                p { "Free for a new DVM (never seen, in no registry): " span(data-free-kinds="") { (free) } }
+                p(class="muted") { "Registered or proposed, but never seen:" }
+                ul(class="columns") { (registered) }
+            }
         }
     }
 }
