@@ -64,16 +64,9 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// At most `max` characters, cut at a character boundary with an ellipsis.
+/// At most `max` characters of the trimmed text, with an ellipsis when cut.
 fn clip(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
+    dvmdash_core::fmt::clip(s.trim(), max)
 }
 
 /// The `<head>` tags of a preview: title, description, OpenGraph and Twitter card, all escaped.

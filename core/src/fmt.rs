@@ -13,6 +13,18 @@ pub fn group_digits(n: u64, sep: char) -> String {
     out
 }
 
+/// At most `max` characters of `s`, with `…` in place of the last one when cut (names and texts
+/// from events can be any length).
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +35,12 @@ mod tests {
         assert_eq!(group_digits(999, ','), "999");
         assert_eq!(group_digits(1000, '_'), "1_000");
         assert_eq!(group_digits(1234567, ','), "1,234,567");
+    }
+
+    #[test]
+    fn clips_by_characters() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééééé", 3), "éé…");
+        assert_eq!(clip("abc", 0), "…");
     }
 }

@@ -3,6 +3,9 @@
 
 use dvmdash_core::dto::TimeRange;
 
+/// Shared with the server's link previews.
+pub use dvmdash_core::fmt::clip;
+
 /// `1234567` -> `1,234,567`.
 pub fn thousands(n: u64) -> String {
     dvmdash_core::fmt::group_digits(n, ',')
@@ -186,17 +189,6 @@ pub fn kind_ranges(kinds: &[u16]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// At most `max` characters of `s`, with `…` when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
 }
 
 #[cfg(test)]
