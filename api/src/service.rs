@@ -102,12 +102,7 @@ impl Service {
             });
         }
         sort_dvms(&mut all, q.sort, q.descending);
-        let total = all.len() as u64;
-        let dvms = all
-            .into_iter()
-            .skip(q.offset as usize)
-            .take(q.limit as usize)
-            .collect();
+        let (dvms, total) = crate::stats::page(all, q.offset, q.limit);
         json(&DvmList {
             dvms,
             total,
@@ -156,12 +151,7 @@ impl Service {
             });
         }
         sort_kinds(&mut all, q.sort, q.descending);
-        let total = all.len() as u64;
-        let kinds = all
-            .into_iter()
-            .skip(q.offset as usize)
-            .take(q.limit as usize)
-            .collect();
+        let (kinds, total) = crate::stats::page(all, q.offset, q.limit);
         json(&KindList {
             kinds,
             total,

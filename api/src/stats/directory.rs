@@ -72,12 +72,7 @@ pub fn directory(
     let alive = all.iter().filter(|e| e.status == Liveness::Alive).count() as u64;
     all.retain(|e| in_family(e, q.family) && q.search.as_deref().is_none_or(|s| matches(e, s)));
     sort(&mut all, q.sort, q.descending);
-    let total = all.len() as u64;
-    let services = all
-        .into_iter()
-        .skip(q.offset as usize)
-        .take(q.limit as usize)
-        .collect();
+    let (services, total) = super::page(all, q.offset, q.limit);
     Directory {
         timestamp: rfc3339(now),
         services,

@@ -131,6 +131,17 @@ pub fn global(w: &Window, facts: &[Fact], buckets: &[Bucket]) -> GlobalStats {
     }
 }
 
+/// One page of a sorted list, and how many items the whole list held.
+pub fn page<T>(all: Vec<T>, offset: u64, limit: u64) -> (Vec<T>, u64) {
+    let total = all.len() as u64;
+    let items = all
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    (items, total)
+}
+
 /// Everything known about DVMs for all time: first/last seen, served and announced kinds, profiles.
 #[derive(Debug, Default)]
 pub struct DvmDirectory {
