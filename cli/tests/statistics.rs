@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use dvmdash_core::dto::{
     Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary, KindsUsage,
-    MonthlyHistory, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew,
+    MonthlyHistory, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew, parse_rfc3339,
 };
 use dvmdash_core::stream::{EventStream, NewEntry};
 use dvmdash_core::telemetry::now_secs;
@@ -33,6 +33,8 @@ const SEED: u64 = 0x5EED_D0E5;
 const PARALLEL: usize = 4;
 /// At most this many difference lines are printed per failure.
 const MAX_LINES: usize = 80;
+/// Differences shown for one answer.
+const LINES_PER_ANSWER: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_statistic_matches_the_reference() {
@@ -135,15 +137,6 @@ async fn every_statistic_matches_the_reference() {
         started.elapsed()
     );
     stack.stop().await;
-}
-
-#[test]
-fn rfc3339_parsing_round_trips() {
-    for t in [0, 951_782_400, 1_700_000_000, 1_767_225_599, 4_102_444_799] {
-        assert_eq!(parse_rfc3339(&dvmdash_core::dto::rfc3339(t)), Some(t));
-    }
-    assert_eq!(parse_rfc3339("2024-02-30T00:00:00"), None);
-    assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
 }
 
 // ----- feeding and storage -----
@@ -544,14 +537,16 @@ fn computed_at(g: &Got) -> Option<u64> {
     parse_rfc3339(v.get("timestamp")?.as_str()?)
 }
 
-/// Fetches every endpoint; with `fresh_after`, answers computed before it (served from the cache)
-/// are fetched again until they are recomputed, for up to a minute.
+/// Fetches every endpoint; with `fresh_after` (a second at which the data was complete), answers
+/// computed in or before that second (served from the cache) are fetched again until recomputed, for
+/// up to a minute. The same second counts as before: answers carry whole seconds, and one computed
+/// early in the second the last insert landed in missed it (seen as a whole 1h answer ~10% short).
 async fn round(stack: &common::Stack, r: &Reference, c: &Corpus, fresh_after: Option<u64>) -> Report {
     let mut got = fetch_all(&stack.base, endpoints(r, c)).await;
     if let Some(fresh) = fresh_after {
         for _ in 0..12 {
             let stale: Vec<usize> = (0..got.len())
-                .filter(|&i| computed_at(&got[i]).is_some_and(|t| t < fresh))
+                .filter(|&i| computed_at(&got[i]).is_some_and(|t| t <= fresh))
                 .collect();
             if stale.is_empty() {
                 break;
@@ -569,35 +564,57 @@ async fn round(stack: &common::Stack, r: &Reference, c: &Corpus, fresh_after: Op
     }
     let mut report = checker.report;
     if !report.wrong.is_empty() {
-        report.lines.push(recheck(stack, r, &got, &report.wrong).await);
+        report.diagnosis = recheck(stack, r, &got, &report.wrong).await;
     }
     report
 }
 
-/// For a failure report: fetches the wrong answers again once the cache can no longer hold them
-/// (past its TTL and refresh bound) and says whether they are right now. Right now means the cache
-/// served an answer computed before the data was complete; still wrong means the data or the query.
-async fn recheck(stack: &common::Stack, r: &Reference, got: &[Got], wrong: &[usize]) -> String {
-    let wait = Duration::from_secs(dvmdash_api::Config::default().cache_ttl_secs + 15);
-    tokio::time::sleep(wait).await;
-    let again = fetch_all(&stack.base, wrong.iter().map(|&i| got[i].ep.clone()).collect()).await;
-    let mut checker = Checker::new(r, None);
-    for g in &again {
-        checker.check(g);
+/// For a failure report: what the database holds right now, then the wrong answers fetched again at
+/// once and once the cache can no longer hold them (past its TTL and refresh bound). Right on the
+/// last fetch means an answer computed before the data was complete was served; still wrong means
+/// the data or the query; rollups behind `events_raw` mean the materialized views lag the inserts.
+async fn recheck(stack: &common::Stack, r: &Reference, got: &[Got], wrong: &[usize]) -> Vec<String> {
+    let mut lines = vec![rollups_against_raw(stack).await];
+    let eps: Vec<Ep> = wrong.iter().map(|&i| got[i].ep.clone()).collect();
+    let immediate = Duration::ZERO;
+    let later = Duration::from_secs(dvmdash_api::Config::default().cache_ttl_secs + 15);
+    for wait in [immediate, later] {
+        tokio::time::sleep(wait).await;
+        let again = fetch_all(&stack.base, eps.clone()).await;
+        let mut checker = Checker::new(r, None);
+        for g in &again {
+            checker.check(g);
+        }
+        let hits = again.iter().filter(|g| g.cache == "hit").count();
+        lines.push(format!(
+            "diagnosis: fetched the {} wrong answers again after {wait:?} ({hits} cache hits): {} still wrong ({})",
+            wrong.len(),
+            checker.report.wrong.len(),
+            checker.report.lines.iter().take(3).cloned().collect::<Vec<_>>().join(" | ")
+        ));
     }
-    format!(
-        "diagnosis: fetched the {} wrong answers again after {wait:?}: {} still wrong ({})",
-        wrong.len(),
-        checker.report.wrong.len(),
-        checker
-            .report
-            .lines
-            .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" | ")
-    )
+    lines
+}
+
+/// Events of the last two days per role in the hourly rollup against `events_raw`.
+async fn rollups_against_raw(stack: &common::Stack) -> String {
+    let ch = stack.clickhouse.client();
+    let from = now_secs() / 3600 * 3600 - 2 * DAY;
+    let rollup: Result<Vec<(String, u64)>, _> = ch
+        .query(&format!(
+            "SELECT toString(role), toUInt64(sum(events)) FROM stats_hourly \
+             WHERE hour >= toDateTime({from}) GROUP BY role ORDER BY role"
+        ))
+        .fetch_all()
+        .await;
+    let raw: Result<Vec<(String, u64)>, _> = ch
+        .query(&format!(
+            "SELECT toString(role), count() FROM events_raw \
+             WHERE created_at >= toDateTime({from}) GROUP BY role ORDER BY role"
+        ))
+        .fetch_all()
+        .await;
+    format!("diagnosis: events of the last two days per role: stats_hourly {rollup:?}, events_raw {raw:?}")
 }
 
 // ----- comparison -----
@@ -606,10 +623,12 @@ async fn recheck(stack: &common::Stack, r: &Reference, got: &[Got], wrong: &[usi
 struct Report {
     lines: Vec<String>,
     answers: usize,
-    /// Answers computed before `fresh_after` even after refetching (served from the cache).
+    /// Answers computed in or before `fresh_after` even after refetching (served from the cache).
     stale: usize,
     /// Indexes of the answers with differences.
     wrong: Vec<usize>,
+    /// What a failure's recheck found, shown before the differences.
+    diagnosis: Vec<String>,
 }
 
 impl Report {
@@ -619,10 +638,11 @@ impl Report {
         }
         let shown: Vec<&str> = self.lines.iter().take(MAX_LINES).map(String::as_str).collect();
         panic!(
-            "{when}: {} differences between the api and docs/statistics.md over {} answers \
+            "{when}: {} wrong answers of {}\n{}\ndifferences between the api and docs/statistics.md \
              (got, then expected):\n{}{}",
-            self.lines.len(),
+            self.wrong.len(),
             self.answers,
+            self.diagnosis.join("\n"),
             shown.join("\n"),
             if self.lines.len() > MAX_LINES {
                 format!("\n... and {} more", self.lines.len() - MAX_LINES)
@@ -885,47 +905,6 @@ fn normalize_dvm_stats(s: &mut DvmStats) {
     s.kinds.sort_by_key(|k| k.kind);
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` to unix seconds.
-fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let part = s.get(from..to)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let feb = if leap { 29 } else { 28 };
-    let month_days = [31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || sec > 59
-    {
-        return None;
-    }
-    // Days since 1970-01-01 (years counted from March, so the leap day ends a year).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + sec).ok()
-}
-
 impl<'a> Checker<'a> {
     fn new(r: &'a Reference, fresh_after: Option<u64>) -> Self {
         Checker {
@@ -984,7 +963,7 @@ impl<'a> Checker<'a> {
             );
         }
         if let Some(f) = self.fresh_after
-            && now < f
+            && now <= f
         {
             self.report.stale += 1;
         }
@@ -1024,20 +1003,32 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks one answer; a wrong one is also described by how it was served.
+    /// The served line comes first and at most [`LINES_PER_ANSWER`] differences follow, so one
+    /// answer with many wrong buckets cannot hide the rest of the report.
     fn check(&mut self, g: &Got) {
         let before = self.report.lines.len();
         self.check_answer(g);
-        if self.report.lines.len() > before {
+        let found = self.report.lines.len() - before;
+        if found > 0 {
             self.report.wrong.push(self.report.answers - 1);
             let computed = computed_at(g).map_or("-".to_owned(), |t| t.to_string());
-            let fresh_after = self.fresh_after;
-            self.push(
-                &format!("GET {}", g.ep.path()),
-                format_args!(
-                    "served: X-Cache {}, computed at {computed}, fetched {}..{}, fresh after {:?}",
-                    g.cache, g.before, g.after, fresh_after
-                ),
+            let served = format!(
+                "GET {}: {found} differences; served: X-Cache {}, computed at {computed}, fetched {}..{}, \
+                 fresh after {:?}",
+                g.ep.path(),
+                g.cache,
+                g.before,
+                g.after,
+                self.fresh_after
             );
+            self.report.lines.insert(before, served);
+            if found > LINES_PER_ANSWER {
+                self.report.lines.truncate(before + 1 + LINES_PER_ANSWER);
+                self.report.lines.push(format!(
+                    "  ... and {} more for this answer",
+                    found - LINES_PER_ANSWER
+                ));
+            }
         }
     }
 

@@ -78,27 +78,7 @@ pub fn short_npub(npub: &str) -> String {
 }
 
 /// Unix seconds of an api timestamp (`2026-11-24T12:05:00Z`), or `None` when it is not one.
-pub fn parse_time(rfc3339: &str) -> Option<u64> {
-    let b = rfc3339.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| rfc3339.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
+pub use dvmdash_core::dto::parse_rfc3339 as parse_time;
 
 /// How long ago an api timestamp was, relative to `now` (unix seconds): `just now`, `5 min ago`,
 /// `3 h ago`, `12 d ago`.
