@@ -106,6 +106,10 @@ impl Config {
             "rate per second must be at most 1000000"
         );
         anyhow::ensure!(self.rate_burst >= 1, "rate burst must be at least 1");
+        anyhow::ensure!(
+            (300..=86_400).contains(&self.alive_window_secs),
+            "the alive window must be 300..=86400 seconds"
+        );
         if let Some(t) = &self.admin_token {
             let t = t.expose();
             anyhow::ensure!(
@@ -255,6 +259,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/stats/new", get(stats::whats_new))
         .route("/api/history/monthly", get(stats::history))
         .route("/api/directory", get(stats::directory))
+        .route("/api/liveness/{id}", get(stats::liveness))
         .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/openapi.json", get(openapi::document))
         .merge(routes::admin::router(state.clone()))

@@ -25,6 +25,7 @@ use crate::routes;
         routes::stats::whats_new,
         routes::stats::history,
         routes::stats::directory,
+        routes::stats::liveness,
         routes::stats::kinds_usage,
         routes::stats::cache_stats,
     ),
@@ -64,6 +65,7 @@ mod tests {
             "/api/stats/new",
             "/api/history/monthly",
             "/api/directory",
+            "/api/liveness/{id}",
             "/api/kinds/usage",
             "/api/cache/stats",
         ] {

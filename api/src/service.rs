@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
-use crate::queries::{Window, entities, history, jobs, window};
+use crate::queries::{Window, entities, history, jobs, liveness, window};
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
 #[derive(Clone)]
@@ -20,6 +20,10 @@ pub struct Service {
     pub timeouts: JobTimeouts,
     /// A result or feedback this recent makes a service alive (directory liveness).
     pub alive_window_secs: u64,
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 fn json<T: Serialize>(v: &T) -> ApiResult<Bytes> {
@@ -46,24 +50,47 @@ impl Service {
 
     /// Every DVM-like service, whichever family announced it, with its liveness.
     pub async fn directory_page(&self, q: &crate::stats::directory::DirectoryQuery) -> ApiResult<Bytes> {
-        let (activity, announcements) = tokio::try_join!(
-            entities::service_activity(&self.ch),
-            entities::announcements(&self.ch)
-        )?;
         let now = now_secs();
+        let (activity, announcements, counts) = tokio::try_join!(
+            entities::service_activity(&self.ch),
+            entities::announcements(&self.ch),
+            liveness::alive_counts(&self.ch, clamp_u32(now), self.alive_window()),
+        )?;
+        let alive = counts.into_iter().map(|c| (c.pubkey, (c.day, c.week))).collect();
+        let context = crate::stats::directory::Context {
+            alive_window_secs: self.alive_window_secs,
+            alive: &alive,
+        };
         json(&crate::stats::directory::directory(
             now,
             &activity,
             &announcements,
             q,
-            self.alive_window_secs,
+            &context,
         ))
+    }
+
+    /// One service's status, uptime and status timeline.
+    pub async fn liveness(&self, pk: Id32) -> ApiResult<Bytes> {
+        let now = now_secs();
+        let (activity, slots) = tokio::try_join!(
+            entities::service_activity(&self.ch),
+            liveness::alive_slots(&self.ch, &pk, clamp_u32(now), self.alive_window()),
+        )?;
+        let seen = crate::stats::liveness::Seen::of(&pk, &activity);
+        let answer = crate::stats::liveness::service_liveness(now, &pk, seen, &slots, self.alive_window_secs)
+            .ok_or_else(|| ApiError::NotFound(format!("no service {} has been seen", stats::hex(&pk))))?;
+        json(&answer)
     }
 
     /// Every request kind ever used, and the ones never used.
     pub async fn kinds_usage(&self) -> ApiResult<Bytes> {
         let totals = entities::kind_totals(&self.ch).await?;
         json(&crate::stats::kinds_usage::kinds_usage(now_secs(), &totals))
+    }
+
+    fn alive_window(&self) -> u32 {
+        clamp_u32(self.alive_window_secs)
     }
 
     pub async fn global(&self, range: TimeRange) -> ApiResult<Bytes> {

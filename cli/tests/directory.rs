@@ -1,13 +1,16 @@
 //! The directory of DVM-like services through the whole pipeline (stream, ingester, ClickHouse,
 //! api): every announcement family, one row per service, replaceable announcements keeping only the
-//! newest, liveness from heartbeats and results, hostile announcement content, bad parameters.
+//! newest, liveness from heartbeats and results, hostile announcement content, bad parameters;
+//! uptime and the status timeline against a slot-by-slot reference.
 
 use dvmdash_testkit as common;
 
 use std::time::Duration;
 
 use dvmdash_core::Event;
-use dvmdash_core::dto::{Directory, DirectoryEntry, FamilyCounts, Liveness};
+use dvmdash_core::dto::{
+    Directory, DirectoryEntry, FamilyCounts, Liveness, ServiceLiveness, parse_rfc3339, rfc3339,
+};
 use dvmdash_core::kinds::Family;
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
@@ -200,4 +203,216 @@ async fn every_family_one_row_per_service_with_liveness() {
         );
     }
     stack.stop().await;
+}
+
+// ----- uptime and the status timeline -----
+
+const SLOT: u64 = 300;
+const HOUR: u64 = 3600;
+const ALIVE_WINDOW: u64 = 3600; // the api's default
+const HEARTBEAT_COVER: u64 = 900;
+
+/// Evidence of one service: `(created_at, how long it keeps the service alive)`.
+type Evidence = Vec<(u64, u64)>;
+
+/// Services whose uptime is known slot by slot, with the events that make it: `(name, events,
+/// evidence)`. Times are relative to `now`, when the events are made; the api computes later.
+fn liveness_corpus(now: u64) -> Vec<(&'static str, Vec<Event>, Evidence)> {
+    let mut out = Vec::new();
+    // Heartbeats for ten hours, silence, then beats again until fifty minutes ago; one result
+    // inside the silence.
+    let flaky = keys("flaky");
+    let mut beats: Vec<u64> = (0..120).map(|k| now - 30 * HOUR + k * SLOT).collect();
+    beats.extend((0..62).map(|k| now - 6 * HOUR + k * SLOT));
+    let mut events: Vec<Event> = beats
+        .iter()
+        .map(|&t| flaky.sign(t, 11998, vec![tag(&["d", "hb"])], String::new()))
+        .collect();
+    events.push(flaky.sign(now - 10 * HOUR, 6100, vec![], "done".into()));
+    let mut evidence: Evidence = beats.iter().map(|&t| (t, HEARTBEAT_COVER)).collect();
+    evidence.push((now - 10 * HOUR, ALIVE_WINDOW));
+    out.push(("flaky", events, evidence));
+    // A result every 20 minutes for eight days (some before the week), except for one day.
+    let steady = keys("steady");
+    let times: Vec<u64> = (0..8 * 72)
+        .map(|k| now - 8 * 24 * HOUR + k * 1200 + 7)
+        .filter(|&t| !(now - 3 * 24 * HOUR..now - 2 * 24 * HOUR).contains(&t))
+        .collect();
+    let events = times
+        .iter()
+        .map(|&t| steady.sign(t, 6300, vec![], "[]".into()))
+        .collect();
+    out.push((
+        "steady",
+        events,
+        times.iter().map(|&t| (t, ALIVE_WINDOW)).collect(),
+    ));
+    // First seen two hours ago: its uptime counts from then.
+    let newcomer = keys("newcomer");
+    let beats: Vec<u64> = (0..23).map(|k| now - 2 * HOUR + 1 + k * SLOT).collect();
+    let events = beats
+        .iter()
+        .map(|&t| newcomer.sign(t, 11998, vec![], String::new()))
+        .collect();
+    out.push((
+        "newcomer",
+        events,
+        beats.iter().map(|&t| (t, HEARTBEAT_COVER)).collect(),
+    ));
+    // A heartbeat ten minutes ahead (within the allowed clock skew): alive, but no slot end of
+    // either window follows it yet, so no uptime.
+    let ahead = keys("ahead");
+    out.push((
+        "ahead",
+        vec![ahead.sign(now + 600, 11998, vec![], String::new())],
+        vec![(now + 600, HEARTBEAT_COVER)],
+    ));
+    out
+}
+
+/// Slot by slot at `now`: for each slot end of the window at or after the first evidence, whether
+/// some evidence covers it. Written from the definition in docs/statistics.md.
+fn reference_slots(now: u64, window: u64, evidence: &Evidence) -> Vec<(u64, bool)> {
+    let first = evidence.iter().map(|e| e.0).min().unwrap_or(u64::MAX);
+    let mut e = (now - window) / SLOT * SLOT;
+    let mut out = Vec::new();
+    while e <= now {
+        if e > now - window && e >= first {
+            let alive = evidence.iter().any(|&(t, cover)| t <= e && e - t <= cover);
+            out.push((e, alive));
+        }
+        e += SLOT;
+    }
+    out
+}
+
+fn reference_uptime(now: u64, window: u64, evidence: &Evidence) -> Option<f64> {
+    let slots = reference_slots(now, window, evidence);
+    let alive = slots.iter().filter(|s| s.1).count();
+    (!slots.is_empty()).then(|| alive as f64 * 100.0 / slots.len() as f64)
+}
+
+/// Runs of one state over the week as `(from, to, alive, slots)`.
+fn reference_timeline(now: u64, evidence: &Evidence) -> Vec<(String, String, bool, u64)> {
+    let mut runs: Vec<(String, String, bool, u64)> = Vec::new();
+    for (e, alive) in reference_slots(now, 7 * 24 * HOUR, evidence) {
+        match runs.last_mut() {
+            Some(r) if r.2 == alive => {
+                r.1 = rfc3339(e);
+                r.3 += 1;
+            }
+            _ => runs.push((rfc3339(e), rfc3339(e), alive, 1)),
+        }
+    }
+    runs
+}
+
+/// What differs between one service's liveness answer and the reference, if anything.
+fn liveness_differences(name: &str, got: &ServiceLiveness, evidence: &Evidence) -> Option<String> {
+    let now = parse_rfc3339(&got.timestamp)?;
+    let day = reference_uptime(now, 24 * HOUR, evidence);
+    let week = reference_uptime(now, 7 * 24 * HOUR, evidence);
+    let timeline = reference_timeline(now, evidence);
+    let got_timeline: Vec<(String, String, bool, u64)> = got
+        .timeline
+        .iter()
+        .map(|s| (s.from.clone(), s.to.clone(), s.alive, s.slots))
+        .collect();
+    if (got.uptime_24h, got.uptime_7d) == (day, week) && got_timeline == timeline {
+        None
+    } else {
+        Some(format!(
+            "{name} at {now}: uptime {:?}/{:?}, want {day:?}/{week:?}; timeline {:?}, want {:?}",
+            got.uptime_24h, got.uptime_7d, got_timeline, timeline
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uptime_and_timeline_match_a_slot_by_slot_reference() {
+    let (redis, clickhouse) = isolated();
+    let stack = common::start(common::args(redis, clickhouse, vec![])).await;
+    let now = now_secs();
+    let services = liveness_corpus(now);
+    // A heartbeat an hour ahead is refused at the door (future_dated): never a service.
+    let future = keys("future").sign(now + HOUR, 11998, vec![], String::new());
+    let mut json: Vec<String> = services
+        .iter()
+        .flat_map(|(_, events, _)| events.iter().map(Event::to_json))
+        .collect();
+    json.push(future.to_json());
+    let mut conn = stack.redis_conn().await;
+    EventStream::new(&stack.redis.names())
+        .append(&mut conn, "wss://relay.example", now * 1000, &json)
+        .await
+        .expect("append the corpus");
+
+    for (name, _, evidence) in &services {
+        let url = format!("{}/api/liveness/{}", stack.base, keys(name).pubkey_hex());
+        let got: ServiceLiveness = wait_until(
+            &format!("the liveness of {name} to match the reference"),
+            Duration::from_secs(90),
+            || {
+                let url = url.clone();
+                async move {
+                    let (l, status) = get_json::<ServiceLiveness>(&url).await;
+                    let l = l.ok_or(format!("HTTP {status}"))?;
+                    match liveness_differences(name, &l, evidence) {
+                        None => Ok(l),
+                        Some(d) => Err(d),
+                    }
+                }
+            },
+        )
+        .await;
+        let want = if *name == "flaky" {
+            Liveness::Idle
+        } else {
+            Liveness::Alive
+        };
+        assert_eq!(got.status, want, "{name}");
+    }
+    let flaky = liveness_of(&stack, "flaky").await;
+    assert!(
+        flaky.timeline.len() >= 4,
+        "flaky went down and came back: {:?}",
+        flaky.timeline
+    );
+
+    // The directory shows the same uptime, computed at its own moment.
+    let (d, status) = get_json::<Directory>(&format!("{}/api/directory", stack.base)).await;
+    let d = d.unwrap_or_else(|| panic!("directory: HTTP {status}"));
+    let now = parse_rfc3339(&d.timestamp).expect("directory timestamp");
+    assert_eq!(
+        d.total, 4,
+        "the future heartbeat makes no service: {:?}",
+        d.services
+    );
+    for (name, _, evidence) in &services {
+        let e = row(&d, name);
+        assert_eq!(
+            (e.uptime_24h, e.uptime_7d),
+            (
+                reference_uptime(now, 24 * HOUR, evidence),
+                reference_uptime(now, 7 * 24 * HOUR, evidence)
+            ),
+            "{name} in the directory"
+        );
+    }
+
+    // Unknown and malformed ids.
+    let base = format!("{}/api/liveness", stack.base);
+    let (status, body) = http_get(&format!("{base}/{}", keys("future").pubkey_hex())).await;
+    assert_eq!(status, 404, "{body}");
+    for bad in ["xyz", "npub1invalid", &"f".repeat(63), &"0".repeat(5000)] {
+        let (status, body) = http_get(&format!("{base}/{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    stack.stop().await;
+}
+
+async fn liveness_of(stack: &common::Stack, name: &str) -> ServiceLiveness {
+    let url = format!("{}/api/liveness/{}", stack.base, keys(name).pubkey_hex());
+    let (l, status) = get_json::<ServiceLiveness>(&url).await;
+    l.unwrap_or_else(|| panic!("{name}: HTTP {status}"))
 }

@@ -6,10 +6,12 @@
 //! - [`entities`] - all-time activity of DVMs and kinds; announcements and profiles
 //! - [`jobs`] - request/response linking for latency, outcomes, reach, competition, prices
 //! - [`history`] - monthly rollups
+//! - [`liveness`] - the 5-minute slot ends at which each service was alive
 
 pub mod entities;
 pub mod history;
 pub mod jobs;
+pub mod liveness;
 pub mod window;
 
 use dvmdash_core::dto::TimeRange;

@@ -234,6 +234,22 @@ pub async fn directory(State(state): State<AppState>, q: DirectoryQuery) -> ApiR
     .await
 }
 
+/// `GET /api/liveness/{id}` (hex or npub)
+#[utoipa::path(get, path = "/api/liveness/{id}", tag = "services",
+    params(("id" = String, Path, description = "Hex pubkey or npub")),
+    responses((status = 200, body = dvmdash_core::dto::ServiceLiveness),
+        (status = 404, description = "Never seen as a service", body = dvmdash_core::dto::ErrorBody), StatsErrors))]
+pub async fn liveness(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pk = params::pubkey(&id)?;
+    cached(
+        &state,
+        format!("liveness:{}", hex::encode(pk)),
+        false,
+        move |s| async move { s.liveness(pk).await },
+    )
+    .await
+}
+
 /// `GET /api/cache/stats`
 #[utoipa::path(get, path = "/api/cache/stats", tag = "meta",
     responses((status = 200, body = dvmdash_core::dto::CacheStats)))]

@@ -2,13 +2,14 @@
 //! ContextVM, encrypted DVMs), its ContextVM tools list, its profile and its activity; its
 //! liveness from heartbeats and answers. Pure: the queries are in `crate::queries::entities`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dvmdash_core::dto::{Directory, DirectoryEntry, FamilyCounts, Liveness, rfc3339};
 use dvmdash_core::event::Id32;
 use dvmdash_core::kinds::{self, Family};
 use dvmdash_core::nip90::truncate;
 
+use super::liveness::{DAY_SECS, Seen, WEEK_SECS, counted_slots, percent};
 use crate::queries::entities::{Announcement, RoleActivity};
 
 /// What the directory is cut to: family filter, search, sort and page.
@@ -49,11 +50,17 @@ struct Gathered<'a> {
     announced_kinds: BTreeSet<u16>,
     tools: Vec<String>,
     announced_at: Option<u32>,
-    first_seen: Option<u32>,
-    last_answer: Option<u32>,
-    last_heartbeat: Option<u32>,
+    seen: Seen,
     /// (kind, created_at, content) of its announcements and profile, for the name.
     profiles: Vec<(u16, u32, &'a str)>,
+}
+
+/// What the rows are built from besides the gathered facts.
+pub struct Context<'a> {
+    /// A result or feedback this recent makes a service alive.
+    pub alive_window_secs: u64,
+    /// Alive slot ends per service in the last day and week.
+    pub alive: &'a HashMap<Id32, (u64, u64)>,
 }
 
 /// Builds the directory at `now`.
@@ -62,11 +69,11 @@ pub fn directory(
     activity: &[RoleActivity],
     announcements: &[Announcement],
     q: &DirectoryQuery,
-    alive_window_secs: u64,
+    c: &Context<'_>,
 ) -> Directory {
     let mut all = gather(activity, announcements)
         .into_iter()
-        .filter_map(|(pk, g)| entry(now, &pk, g, alive_window_secs))
+        .filter_map(|(pk, g)| entry(now, &pk, g, c))
         .collect::<Vec<_>>();
     let counts = count(&all);
     let alive = all.iter().filter(|e| e.status == Liveness::Alive).count() as u64;
@@ -88,13 +95,7 @@ fn gather<'a>(activity: &[RoleActivity], announcements: &'a [Announcement]) -> B
     let mut by: BTreeMap<Id32, Gathered<'a>> = BTreeMap::new();
     let newer = |slot: &mut Option<u32>, t: u32| *slot = Some(slot.map_or(t, |s| s.max(t)));
     for a in activity {
-        let g = by.entry(a.pubkey).or_default();
-        g.first_seen = Some(g.first_seen.map_or(a.first_seen, |f| f.min(a.first_seen)));
-        match a.role.as_str() {
-            "result" | "feedback" => newer(&mut g.last_answer, a.last_seen),
-            "heartbeat" => newer(&mut g.last_heartbeat, a.last_seen),
-            _ => {}
-        }
+        by.entry(a.pubkey).or_default().seen.add(a);
     }
     for a in announcements {
         // Only pubkeys already known to act as services: profiles and capability lists alone do
@@ -121,10 +122,13 @@ fn gather<'a>(activity: &[RoleActivity], announcements: &'a [Announcement]) -> B
 
 /// The row of one pubkey, or `None` when it is not a service: it never answered, never sent a
 /// heartbeat and announces no family.
-fn entry(now: u64, pk: &Id32, g: Gathered<'_>, alive_window_secs: u64) -> Option<DirectoryEntry> {
-    if g.families.is_empty() && g.last_answer.is_none() && g.last_heartbeat.is_none() {
+fn entry(now: u64, pk: &Id32, g: Gathered<'_>, c: &Context<'_>) -> Option<DirectoryEntry> {
+    let seen = g.seen;
+    if g.families.is_empty() && seen.answer.is_none() && seen.heartbeat.is_none() {
         return None;
     }
+    let (day, week) = c.alive.get(pk).copied().unwrap_or_default();
+    let first = seen.first.unwrap_or(now);
     let profile = dvmdash_core::profile::choose(g.profiles).unwrap_or_default();
     let t = |v: Option<u32>| v.map(u64::from);
     Some(DirectoryEntry {
@@ -138,10 +142,12 @@ fn entry(now: u64, pk: &Id32, g: Gathered<'_>, alive_window_secs: u64) -> Option
         tools: g.tools,
         announced_at: t(g.announced_at).map(rfc3339),
         announcement_age_seconds: t(g.announced_at).map(|a| now.saturating_sub(a)),
-        status: Liveness::at(now, t(g.last_heartbeat), t(g.last_answer), alive_window_secs),
-        last_heartbeat: t(g.last_heartbeat).map(rfc3339),
-        last_result: t(g.last_answer).map(rfc3339),
-        first_seen: t(g.first_seen).map(rfc3339),
+        status: Liveness::at(now, seen.heartbeat, seen.answer, c.alive_window_secs),
+        last_heartbeat: seen.heartbeat.map(rfc3339),
+        last_result: seen.answer.map(rfc3339),
+        first_seen: seen.first.map(rfc3339),
+        uptime_24h: percent(day, counted_slots(now, DAY_SECS, first)),
+        uptime_7d: percent(week, counted_slots(now, WEEK_SECS, first)),
     })
 }
 
@@ -248,6 +254,13 @@ mod tests {
         }
     }
 
+    fn ctx(alive_window_secs: u64, alive: &HashMap<Id32, (u64, u64)>) -> Context<'_> {
+        Context {
+            alive_window_secs,
+            alive,
+        }
+    }
+
     #[test]
     fn one_row_per_service_across_families_with_liveness() {
         let activity = vec![
@@ -276,7 +289,9 @@ mod tests {
             ann(3, 11999, NOW - 30 * 86_400, "not json {", &[5100]),
             ann(4, 31990, NOW - 100, r#"{"name":"An app"}"#, &[]),
         ];
-        let d = directory(NOW, &activity, &anns, &query("all"), 3600);
+        // Service 1 was alive at 100 slot ends of the last day and 150 of the week.
+        let alive = HashMap::from([(pk(1), (100, 150))]);
+        let d = directory(NOW, &activity, &anns, &query("all"), &ctx(3600, &alive));
         assert_eq!(d.total, 3, "{:?}", d.services);
         assert_eq!(
             d.counts,
@@ -294,6 +309,11 @@ mod tests {
         assert_eq!(both.tools, vec!["search"]);
         assert_eq!(both.status, Liveness::Alive);
         assert_eq!(both.announcement_age_seconds, Some(4000));
+        // First seen 5000 s ago: the slot ends since then are the ones that count.
+        let since = counted_slots(NOW, DAY_SECS, NOW - 5000);
+        assert_eq!(both.uptime_24h, percent(100, since));
+        assert_eq!(both.uptime_7d, Some(100.0), "capped at every counted slot");
+        assert_eq!(d.services[2].uptime_7d, Some(0.0), "announced, never alive");
         let quiet = &d.services[1];
         assert_eq!(
             (quiet.name.as_deref(), quiet.status),
@@ -307,7 +327,7 @@ mod tests {
         );
         assert_eq!(d.alive, 1);
 
-        let only = directory(NOW, &activity, &anns, &query("encrypted"), 3600);
+        let only = directory(NOW, &activity, &anns, &query("encrypted"), &ctx(3600, &alive));
         assert_eq!(
             only.services.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
             vec![hex::encode(pk(3))]
@@ -316,12 +336,12 @@ mod tests {
         let mut q = query("all");
         q.search = Some("search".into());
         assert_eq!(
-            directory(NOW, &activity, &anns, &q, 3600).total,
+            directory(NOW, &activity, &anns, &q, &ctx(3600, &alive)).total,
             1,
             "tools are searched"
         );
         // A longer alive window makes the results-only service alive.
-        let d = directory(NOW, &activity, &anns, &query("unannounced"), 7200);
+        let d = directory(NOW, &activity, &anns, &query("unannounced"), &ctx(7200, &alive));
         assert_eq!(d.services[0].status, Liveness::Alive);
     }
 

@@ -4,6 +4,7 @@
 pub mod directory;
 pub mod jobs;
 pub mod kinds_usage;
+pub mod liveness;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

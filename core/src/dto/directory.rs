@@ -16,6 +16,8 @@ pub const DIRECTORY_FAMILIES: &[&str] = &["all", "nip89", "contextvm", "encrypte
 pub const HEARTBEAT_ALIVE_SECS: u64 = 900;
 /// Not alive, but a result, feedback or heartbeat within this long: idle. Beyond it: silent.
 pub const IDLE_WINDOW_SECS: u64 = 7 * 86_400;
+/// Uptime samples the status at the ends of slots this long (the heartbeat interval).
+pub const UPTIME_SLOT_SECS: u64 = 300;
 
 /// Whether a service answers now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -73,6 +75,49 @@ pub struct DirectoryEntry {
     pub last_result: Option<String>,
     /// Its first event of any DVM-side role.
     pub first_seen: Option<String>,
+    /// Percent of the 5-minute slot ends of the last 24 hours (since its first event, if later) at
+    /// which it was alive; `None` when no slot end of the window follows its first event.
+    pub uptime_24h: Option<f64>,
+    /// The same over the last 7 days.
+    pub uptime_7d: Option<f64>,
+}
+
+/// A stretch of one state in a service's liveness timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LivenessSpan {
+    /// The first slot end of the stretch.
+    pub from: String,
+    /// The last slot end of the stretch.
+    pub to: String,
+    pub alive: bool,
+    /// Slot ends in the stretch.
+    pub slots: u64,
+}
+
+/// `GET /api/liveness/{id}`: one service's status, uptime and the timeline of its status changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServiceLiveness {
+    /// Hex pubkey.
+    pub id: String,
+    /// When this answer was computed; everything is as of this time.
+    pub timestamp: String,
+    pub status: Liveness,
+    pub last_heartbeat: Option<String>,
+    pub last_result: Option<String>,
+    pub first_seen: Option<String>,
+    /// A result or feedback at most this old counts as alive (the api's setting).
+    pub alive_window_seconds: u64,
+    /// A heartbeat at most this old counts as alive.
+    pub heartbeat_alive_seconds: u64,
+    /// The timeline's and uptime's sampling step.
+    pub slot_seconds: u64,
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+    /// The last 7 days (from its first event, if later), oldest first, one span per run of slot
+    /// ends in the same state.
+    pub timeline: Vec<LivenessSpan>,
 }
 
 /// Services per family (a service announcing in two families counts in both).
