@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dvmdash_core::Event;
-use dvmdash_core::dto::{Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats, KindsUsage};
+use dvmdash_core::dto::{
+    Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats, KindsUsage, ServiceLiveness,
+};
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
 use dvmdash_core::validate::Keys;
@@ -329,6 +331,11 @@ fn num(n: u64) -> String {
     n.to_string()
 }
 
+/// An uptime as the pages show it.
+fn uptime(p: Option<f64>) -> String {
+    p.map_or_else(|| "–".to_owned(), |p| format!("{p:.1}%"))
+}
+
 async fn api<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> T {
     let (v, status) = common::get_json::<T>(&format!("{base}{path}")).await;
     v.unwrap_or_else(|| panic!("GET {path}: HTTP {status}"))
@@ -556,6 +563,32 @@ async fn every_page_in_a_real_browser() {
         let name = d.dvm_name.clone().unwrap_or_else(|| "Unnamed DVM".to_owned());
         b.wait_text("[data-stat=dvm_name]", &name).await;
         assert_eq!(b.text("[data-stat=npub]").await, Some(npub(keys)));
+        // Liveness: the api's uptime, read before and after the page (a slot may end between).
+        let live = format!("/api/liveness/{}", keys.pubkey_hex());
+        let before: ServiceLiveness = api(&base, &live).await;
+        b.wait_present("[data-liveness] [data-stat=uptime_7d]").await;
+        let shown = (
+            b.text("[data-stat=uptime_24h]").await.unwrap_or_default(),
+            b.text("[data-stat=uptime_7d]").await.unwrap_or_default(),
+        );
+        let after: ServiceLiveness = api(&base, &live).await;
+        let of = |l: &ServiceLiveness| (uptime(l.uptime_24h), uptime(l.uptime_7d));
+        assert!(
+            shown == of(&before) || shown == of(&after),
+            "{name}: the page shows uptime {shown:?}, the api {:?} then {:?}",
+            of(&before),
+            of(&after)
+        );
+        let spans = b
+            .js("return document.querySelectorAll('[data-liveness] .timeline [data-state]').length")
+            .await;
+        let spans = spans.as_u64().unwrap_or_default() as usize;
+        assert!(
+            spans > 0 && (spans == before.timeline.len() || spans == after.timeline.len()),
+            "{name}: {spans} timeline spans on the page, the api {} then {}",
+            before.timeline.len(),
+            after.timeline.len()
+        );
         b.assert_clean(&format!("/dvm-stats/{}", d.dvm_id), &[]).await;
     }
     // Served and announced kinds side by side.
@@ -667,6 +700,24 @@ async fn every_page_in_a_real_browser() {
         let status = status.as_str().unwrap_or_default();
         b.wait_text(&format!("[data-service-row='{}'] [data-status]", e.id), status)
             .await;
+    }
+    let again: Directory = api(&base, "/api/directory").await;
+    for e in &dir.services {
+        let shown = b
+            .text(&format!("[data-service-row='{}'] [data-col=uptime_7d]", e.id))
+            .await
+            .unwrap_or_default();
+        let later = again
+            .services
+            .iter()
+            .find(|x| x.id == e.id)
+            .and_then(|x| x.uptime_7d);
+        assert!(
+            shown == uptime(e.uptime_7d) || shown == uptime(later),
+            "{}: the directory shows uptime {shown}, the api {:?} then {later:?}",
+            e.id,
+            e.uptime_7d
+        );
     }
     let hostile_row = format!("[data-service-row='{}']", c.hostile.pubkey_hex());
     b.wait_present(&hostile_row).await;

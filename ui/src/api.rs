@@ -81,6 +81,11 @@ pub fn dvm(id: &str, r: TimeRange) -> String {
     format!("/api/stats/dvm/{}?{}", segment(id), range(r))
 }
 
+/// One service's status, uptime and timeline (not windowed: always the last day and week).
+pub fn liveness(id: &str) -> String {
+    format!("/api/liveness/{}", segment(id))
+}
+
 pub fn kind(kind: &str, r: TimeRange) -> String {
     format!("/api/stats/kind/{}?{}", segment(kind), range(r))
 }

@@ -4,7 +4,7 @@
 
 pub mod chart;
 
-use dvmdash_core::dto::TimeRange;
+use dvmdash_core::dto::{Liveness, TimeRange};
 use sycamore::prelude::*;
 
 use crate::format::{clip, initials, kind_label, safe_image, short_npub};
@@ -223,4 +223,27 @@ mod tests {
         let link = sycamore::render_to_string(|| view! { KindLink(kind=5999, range=TimeRange::Hour) });
         assert!(link.contains("/kind-stats/5999?timeRange=1h"), "{link}");
     }
+}
+
+/// A service's status as a coloured badge, explained on hover.
+pub fn status_badge(s: Liveness) -> View {
+    let (class, text, title) = match s {
+        Liveness::Alive => (
+            "badge ok",
+            "alive",
+            "a heartbeat in the last 15 minutes or a result or feedback within the alive window",
+        ),
+        Liveness::Idle => (
+            "badge",
+            "idle",
+            "no heartbeat or result lately, but within the last 7 days",
+        ),
+        Liveness::Silent => ("badge warn", "silent", "no heartbeat or result for 7 days"),
+    };
+    view! { span(class=class, title=title, data-status=text) { (text) } }
+}
+
+/// An uptime percentage (0-100) with one decimal; a dash when there is none yet.
+pub fn uptime(p: Option<f64>) -> String {
+    crate::format::percent(p.map(|p| p / 100.0))
 }

@@ -4,9 +4,7 @@
 
 use std::rc::Rc;
 
-use dvmdash_core::dto::{
-    DIRECTORY_FAMILIES, DIRECTORY_SORTS, Directory, DirectoryEntry, FamilyCounts, Liveness,
-};
+use dvmdash_core::dto::{DIRECTORY_FAMILIES, DIRECTORY_SORTS, Directory, DirectoryEntry, FamilyCounts};
 use dvmdash_core::kinds::Family;
 use sycamore::prelude::*;
 
@@ -14,7 +12,9 @@ use super::banner;
 use super::list::{ListNav, search_box, sort_controls};
 use crate::api;
 use crate::app::Ctx;
-use crate::components::{DvmLink, DvmRef, Empty, KindChips, Pager, Skeleton, avatar, npub_of};
+use crate::components::{
+    DvmLink, DvmRef, Empty, KindChips, Pager, Skeleton, avatar, npub_of, status_badge, uptime,
+};
 use crate::format::{ago, clip, short_npub, thousands};
 use crate::remote::remote;
 
@@ -143,23 +143,6 @@ fn count_of(c: &FamilyCounts, family: &str) -> u64 {
     }
 }
 
-fn status_badge(s: Liveness) -> View {
-    let (class, text, title) = match s {
-        Liveness::Alive => (
-            "badge ok",
-            "alive",
-            "a heartbeat in the last 15 minutes or a result in the last hour",
-        ),
-        Liveness::Idle => (
-            "badge",
-            "idle",
-            "no heartbeat or result lately, but within the last 7 days",
-        ),
-        Liveness::Silent => ("badge warn", "silent", "no heartbeat or result for 7 days"),
-    };
-    view! { span(class=class, title=title, data-status=text) { (text) } }
-}
-
 fn family_label(f: Family) -> &'static str {
     match f {
         Family::Nip89 => "NIP-89",
@@ -210,6 +193,7 @@ fn card(e: DirectoryEntry, range: dvmdash_core::dto::TimeRange, now: u64) -> Vie
         when(&e.last_result),
         when(&e.announced_at),
     );
+    let (uptime_day, uptime_week) = (uptime(e.uptime_24h), uptime(e.uptime_7d));
     let more = e.tools.len().saturating_sub(TOOLS_SHOWN);
     let tools: Vec<View> = e
         .tools
@@ -241,6 +225,8 @@ fn card(e: DirectoryEntry, range: dvmdash_core::dto::TimeRange, now: u64) -> Vie
                 div { dt { "Last heartbeat" } dd(data-col="last_heartbeat") { (heartbeat) } }
                 div { dt { "Last result" } dd(data-col="last_result") { (result) } }
                 div { dt { "Announced" } dd { (announced) } }
+                div { dt { "Uptime 24 h" } dd(data-col="uptime_24h") { (uptime_day) } }
+                div { dt { "Uptime 7 d" } dd(data-col="uptime_7d") { (uptime_week) } }
             }
             (chips)
             div(class="kinds", data-tools="") { span(class="chips") { (tools) span(class="muted") { (more) } } }

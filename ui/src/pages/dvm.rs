@@ -2,15 +2,19 @@
 //! latency percentiles, outcomes with top error reasons, asked prices, directed requests it missed,
 //! how it fares against competitors, and its competitors on each kind.
 
-use dvmdash_core::dto::{Competition, DvmStats, Performance, PerformanceRow, Prices, Reach, TimeRange};
+use dvmdash_core::dto::{
+    Competition, DvmStats, Performance, PerformanceRow, Prices, Reach, ServiceLiveness, TimeRange,
+};
 use sycamore::prelude::*;
 
 use super::{banner, period_text, time_spec};
 use crate::api;
 use crate::app::Ctx;
 use crate::components::chart::{Chart, FEEDBACK, Mark, RESULTS};
-use crate::components::{DvmLink, DvmRef, Empty, KindChips, KindLink, Skeleton, avatar};
-use crate::format::{duration, msat, percent, thousands, utc};
+use crate::components::{
+    DvmLink, DvmRef, Empty, KindChips, KindLink, Skeleton, avatar, status_badge, uptime,
+};
+use crate::format::{ago, duration, msat, parse_time, percent, thousands, utc};
 use crate::pages::not_found::NotFound;
 use crate::remote::remote;
 
@@ -25,6 +29,8 @@ pub fn Dvm(id: String) -> View {
     let prices = remote::<Prices>(move || Some(api::prices(range.get(), "dvm")));
     let reach = remote::<Reach>(move || Some(api::reach(range.get())));
     let competition = remote::<Competition>(move || Some(api::competition(range.get())));
+    let id_for_liveness = id.clone();
+    let live = remote::<ServiceLiveness>(move || Some(api::liveness(&id_for_liveness)));
 
     let hex = create_selector(move || dvm.data.with(|d| d.as_ref().map(|d| d.dvm_id.clone())));
     create_effect(move || {
@@ -72,6 +78,7 @@ pub fn Dvm(id: String) -> View {
                 let price = prices_panel(prices.data.get_clone(), &me);
                 let reach = reach_panel(reach.data.get_clone(), competition.data.get_clone(), &me);
                 let competitors = competitors_panel(perf.data.get_clone(), &d, r);
+                let liveness = liveness_panel(live.data.get_clone());
                 let (results, feedback, requests, answered) = (d.total_responses, d.total_feedback, d.total_requests, d.jobs_answered);
                 let spec = *spec;
                 view! {
@@ -85,6 +92,7 @@ pub fn Dvm(id: String) -> View {
                         (latency)
                     }
                     (kinds)
+                    (liveness)
                     Chart(title="Activity".to_owned(), spec=spec)
                     (outcomes)
                     (per_kind)
@@ -137,6 +145,62 @@ fn header(d: &DvmStats, r: TimeRange) -> View {
                 p(class="muted") { (seen) }
                 p(class="muted") { (period) }
             }
+        }
+    }
+}
+
+/// Status, uptime and the week's timeline of status changes. Not tied to the page's window: uptime
+/// is always over the last day and week. Absent while loading or when the api has none.
+fn liveness_panel(l: Option<std::rc::Rc<ServiceLiveness>>) -> View {
+    let Some(l) = l else {
+        return view! {};
+    };
+    let now = parse_time(&l.timestamp).unwrap_or_default();
+    let when = |t: &Option<String>| t.as_deref().map_or_else(|| "never".to_owned(), |t| ago(t, now));
+    let (heartbeat, result) = (when(&l.last_heartbeat), when(&l.last_result));
+    let (day, week) = (uptime(l.uptime_24h), uptime(l.uptime_7d));
+    let badge = status_badge(l.status);
+    let slots: u64 = l.timeline.iter().map(|s| s.slots).sum::<u64>().max(1);
+    let spans: Vec<View> = l
+        .timeline
+        .iter()
+        .map(|s| {
+            let style = format!("width:{:.3}%", s.slots as f64 * 100.0 / slots as f64);
+            let (class, state) = if s.alive {
+                ("span alive", "alive")
+            } else {
+                ("span down", "down")
+            };
+            let title = format!("{state} {} – {}", utc(&s.from), utc(&s.to));
+            view! { div(class=class, style=style, title=title, data-state=state) }
+        })
+        .collect();
+    let start = l.timeline.first().map(|s| utc(&s.from)).unwrap_or_default();
+    let rule = format!(
+        "Alive: a heartbeat in the last {} min or a result or feedback in the last {} min, sampled every {} min.",
+        l.heartbeat_alive_seconds / 60,
+        l.alive_window_seconds / 60,
+        l.slot_seconds / 60
+    );
+    let timeline = if l.timeline.is_empty() {
+        view! { Empty(message="No status yet: its first event is newer than the last sample.".to_owned()) }
+    } else {
+        view! {
+            div(class="timeline", role="img", aria-label="Status over the last 7 days") { (spans) }
+            div(class="timeline-axis muted") { span { (start) } span { "now" } }
+        }
+    };
+    view! {
+        section(class="panel", data-liveness="") {
+            h2 { "Liveness " (badge) }
+            dl(class="facts") {
+                div { dt { "Uptime 24 h" } dd(data-stat="uptime_24h") { (day) } }
+                div { dt { "Uptime 7 d" } dd(data-stat="uptime_7d") { (week) } }
+                div { dt { "Last heartbeat" } dd { (heartbeat) } }
+                div { dt { "Last result" } dd { (result) } }
+            }
+            (timeline)
+            p(class="muted") { (rule) }
         }
     }
 }
