@@ -256,6 +256,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/stats/reach", get(stats::reach))
         .route("/api/stats/competition", get(stats::competition))
         .route("/api/stats/prices", get(stats::prices))
+        .route("/api/stats/payments", get(stats::payments))
         .route("/api/stats/new", get(stats::whats_new))
         .route("/api/history/monthly", get(stats::history))
         .route("/api/directory", get(stats::directory))

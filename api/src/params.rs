@@ -219,7 +219,7 @@ pub struct PerformanceQuery {
     pub group: Grouping,
 }
 
-/// `timeRange` and `groupBy` of `/api/stats/prices`.
+/// `timeRange` and `groupBy` (`dvm` or `kind`) of `/api/stats/prices` and `/api/stats/payments`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PricesQuery {
     pub range: TimeRange,

@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
-use crate::queries::{Window, entities, history, jobs, liveness, window};
+use crate::queries::{Window, entities, history, jobs, liveness, payments, window};
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
 #[derive(Clone)]
@@ -233,6 +233,24 @@ impl Service {
         let w = self.window(range);
         let (rows, (_, dir)) = tokio::try_join!(jobs::prices(&self.ch, &w, by_kind), self.directory())?;
         json(&stats::jobs::prices(&w, by_kind, &rows, &dir))
+    }
+
+    pub async fn payments(&self, range: TimeRange, by_kind: bool) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (zaps, zapped, asks, request_kinds, (_, dir)) = tokio::try_join!(
+            payments::zaps(&self.ch, &w),
+            payments::zapped(&self.ch, &w),
+            payments::asks(&self.ch, &w),
+            payments::request_kinds(&self.ch, &w),
+            self.directory()
+        )?;
+        let inputs = stats::payments::Inputs {
+            zaps: &zaps,
+            zapped: &zapped,
+            asks: &asks,
+            request_kinds: &request_kinds,
+        };
+        json(&stats::payments::payments(&w, by_kind, &inputs, &dir))
     }
 
     pub async fn whats_new(&self, range: TimeRange) -> ApiResult<Bytes> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use dvmdash_core::dto::{
     Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary, KindsUsage,
-    MonthlyHistory, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew, parse_rfc3339,
+    MonthlyHistory, Payments, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew, parse_rfc3339,
 };
 use dvmdash_core::stream::{EventStream, NewEntry};
 use dvmdash_core::telemetry::now_secs;
@@ -50,12 +50,14 @@ async fn every_statistic_matches_the_reference() {
     let entries = corpus::stream_entries(&corpus.events, gen_now, SEED ^ 1, true);
     eprintln!(
         "corpus: {distinct} distinct events ({} requests, {} results, {} feedback, {} announcements, \
-         {} profiles), {} DVMs, {} job kinds, {} stream entries with duplicates; generated in {:?}",
+         {} profiles, {} zap receipts), {} DVMs, {} job kinds, {} stream entries with duplicates; \
+         generated in {:?}",
         reference.count(Part::Request),
         reference.count(Part::Result),
         reference.count(Part::Feedback),
         reference.count(Part::Announcement),
         reference.count(Part::Profile),
+        reference.count(Part::Zap),
         reference.dvm_hexes().len(),
         reference.seen_kinds().len(),
         entries.len(),
@@ -112,6 +114,7 @@ async fn every_statistic_matches_the_reference() {
         report.stale,
         started.elapsed()
     );
+    assert_payments_are_exercised(&stack).await;
 
     // 5. Replay everything in other batch sizes: nothing may change.
     let replay = corpus::stream_entries(&corpus.events, gen_now, SEED ^ 2, false);
@@ -243,6 +246,43 @@ async fn old_raw_rows(stack: &common::Stack) -> u64 {
 }
 
 /// Forces merges so the 30-day TTL (on received_at, set near created_at for old events) applies.
+/// The corpus's zaps reach every path of the payments statistics, so the comparison above is not
+/// one of zeros: linked and unlinked payments, asks from both paths, and receipts that pay nothing.
+async fn assert_payments_are_exercised(stack: &common::Stack) {
+    let url = format!("{}/api/stats/payments?timeRange=30d&groupBy=dvm", stack.base);
+    let (p, status) = common::get_json::<Payments>(&url).await;
+    let p = p.unwrap_or_else(|| panic!("payments: HTTP {status}"));
+    let stored: u64 = stack
+        .clickhouse
+        .client()
+        .query("SELECT count() FROM events_raw WHERE role = 'zap_receipt'")
+        .fetch_one()
+        .await
+        .expect("count zap receipts");
+    eprintln!(
+        "payments over 30 days: {} zaps ({} linked to {} jobs), {} msat from {} senders; {} receipts stored",
+        p.zaps, p.zaps_linked, p.jobs_paid, p.paid_msat, p.senders, stored
+    );
+    assert!(
+        p.zaps >= 100 && p.zaps_linked >= 50 && p.zaps_linked < p.zaps,
+        "{p:?}"
+    );
+    assert!(
+        stored >= p.zaps + 30,
+        "receipts paying nothing or no DVM are stored too: {stored}"
+    );
+    assert!(
+        p.rows.iter().filter(|r| r.asked_msat > 0).count() >= 3,
+        "{:?}",
+        p.rows
+    );
+    assert!(
+        p.rows.iter().any(|r| r.zaps > 0 && r.jobs_asked > 0),
+        "{:?}",
+        p.rows
+    );
+}
+
 async fn drop_expired(stack: &common::Stack) {
     let before = old_raw_rows(stack).await;
     eprintln!("{before} raw events older than 31 days before OPTIMIZE");
@@ -340,6 +380,7 @@ enum Ep {
     Reach(TimeRange),
     Competition(TimeRange),
     Prices(TimeRange, &'static str),
+    Payments(TimeRange, &'static str),
     New(TimeRange),
     Monthly,
     KindsUsage,
@@ -359,6 +400,7 @@ impl Ep {
             Ep::Reach(r) => format!("/api/stats/reach?timeRange={r}"),
             Ep::Competition(r) => format!("/api/stats/competition?timeRange={r}"),
             Ep::Prices(r, g) => format!("/api/stats/prices?timeRange={r}&groupBy={g}"),
+            Ep::Payments(r, g) => format!("/api/stats/payments?timeRange={r}&groupBy={g}"),
             Ep::New(r) => format!("/api/stats/new?timeRange={r}"),
             Ep::Monthly => "/api/history/monthly".to_owned(),
             Ep::KindsUsage => "/api/kinds/usage".to_owned(),
@@ -390,6 +432,7 @@ fn endpoints(r: &Reference, c: &Corpus) -> Vec<Ep> {
         eps.push(Ep::Competition(range));
         for g in ["dvm", "kind"] {
             eps.push(Ep::Prices(range, g));
+            eps.push(Ep::Payments(range, g));
         }
         eps.push(Ep::New(range));
     }
@@ -1153,6 +1196,17 @@ impl<'a> Checker<'a> {
                     key_rows(v, "rows", by_dvm_kind);
                 }
                 self.compare(label, &a, &e);
+            }
+            Ep::Payments(range, group) => {
+                let Some(s) = self.parse::<Payments>(g, label) else {
+                    return;
+                };
+                let Some(now) = self.now_of(g, label, &s.timestamp) else {
+                    return;
+                };
+                // Rows in order: most paid, then most asked, then id or kind.
+                let want = self.r.payments(now, *range, group);
+                self.compare(label, &json(&s), &json(&want));
             }
             Ep::New(range) => {
                 let Some(s) = self.parse::<WhatsNew>(g, label) else {

@@ -64,6 +64,12 @@ pub mod deviation {
     pub const MISSING_STATUS: u32 = 1 << 7;
     /// An announcement whose content is not valid JSON.
     pub const INVALID_ANNOUNCEMENT_JSON: u32 = 1 << 8;
+    /// A zap receipt whose invoice amount differs from the amount its zap request asked for.
+    pub const ZAP_AMOUNT_MISMATCH: u32 = 1 << 9;
+    /// A zap receipt above [`super::MAX_ZAP_MSAT`].
+    pub const ZAP_AMOUNT_ABSURD: u32 = 1 << 10;
+    /// A zap receipt without an invoice amount.
+    pub const ZAP_WITHOUT_AMOUNT: u32 = 1 << 11;
 }
 
 /// The parsed, role-specific facts of one event. Fields that do not apply stay empty.
@@ -113,12 +119,7 @@ pub fn parse(event: &Event, kinds: &KindFilter) -> (Role, JobFacts) {
         Role::Deletion => {
             f.request_id = first_hex_tag(event, "e");
         }
-        Role::ZapReceipt => {
-            f.request_id = first_hex_tag(event, "e");
-            f.customer = first_hex_tag(event, "p");
-            f.bolt11 = event.tag_value("bolt11").map(str::to_owned);
-            f.amount_msat = f.bolt11.as_deref().and_then(bolt11_amount_msat);
-        }
+        Role::ZapReceipt => parse_zap_receipt(event, &mut f),
         Role::Capabilities | Role::Heartbeat | Role::Recommendation | Role::Profile | Role::Other => {}
     }
     if f.d_tag.is_none() && (30000..40000).contains(&event.kind) {
@@ -290,6 +291,47 @@ fn parse_embedded_request(json: &str) -> Option<EmbeddedRequest> {
     })
 }
 
+/// The most a zap receipt may pay: 1 BTC. A DVM job costs sats; a receipt above this is junk or an
+/// attack on the totals, so it is kept but pays nothing (flagged [`deviation::ZAP_AMOUNT_ABSURD`]).
+pub const MAX_ZAP_MSAT: u64 = 100_000_000_000;
+
+/// NIP-57 zap receipt: `p` the recipient (stored in `targets`), `e` the zapped event (stored as
+/// `request_id`; the api links it to a job), the sender from `P` or else the zap request in
+/// `description` (stored as `customer`). The amount is the invoice's; it counts only when it
+/// agrees with the zap request's `amount` (when that names one) and is at most [`MAX_ZAP_MSAT`].
+fn parse_zap_receipt(e: &Event, f: &mut JobFacts) {
+    f.request_id = first_hex_tag(e, "e");
+    f.targets = first_hex_tag(e, "p").into_iter().collect();
+    /// The parts of the zap request (kind 9734) a receipt's `description` carries that matter here.
+    #[derive(Deserialize)]
+    struct ZapRequest {
+        #[serde(default)]
+        pubkey: String,
+        #[serde(default)]
+        tags: Vec<Vec<String>>,
+    }
+    let request = e
+        .tag_value("description")
+        .and_then(|d| serde_json::from_str::<ZapRequest>(d).ok());
+    f.customer = first_hex_tag(e, "P").or_else(|| request.as_ref().and_then(|r| parse_hex32(&r.pubkey)));
+    let asked = request.as_ref().and_then(|r| {
+        r.tags
+            .iter()
+            .find(|t| t.first().is_some_and(|n| n == "amount"))
+            .and_then(|t| t.get(1)?.trim().parse::<u64>().ok())
+    });
+    f.bolt11 = e
+        .tag_value("bolt11")
+        .filter(|b| is_bolt11(b))
+        .map(|b| truncate(b.trim(), 2048).to_owned());
+    match f.bolt11.as_deref().and_then(bolt11_amount_msat) {
+        None => f.deviations |= deviation::ZAP_WITHOUT_AMOUNT,
+        Some(paid) if asked.is_some_and(|a| a != paid) => f.deviations |= deviation::ZAP_AMOUNT_MISMATCH,
+        Some(paid) if paid > MAX_ZAP_MSAT => f.deviations |= deviation::ZAP_AMOUNT_ABSURD,
+        Some(paid) => f.amount_msat = Some(paid),
+    }
+}
+
 fn first_hex_tag(e: &Event, name: &str) -> Option<Id32> {
     e.tags_named(name)
         .find_map(|t| t.get(1).and_then(|v| parse_hex32(v)))
@@ -392,6 +434,59 @@ mod tests {
                 .collect(),
             content: String::new(),
             sig: String::new(),
+        }
+    }
+
+    fn zap(bolt11: &str, description: &str, extra: &[&[&str]]) -> JobFacts {
+        let (dvm, job) = ("bb".repeat(32), "cc".repeat(32));
+        let (p, e, b, d) = (
+            ["p", &dvm],
+            ["e", &job],
+            ["bolt11", bolt11],
+            ["description", description],
+        );
+        let mut tags: Vec<&[&str]> = vec![&p, &e, &b, &d];
+        tags.extend_from_slice(extra);
+        parse(&ev(9735, &tags), &KindFilter::default()).1
+    }
+
+    #[test]
+    fn zap_receipts_pay_the_invoice_amount_when_it_is_believable() {
+        let sender = "dd".repeat(32);
+        let request = format!(r#"{{"kind":9734,"pubkey":"{sender}","tags":[["amount","21000"]]}}"#);
+        let f = zap("lnbc210n1xyz", &request, &[]);
+        assert_eq!(f.amount_msat, Some(21_000));
+        assert_eq!(
+            f.customer.map(hex::encode),
+            Some(sender.clone()),
+            "sender from the zap request"
+        );
+        assert_eq!(f.targets, vec![[0xbb; 32]], "recipient");
+        assert_eq!(f.request_id, Some([0xcc; 32]), "zapped event");
+        assert_eq!(f.deviations, 0);
+        // P names the sender even when the description does not parse.
+        let p = "ee".repeat(32);
+        let f = zap("lnbc210n1xyz", "not json {", &[&["P", &p]]);
+        assert_eq!(
+            (f.amount_msat, f.customer.map(hex::encode)),
+            (Some(21_000), Some(p))
+        );
+        // The invoice says 2100 sats, the request asked 21: nothing is paid.
+        let f = zap("lnbc21u1xyz", &request, &[]);
+        assert_eq!(f.amount_msat, None);
+        assert_eq!(f.deviations, deviation::ZAP_AMOUNT_MISMATCH);
+        // 10 BTC: absurd.
+        let f = zap("lnbc101abc", "{}", &[]);
+        assert_eq!(f.amount_msat, None);
+        assert_eq!(f.deviations, deviation::ZAP_AMOUNT_ABSURD);
+        // No invoice amount, a lightning address, an overflowing amount, hostile descriptions.
+        for bolt11 in ["lnbc1xyz", "me@ln.example", "lnbc99999999999999999999u1x", ""] {
+            let f = zap(bolt11, &"[".repeat(100_000), &[]);
+            assert_eq!(
+                (f.amount_msat, f.deviations),
+                (None, deviation::ZAP_WITHOUT_AMOUNT),
+                "{bolt11}"
+            );
         }
     }
 

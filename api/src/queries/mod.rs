@@ -7,11 +7,13 @@
 //! - [`jobs`] - request/response linking for latency, outcomes, reach, competition, prices
 //! - [`history`] - monthly rollups
 //! - [`liveness`] - the 5-minute slot ends at which each service was alive
+//! - [`payments`] - zap receipts paying DVMs, what they zapped, amounts asked
 
 pub mod entities;
 pub mod history;
 pub mod jobs;
 pub mod liveness;
+pub mod payments;
 pub mod window;
 
 use dvmdash_core::dto::TimeRange;

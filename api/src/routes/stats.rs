@@ -190,6 +190,22 @@ pub async fn prices(
     .await
 }
 
+/// `GET /api/stats/payments?groupBy=dvm|kind`
+#[utoipa::path(get, path = "/api/stats/payments", tag = "jobs", params(PricesQuery),
+    responses((status = 200, body = dvmdash_core::dto::Payments), StatsErrors))]
+pub async fn payments(
+    State(state): State<AppState>,
+    PricesQuery { range, by_kind }: PricesQuery,
+) -> ApiResult<Response> {
+    cached(
+        &state,
+        format!("payments:{range}:{by_kind}"),
+        false,
+        move |s| async move { s.payments(range, by_kind).await },
+    )
+    .await
+}
+
 /// `GET /api/stats/new`
 #[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(Window),
     responses((status = 200, body = dvmdash_core::dto::WhatsNew), StatsErrors))]

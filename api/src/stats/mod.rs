@@ -5,6 +5,7 @@ pub mod directory;
 pub mod jobs;
 pub mod kinds_usage;
 pub mod liveness;
+pub mod payments;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -85,18 +86,25 @@ fn most<K: Copy + Ord>(counts: impl IntoIterator<Item = (K, u64)>) -> Option<K> 
 }
 
 /// One entry per bucket from the window's first bucket to the one holding `now`.
-fn fill<T>(w: &Window, buckets: &[Bucket], mut point: impl FnMut(String, &Bucket) -> T) -> Vec<T> {
-    let step = w.range.step_seconds() as u32;
+fn fill<T>(w: &Window, buckets: &[Bucket], point: impl FnMut(String, &Bucket) -> T) -> Vec<T> {
     let by_start: HashMap<u32, &Bucket> = buckets.iter().map(|b| (b.bucket, b)).collect();
-    let empty = Bucket::default();
+    fill_by(w, &by_start, point)
+}
+
+/// [`fill`] for any bucket type, keyed by bucket start; missing buckets are the default.
+fn fill_by<B: Default, K: std::borrow::Borrow<B>, T>(
+    w: &Window,
+    by_start: &HashMap<u32, K>,
+    mut point: impl FnMut(String, &B) -> T,
+) -> Vec<T> {
+    let step = w.range.step_seconds() as u32;
+    let empty = B::default();
     let mut out = Vec::new();
     let mut t = w.first_bucket();
     let last = w.now / step * step;
     while t <= last {
-        out.push(point(
-            rfc3339(u64::from(t)),
-            by_start.get(&t).copied().unwrap_or(&empty),
-        ));
+        let b = by_start.get(&t).map_or(&empty, |b| b.borrow());
+        out.push(point(rfc3339(u64::from(t)), b));
         t += step;
     }
     out

@@ -8,7 +8,8 @@
 //! kind; feedback sequences of every outcome; competing DVMs with distinct and equal result times;
 //! results linked only through the `request` tag, a 6651 result for 5251 requests, lenient amounts,
 //! encrypted requests, clock skew, requests still within their timeout; NIP-89 announcements and
-//! kind-0 profiles exercising each profile rule.
+//! kind-0 profiles exercising each profile rule; zap receipts paying DVMs for results and payment
+//! requests, tips, and receipts that must pay nothing (amount mismatch, absurd amount, to a customer).
 //!
 //! Every created_at is at most `now - 2`. Events older than `now - 31 d - 1 h` were "collected"
 //! back then (stream `t` near created_at), so TTL removes them, whole partitions at a time; every
@@ -32,6 +33,11 @@ pub const OLD: u64 = 31 * DAY + 3600;
 const QUIET_END: u64 = 31 * DAY - 1800;
 const GENERIC_REQUESTS: usize = 22_500;
 const CUSTOMERS: usize = 480;
+
+/// bech32's alphabet: fake invoice data drawn from it never holds the separator `1`.
+const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+/// Zaps pay only for jobs of the last 28 days: everything they name is still in events_raw.
+const ZAP_HORIZON: u64 = 28 * DAY;
 
 pub const RELAYS: [&str; 5] = [
     "wss://relay.damus.io",
@@ -371,6 +377,7 @@ pub fn generate(seed: u64, now: u64) -> Corpus {
         g.job(5201, at, &mut out);
     }
     g.extras(&mut out);
+    g.zaps(&mut out);
     debug_assert!(out.iter().all(|e| e.created_at <= now));
     Corpus {
         now,
@@ -755,6 +762,11 @@ impl Gen {
         if self.rng.gen_bool(0.02) {
             tags.push(tag(&["status", "success"]));
         }
+        if self.rng.gen_bool(0.05) {
+            // A result that names its price (the other path of asking for payment).
+            let msat = self.price(dvm);
+            tags.push(vec!["amount".to_owned(), msat.to_string()]);
+        }
         self.dvms[dvm].keys.sign(at, kind, tags, content)
     }
 
@@ -1096,6 +1108,153 @@ impl Gen {
     }
 
     /// Traffic outside ordinary jobs.
+    /// Zap receipts (NIP-57), signed by one zapper service: for some results and payment requests of
+    /// the last 28 days a zap from the customer to the DVM naming the result or the request; tips
+    /// naming no event; and receipts that must pay nothing or no DVM: an invoice disagreeing with
+    /// its zap request, an absurd amount, a zap to a customer, a zap of an event nobody stored.
+    fn zaps(&mut self, out: &mut Vec<Event>) {
+        let zapper = Keys::from_seed(b"statistics-zapper");
+        let dvms: std::collections::HashSet<String> =
+            self.dvms.iter().map(|d| d.keys.pubkey_hex().to_owned()).collect();
+        let payable: Vec<(String, String, String, u64, Option<String>, bool)> = out
+            .iter()
+            .filter(|e| dvms.contains(&e.pubkey) && e.created_at + ZAP_HORIZON >= self.now)
+            .filter_map(|e| {
+                let pr = e.kind == 7000
+                    && e.tags
+                        .iter()
+                        .any(|t| t.len() > 1 && t[0] == "status" && t[1] == "payment-required");
+                let result = (6000..7000).contains(&e.kind);
+                if !pr && !result {
+                    return None;
+                }
+                let customer = e
+                    .tags
+                    .iter()
+                    .find(|t| t.len() > 1 && t[0] == "p")?
+                    .get(1)?
+                    .clone();
+                let request = e
+                    .tags
+                    .iter()
+                    .find(|t| t.len() > 1 && t[0] == "e" && t[1].len() == 64)
+                    .map(|t| t[1].clone());
+                Some((
+                    e.id.clone(),
+                    e.pubkey.clone(),
+                    customer,
+                    e.created_at,
+                    request,
+                    pr,
+                ))
+            })
+            .collect();
+        for (id, dvm, customer, at, request, pr) in payable {
+            if !self.rng.gen_bool(if pr { 0.4 } else { 0.1 }) {
+                continue;
+            }
+            let when = at + self.rng.gen_range(5..600);
+            if when + 2 > self.now {
+                continue;
+            }
+            let zapped = match (pr, request) {
+                (true, Some(r)) => r,
+                (false, Some(r)) if self.rng.gen_bool(0.3) => r,
+                _ => id,
+            };
+            let msat = self.rng.gen_range(1..5_000u64) * 1000;
+            let sender_in_p = self.rng.gen_bool(0.2);
+            out.push(self.zap_receipt(
+                &zapper,
+                when,
+                &dvm,
+                &customer,
+                Some(&zapped),
+                msat,
+                Some(msat),
+                sender_in_p,
+            ));
+        }
+        let recent = |g: &mut Self| g.now - g.rng.gen_range(60..ZAP_HORIZON);
+        for i in 0..60 {
+            let dvm = self.dvms[i % 6].keys.pubkey_hex().to_owned();
+            let sender = self.random_customer();
+            let at = recent(self);
+            let msat = self.rng.gen_range(1..100u64) * 1000;
+            let (zapped, asked) = match i % 5 {
+                // A tip naming no event; its zap request names no amount.
+                0 => (None, None),
+                // An event nobody stored: a payment, linked to no job.
+                1 => (Some(self.random_hex()), Some(msat)),
+                // The invoice is for ten times what the zap request asked: pays nothing.
+                2 => (None, Some(msat / 10)),
+                _ => (None, Some(msat)),
+            };
+            out.push(self.zap_receipt(&zapper, at, &dvm, &sender, zapped.as_deref(), msat, asked, false));
+        }
+        for _ in 0..10 {
+            // 21 BTC: absurd, pays nothing.
+            let dvm = self.dvms[0].keys.pubkey_hex().to_owned();
+            let sender = self.random_customer();
+            let at = recent(self);
+            out.push(self.zap_receipt(&zapper, at, &dvm, &sender, None, 2_100_000_000_000, None, false));
+            // A zap to a customer: not a DVM payment.
+            let customer = self.random_customer();
+            let at = recent(self);
+            out.push(self.zap_receipt(&zapper, at, &customer, &sender, None, 21_000, Some(21_000), false));
+        }
+    }
+
+    /// One zap receipt; `msat` is the invoice's amount (a multiple of 100), `asked` the zap
+    /// request's `amount` tag. The sender is in a `P` tag or in the zap request's pubkey.
+    #[allow(clippy::too_many_arguments)]
+    fn zap_receipt(
+        &mut self,
+        zapper: &Keys,
+        at: u64,
+        recipient: &str,
+        sender: &str,
+        zapped: Option<&str>,
+        msat: u64,
+        asked: Option<u64>,
+        sender_in_p: bool,
+    ) -> Event {
+        self.nonce += 1;
+        let mut data = String::from("pzap");
+        let mut n = self.nonce;
+        while n > 0 {
+            data.push(BECH32[(n % 32) as usize] as char);
+            n /= 32;
+        }
+        let bolt11 = if msat >= 100_000_000_000 && msat.is_multiple_of(100_000_000_000) {
+            format!("lnbc{}1{data}", msat / 100_000_000_000)
+        } else {
+            format!("lnbc{}n1{data}", msat / 100)
+        };
+        let mut request_tags = vec![json!(["p", recipient])];
+        if let Some(a) = asked {
+            request_tags.push(json!(["amount", a.to_string()]));
+        }
+        let mut tags = vec![tag(&["p", recipient])];
+        if let Some(z) = zapped {
+            tags.push(tag(&["e", z]));
+            request_tags.push(json!(["e", z]));
+        }
+        if sender_in_p {
+            tags.push(tag(&["P", sender]));
+        }
+        let request = json!({
+            "kind": 9734,
+            "pubkey": if sender_in_p { String::new() } else { sender.to_owned() },
+            "created_at": at - 1,
+            "tags": request_tags,
+            "content": "",
+        });
+        tags.push(tag(&["bolt11", &bolt11]));
+        tags.push(tag(&["description", &request.to_string()]));
+        zapper.sign(at, 9735, tags, String::new())
+    }
+
     fn extras(&mut self, out: &mut Vec<Event>) {
         // Orphan result kind 6777 (job kind 5777): results for requests nobody has seen.
         for _ in 0..120 {

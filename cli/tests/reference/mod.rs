@@ -34,8 +34,9 @@ use dvmdash_core::Event;
 use dvmdash_core::dto::{
     Competition, CompetitionRow, DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint,
     GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, KindUsage, KindsUsage,
-    MonthRow, MonthlyHistory, NewDvm, NewKind, Outcomes, Performance, PerformanceRow, PriceRow, Prices,
-    Profile, Quantiles, Ranked, Reach, ReasonCount, TimeRange, UnusedKind, WhatsNew, rfc3339,
+    MonthRow, MonthlyHistory, NewDvm, NewKind, Outcomes, PaymentPoint, PaymentRow, Payments, Performance,
+    PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked, Reach, ReasonCount, TimeRange, UnusedKind,
+    WhatsNew, rfc3339,
 };
 
 /// Kinds in the DVM ranges that are other protocols: neither stored nor counted.
@@ -53,6 +54,8 @@ pub enum Part {
     Feedback,
     Announcement,
     Profile,
+    /// Zap receipts (9735).
+    Zap,
 }
 
 fn part_of(kind: u16) -> Option<Part> {
@@ -65,6 +68,7 @@ fn part_of(kind: u16) -> Option<Part> {
         7000 => Some(Part::Feedback),
         31990 => Some(Part::Announcement),
         0 => Some(Part::Profile),
+        9735 => Some(Part::Zap),
         _ => None,
     }
 }
@@ -87,8 +91,12 @@ pub struct Ev {
     pub status: Option<String>,
     /// Feedback: non-empty free text after the status.
     pub reason: Option<String>,
-    /// Feedback: the `amount` tag in millisats, parsed leniently.
+    /// Feedback and results: the `amount` tag in millisats, parsed leniently. Zap receipts: the
+    /// invoice's amount when believable (see `zap_amount`).
     pub amount: Option<u64>,
+    /// Zap receipts: the recipient (`p`) and the sender (`P`, else the zap request's author).
+    pub zap_to: Option<u32>,
+    pub zap_from: Option<u32>,
     /// Announcements: the `d` tag and `k` tags in 5000-5999.
     pub d: String,
     pub k: Vec<u16>,
@@ -164,6 +172,8 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
         status: None,
         reason: None,
         amount: None,
+        zap_to: None,
+        zap_from: None,
         d: String::new(),
         k: Vec::new(),
         content: String::new(),
@@ -188,6 +198,9 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
                 .and_then(|v| v.get("kind").and_then(serde_json::Value::as_u64))
                 .and_then(|k| u16::try_from(k).ok());
             ev.job_kind = Some(embedded_kind.unwrap_or(e.kind - 1000));
+            if let Some(t) = tags_named(e, "amount").next() {
+                ev.amount = t.get(1).and_then(|a| lenient_msats(a));
+            }
         }
         Part::Feedback => {
             ev.link = link_of(e).map(|id| ids.get(&id));
@@ -216,8 +229,60 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
             ev.content = e.content.clone();
         }
         Part::Profile => ev.content = e.content.clone(),
+        Part::Zap => {
+            let first_hex = |name: &str| {
+                tags_named(e, name)
+                    .find_map(|t| t.get(1).filter(|v| is_hex64(v)))
+                    .cloned()
+            };
+            ev.link = first_hex("e").map(|id| ids.get(&id));
+            ev.zap_to = first_hex("p").map(|pk| pks.get(&pk));
+            let request: Option<serde_json::Value> = tags_named(e, "description")
+                .next()
+                .and_then(|t| t.get(1))
+                .and_then(|d| serde_json::from_str(d).ok());
+            let request_author = request
+                .as_ref()
+                .and_then(|r| r.get("pubkey")?.as_str())
+                .filter(|pk| is_hex64(pk))
+                .map(str::to_owned);
+            ev.zap_from = first_hex("P").or(request_author).map(|pk| pks.get(&pk));
+            let asked = request.as_ref().and_then(|r| {
+                r.get("tags")?
+                    .as_array()?
+                    .iter()
+                    .find(|t| t.get(0).and_then(|n| n.as_str()) == Some("amount"))?
+                    .get(1)?
+                    .as_str()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            });
+            let invoiced = tags_named(e, "bolt11")
+                .next()
+                .and_then(|t| t.get(1))
+                .and_then(|b| invoice_msats(b));
+            ev.amount = invoiced.filter(|&m| asked.is_none_or(|a| a == m) && m <= 100_000_000_000);
+        }
     }
     ev
+}
+
+/// The amount of a mainnet bolt11 invoice from its human-readable part: `lnbc<digits><unit>`
+/// before the last `1`, in BTC times the unit (m, u, n, p), in millisats.
+fn invoice_msats(invoice: &str) -> Option<u64> {
+    let hrp = &invoice[..invoice.rfind('1')?];
+    let amount = hrp.strip_prefix("lnbc")?;
+    let split = amount.find(|c: char| !c.is_ascii_digit()).unwrap_or(amount.len());
+    let n: u64 = amount[..split].parse().ok()?;
+    let per_unit: u64 = match &amount[split..] {
+        "" => 100_000_000_000,
+        "m" => 100_000_000,
+        "u" => 100_000,
+        "n" => 100,
+        _ => return None,
+    };
+    n.checked_mul(per_unit)
 }
 
 /// A display profile from JSON content, per the document: announcements give `name`, `about`,
@@ -457,6 +522,8 @@ pub struct Reference {
     request_at: Vec<Option<usize>>,
     /// By interned id: the results and feedback linked to it.
     responses: Vec<Vec<usize>>,
+    /// By interned id: the index of the stored event with that id.
+    event_at: Vec<Option<usize>>,
     is_dvm: Vec<bool>,
     first_seen: Vec<Option<u64>>,
     last_seen: Vec<Option<u64>>,
@@ -496,8 +563,10 @@ impl Reference {
             .collect();
 
         let mut request_at = vec![None; ids.strs.len()];
+        let mut event_at = vec![None; ids.strs.len()];
         let mut responses: Vec<Vec<usize>> = vec![Vec::new(); ids.strs.len()];
         for (i, e) in evs.iter().enumerate() {
+            event_at[e.id as usize] = Some(i);
             match e.part {
                 Part::Request => request_at[e.id as usize] = Some(i),
                 Part::Result | Part::Feedback => {
@@ -549,6 +618,7 @@ impl Reference {
                     current.insert((e.author, e.d.clone()), i);
                 }
                 Part::Profile => kind0s[a].push(i),
+                Part::Zap => {}
             }
         }
         let mut announced: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); n];
@@ -586,6 +656,7 @@ impl Reference {
             ids: ids.strs,
             request_at,
             responses,
+            event_at,
             is_dvm,
             first_seen,
             last_seen,
@@ -1356,6 +1427,157 @@ impl Reference {
             period_end: rfc3339(now),
             group_by: group.to_owned(),
             rows,
+        }
+    }
+
+    // ----- payments -----
+
+    /// The job a zapped event belongs to and its kind: a stored request is its own job; a stored
+    /// result or feedback belongs to the request it links, whose kind is the stored request's, else
+    /// (results only) the result's job kind.
+    fn zapped_job(&self, zapped: u32) -> (Option<u32>, Option<u16>) {
+        let Some(i) = self.event_at[zapped as usize] else {
+            return (None, None);
+        };
+        let e = &self.evs[i];
+        match e.part {
+            Part::Request => (Some(e.id), Some(e.kind)),
+            Part::Result | Part::Feedback => {
+                let kind = e
+                    .link
+                    .and_then(|l| self.request_at[l as usize])
+                    .map(|r| self.evs[r].kind)
+                    .or(if e.part == Part::Result { e.job_kind } else { None });
+                (e.link, kind)
+            }
+            _ => (None, None),
+        }
+    }
+
+    pub fn payments(&self, now: u64, range: TimeRange, group: &str) -> Payments {
+        #[derive(Default)]
+        struct Acc {
+            zaps: u64,
+            paid: u64,
+            senders: BTreeSet<u32>,
+            jobs: BTreeSet<u32>,
+            jobs_asked: u64,
+            asked: u64,
+        }
+        let by_kind = group == "kind";
+        let w = self.win(now, range);
+        let mut total = Acc::default();
+        let mut linked = 0;
+        // Keyed by (DVM hex, kind) so the order is the api's tie order: hex ids, then kinds.
+        let mut rows: BTreeMap<(Option<String>, Option<u16>), Acc> = BTreeMap::new();
+        let mut series = vec![(0u64, 0u64); w.n];
+        // Asks: per (DVM, linked request) the largest amount of its payment requests and results.
+        let mut asks: BTreeMap<(u32, Option<u32>), (u64, Option<u16>)> = BTreeMap::new();
+        for e in &self.evs[w.lo..] {
+            if e.at > now {
+                continue;
+            }
+            match e.part {
+                Part::Zap => {
+                    let (Some(amount), Some(to)) = (e.amount, e.zap_to) else {
+                        continue;
+                    };
+                    if !self.is_dvm[to as usize] {
+                        continue;
+                    }
+                    let (job, kind) = e.link.map_or((None, None), |z| self.zapped_job(z));
+                    let key = if by_kind {
+                        kind.map(|k| (None, Some(k)))
+                    } else {
+                        Some((Some(self.hex(to)), None))
+                    };
+                    let mut accs = vec![&mut total];
+                    if let Some(k) = key {
+                        accs.push(rows.entry(k).or_default());
+                    }
+                    for a in accs {
+                        a.zaps += 1;
+                        a.paid += amount;
+                        a.senders.extend(e.zap_from);
+                        a.jobs.extend(job);
+                    }
+                    linked += u64::from(job.is_some());
+                    let b = &mut series[w.bucket(e.at)];
+                    b.0 += 1;
+                    b.1 += amount;
+                }
+                Part::Feedback | Part::Result => {
+                    let asking = e.part == Part::Result || e.status.as_deref() == Some("payment-required");
+                    let Some(amount) = e.amount.filter(|_| asking) else {
+                        continue;
+                    };
+                    let own_kind = if e.part == Part::Result { e.job_kind } else { None };
+                    let a = asks.entry((e.author, e.link)).or_insert((0, None));
+                    a.0 = a.0.max(amount);
+                    a.1 = a.1.or(own_kind);
+                }
+                _ => {}
+            }
+        }
+        for ((dvm, link), (amount, own_kind)) in asks {
+            let kind = link
+                .and_then(|l| self.request_at[l as usize])
+                .map(|r| self.evs[r].kind)
+                .or(own_kind);
+            let key = if by_kind {
+                kind.map(|k| (None, Some(k)))
+            } else {
+                Some((Some(self.hex(dvm)), None))
+            };
+            if let Some(k) = key {
+                let a = rows.entry(k).or_default();
+                a.jobs_asked += 1;
+                a.asked += amount;
+            }
+        }
+        let mut rows: Vec<PaymentRow> = rows
+            .into_iter()
+            .map(|((dvm, kind), a)| PaymentRow {
+                dvm_name: dvm
+                    .as_ref()
+                    .and_then(|h| self.pk_index.get(h))
+                    .and_then(|&p| self.name(p)),
+                dvm_id: dvm,
+                kind,
+                zaps: a.zaps,
+                paid_msat: a.paid,
+                senders: a.senders.len() as u64,
+                jobs_paid: a.jobs.len() as u64,
+                jobs_asked: a.jobs_asked,
+                asked_msat: a.asked,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.paid_msat
+                .cmp(&a.paid_msat)
+                .then(b.asked_msat.cmp(&a.asked_msat))
+        });
+        Payments {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            group_by: group.to_owned(),
+            zaps: total.zaps,
+            paid_msat: total.paid,
+            senders: total.senders.len() as u64,
+            zaps_linked: linked,
+            jobs_paid: total.jobs.len() as u64,
+            rows,
+            time_series: w
+                .times()
+                .into_iter()
+                .zip(series)
+                .map(|(time, (zaps, paid_msat))| PaymentPoint {
+                    time,
+                    zaps,
+                    paid_msat,
+                })
+                .collect(),
         }
     }
 

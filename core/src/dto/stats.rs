@@ -470,3 +470,51 @@ pub struct KindsUsage {
     /// Unused kinds with no registry entry either: free for a new DVM.
     pub free: u64,
 }
+
+/// Zaps received and amounts asked for, per DVM or per job kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentRow {
+    pub dvm_id: Option<String>,
+    pub dvm_name: Option<String>,
+    pub kind: Option<u16>,
+    /// Zap receipts paying it (by DVM: received; by kind: linked to a job of the kind).
+    pub zaps: u64,
+    pub paid_msat: u64,
+    /// Distinct senders of those zaps (where the receipt names one).
+    pub senders: u64,
+    /// Distinct jobs those zaps are linked to.
+    pub jobs_paid: u64,
+    /// (request, DVM) pairs in which the DVM asked for an amount.
+    pub jobs_asked: u64,
+    /// Sum over those pairs of the largest amount asked.
+    pub asked_msat: u64,
+}
+
+/// One bucket of zaps paid to DVMs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentPoint {
+    pub time: String,
+    pub zaps: u64,
+    pub paid_msat: u64,
+}
+
+/// `GET /api/stats/payments`: what DVMs were paid (zap receipts) beside what they asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Payments {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub group_by: String,
+    /// Zap receipts in the window paying a DVM, their sum and distinct senders.
+    pub zaps: u64,
+    pub paid_msat: u64,
+    pub senders: u64,
+    /// Of those, the ones linked to a job, and the distinct jobs.
+    pub zaps_linked: u64,
+    pub jobs_paid: u64,
+    pub rows: Vec<PaymentRow>,
+    pub time_series: Vec<PaymentPoint>,
+}
