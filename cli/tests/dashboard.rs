@@ -31,7 +31,7 @@ fn tag(parts: &[&str]) -> Vec<String> {
 }
 
 /// The corpus: five DVMs (named, hostile-named and announcing kinds it never served, nameless,
-/// feedback-only) answering three customers on three kinds within the last hour.
+/// feedback-only) answering three customers on three kinds within the last hour; one zap.
 struct Corpus {
     events: Vec<Event>,
     alpha: Keys,
@@ -127,6 +127,18 @@ fn corpus(now: u64) -> Corpus {
             tag(&["status", "processing"]),
         ];
         events.push(quiet.sign(at + 1, 7000, busy, String::new()));
+        if i == 1 {
+            // The customer zaps Alpha 21 sats for this job: the payments panels have a figure.
+            let description = json!({"kind": 9734, "pubkey": customer.pubkey_hex(),
+                "tags": [["p", alpha.pubkey_hex()], ["amount", "21000"]]});
+            let zap = vec![
+                tag(&["p", alpha.pubkey_hex()]),
+                tag(&["e", &req.id]),
+                tag(&["bolt11", "lnbc210n1pzapdashboard"]),
+                tag(&["description", &description.to_string()]),
+            ];
+            events.push(k("zapper").sign(at + 30, 9735, zap, String::new()));
+        }
         events.push(req);
     }
     // A ContextVM server with a tools list and heartbeats: in the directory only.
@@ -589,6 +601,12 @@ async fn every_page_in_a_real_browser() {
             before.timeline.len(),
             after.timeline.len()
         );
+        b.wait_present("[data-payments]").await;
+        if keys.pubkey_hex() == c.alpha.pubkey_hex() {
+            b.wait_text("[data-payments] [data-stat=paid_msat]", "21 sats")
+                .await;
+            b.wait_text("[data-payments] [data-stat=jobs_paid]", "1").await;
+        }
         b.assert_clean(&format!("/dvm-stats/{}", d.dvm_id), &[]).await;
     }
     // Served and announced kinds side by side.
@@ -672,6 +690,9 @@ async fn every_page_in_a_real_browser() {
     b.wait_text("[data-stat=num_supporting_dvms]", &num(k.num_supporting_dvms))
         .await;
     b.wait_count("[data-dvm-row]", k.top_dvms.len()).await;
+    // The zap for a 5300 job, and what 5300's DVMs asked.
+    b.wait_text("[data-payments] [data-stat=paid_msat]", "21 sats")
+        .await;
     b.assert_clean("/kind-stats/5300", &[]).await;
     b.open("/kind-stats/4242").await;
     b.wait_present("[data-page=not-found]").await;

@@ -50,6 +50,10 @@ pub fn performance(r: TimeRange, group_by: &str) -> String {
     format!("/api/stats/performance?{}&groupBy={group_by}", range(r))
 }
 
+pub fn payments(r: TimeRange, group_by: &str) -> String {
+    format!("/api/stats/payments?{}&groupBy={group_by}", range(r))
+}
+
 pub fn prices(r: TimeRange, group_by: &str) -> String {
     format!("/api/stats/prices?{}&groupBy={group_by}", range(r))
 }

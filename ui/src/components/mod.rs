@@ -4,7 +4,7 @@
 
 pub mod chart;
 
-use dvmdash_core::dto::{Liveness, TimeRange};
+use dvmdash_core::dto::{Liveness, PaymentRow, TimeRange};
 use sycamore::prelude::*;
 
 use crate::format::{clip, initials, kind_label, safe_image, short_npub};
@@ -246,4 +246,34 @@ pub fn status_badge(s: Liveness) -> View {
 /// An uptime percentage (0-100) with one decimal; a dash when there is none yet.
 pub fn uptime(p: Option<f64>) -> String {
     crate::format::percent(p.map(|p| p / 100.0))
+}
+
+/// A DVM's or a kind's payments in the window: zaps received and what was asked. `what` names the
+/// subject in the empty state ("this DVM", "this kind").
+pub fn payments_panel(row: Option<PaymentRow>, what: &str) -> View {
+    use crate::format::{msat, thousands};
+    let body = match row {
+        Some(p) => {
+            let zaps = format!(
+                "{} from {} {}",
+                thousands(p.zaps),
+                thousands(p.senders),
+                if p.senders == 1 { "sender" } else { "senders" }
+            );
+            let asked = format!("{} in {} jobs", msat(p.asked_msat), thousands(p.jobs_asked));
+            view! {
+                dl(class="facts") {
+                    div { dt { "Paid (zaps)" } dd(data-stat="paid_msat") { (msat(p.paid_msat)) } }
+                    div { dt { "Zaps" } dd(data-stat="zaps") { (zaps) } }
+                    div { dt { "Jobs paid for" } dd(data-stat="jobs_paid") { (thousands(p.jobs_paid)) } }
+                    div { dt(title="payment-required feedback and amount tags on results") { "Asked for (all paths)" } dd(data-stat="asked_msat") { (asked) } }
+                }
+            }
+        }
+        None => {
+            let message = format!("No zap paid {what} and nobody asked for payment in this window.");
+            view! { Empty(message=message) }
+        }
+    };
+    view! { section(class="panel", data-payments="") { h2 { "Payments" } (body) } }
 }

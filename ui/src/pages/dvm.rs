@@ -1,9 +1,10 @@
 //! `/dvm-stats/{id}` (hex or npub): one DVM's profile, served against announced kinds, activity,
-//! latency percentiles, outcomes with top error reasons, asked prices, directed requests it missed,
+//! latency percentiles, outcomes with top error reasons, asked prices, zaps it was paid, its liveness
+//! (uptime and status timeline), directed requests it missed,
 //! how it fares against competitors, and its competitors on each kind.
 
 use dvmdash_core::dto::{
-    Competition, DvmStats, Performance, PerformanceRow, Prices, Reach, ServiceLiveness, TimeRange,
+    Competition, DvmStats, Payments, Performance, PerformanceRow, Prices, Reach, ServiceLiveness, TimeRange,
 };
 use sycamore::prelude::*;
 
@@ -12,7 +13,7 @@ use crate::api;
 use crate::app::Ctx;
 use crate::components::chart::{Chart, FEEDBACK, Mark, RESULTS};
 use crate::components::{
-    DvmLink, DvmRef, Empty, KindChips, KindLink, Skeleton, avatar, status_badge, uptime,
+    DvmLink, DvmRef, Empty, KindChips, KindLink, Skeleton, avatar, payments_panel, status_badge, uptime,
 };
 use crate::format::{ago, duration, msat, parse_time, percent, thousands, utc};
 use crate::pages::not_found::NotFound;
@@ -27,6 +28,7 @@ pub fn Dvm(id: String) -> View {
     let perf = remote::<Performance>(move || Some(api::performance(range.get(), "dvm_kind")));
     let perf_all = remote::<Performance>(move || Some(api::performance(range.get(), "dvm")));
     let prices = remote::<Prices>(move || Some(api::prices(range.get(), "dvm")));
+    let payments = remote::<Payments>(move || Some(api::payments(range.get(), "dvm")));
     let reach = remote::<Reach>(move || Some(api::reach(range.get())));
     let competition = remote::<Competition>(move || Some(api::competition(range.get())));
     let id_for_liveness = id.clone();
@@ -70,12 +72,14 @@ pub fn Dvm(id: String) -> View {
                 let spec = create_signal(Some(series));
                 let overall = perf_all.data.with(|p| p.as_ref().and_then(|p| p.rows.iter().find(|r| r.dvm_id.as_deref() == Some(me.as_str())).cloned()));
                 let head = header(&d, r);
-                let errors = banner(vec![dvm.error, perf.error, perf_all.error, prices.error, reach.error, competition.error]);
+                let errors = banner(vec![dvm.error, perf.error, perf_all.error, prices.error, payments.error, reach.error, competition.error]);
                 let latency = latency_cards(overall.clone());
                 let kinds = kinds_panel(&d, r);
                 let outcomes = outcomes_panel(overall);
                 let per_kind = per_kind_panel(perf.data.get_clone(), &me, r);
                 let price = prices_panel(prices.data.get_clone(), &me);
+                let paid = payments.data.with(|p| p.as_ref().and_then(|p| p.rows.iter().find(|x| x.dvm_id.as_deref() == Some(me.as_str())).cloned()));
+                let paid = payments_panel(paid, "this DVM");
                 let reach = reach_panel(reach.data.get_clone(), competition.data.get_clone(), &me);
                 let competitors = competitors_panel(perf.data.get_clone(), &d, r);
                 let liveness = liveness_panel(live.data.get_clone());
@@ -97,6 +101,7 @@ pub fn Dvm(id: String) -> View {
                     (outcomes)
                     (per_kind)
                     (price)
+                    (paid)
                     (reach)
                     (competitors)
                 }

@@ -1,14 +1,14 @@
 //! `/kind-stats/{kind}`: one job kind: its counts, activity, the DVMs serving it ranked by results
-//! with their success rate and latency, and asked prices.
+//! with their success rate and latency, asked prices and the zaps paid for its jobs.
 
-use dvmdash_core::dto::{KindStats, Performance, PerformanceRow, Prices};
+use dvmdash_core::dto::{KindStats, Payments, Performance, PerformanceRow, Prices};
 use sycamore::prelude::*;
 
 use super::{banner, period_text, time_spec};
 use crate::api;
 use crate::app::Ctx;
 use crate::components::chart::{Chart, Mark, REQUESTS, RESULTS};
-use crate::components::{DvmLink, DvmRef, Empty, Skeleton};
+use crate::components::{DvmLink, DvmRef, Empty, Skeleton, payments_panel};
 use crate::format::{duration, msat, percent, thousands};
 use crate::pages::not_found::NotFound;
 use crate::remote::remote;
@@ -21,6 +21,7 @@ pub fn Kind(kind: String) -> View {
     let stats = remote::<KindStats>(move || Some(api::kind(&k_url, range.get())));
     let perf = remote::<Performance>(move || Some(api::performance(range.get(), "dvm_kind")));
     let prices = remote::<Prices>(move || Some(api::prices(range.get(), "kind")));
+    let payments = remote::<Payments>(move || Some(api::payments(range.get(), "kind")));
     let missing = kind.clone();
     view! {
         div(data-page="kind") {
@@ -49,6 +50,8 @@ pub fn Kind(kind: String) -> View {
                     p.as_ref().map(|p| p.rows.iter().filter(|x| x.kind == Some(k.kind)).cloned().collect()).unwrap_or_default()
                 });
                 let price = prices.data.with(|p| p.as_ref().and_then(|p| p.rows.iter().find(|x| x.kind == Some(k.kind)).cloned()));
+                let paid = payments.data.with(|p| p.as_ref().and_then(|p| p.rows.iter().find(|x| x.kind == Some(k.kind)).cloned()));
+                let paid = payments_panel(paid, "for this kind");
                 let ranked: Vec<View> = k.top_dvms.iter().map(|t| {
                     let row = perf_rows.iter().find(|x| x.dvm_id.as_deref() == Some(t.dvm_id.as_str()));
                     let dvm = DvmRef { id: t.dvm_id.clone(), name: t.dvm_name.clone(), picture: None };
@@ -87,7 +90,7 @@ pub fn Kind(kind: String) -> View {
                 };
                 let period = period_text(r, &k.period_start, &k.period_end);
                 let (requests, results, dvms) = (thousands(k.total_requests), thousands(k.total_responses), thousands(k.num_supporting_dvms));
-                let errors = banner(vec![stats.error, perf.error, prices.error]);
+                let errors = banner(vec![stats.error, perf.error, prices.error, payments.error]);
                 let spec = *spec;
                 view! {
                     div(class="page-head") { h1(data-stat="kind_name") { (label) } p(class="muted") { (period) } }
@@ -100,6 +103,7 @@ pub fn Kind(kind: String) -> View {
                     Chart(title="Activity".to_owned(), spec=spec)
                     section(class="panel") { h2 { "DVMs ranked by results" } (ranked) }
                     section(class="panel") { h2 { "Prices" } (price) }
+                    (paid)
                 }
             })
         }
