@@ -50,7 +50,7 @@ async fn every_statistic_matches_the_reference() {
     let entries = corpus::stream_entries(&corpus.events, gen_now, SEED ^ 1, true);
     eprintln!(
         "corpus: {distinct} distinct events ({} requests, {} results, {} feedback, {} announcements, \
-         {} profiles, {} zap receipts), {} DVMs, {} job kinds, {} stream entries with duplicates; \
+         {} profiles, {} zap receipts, {} deletions), {} DVMs, {} job kinds, {} stream entries with duplicates; \
          generated in {:?}",
         reference.count(Part::Request),
         reference.count(Part::Result),
@@ -58,6 +58,7 @@ async fn every_statistic_matches_the_reference() {
         reference.count(Part::Announcement),
         reference.count(Part::Profile),
         reference.count(Part::Zap),
+        reference.count(Part::Deletion),
         reference.dvm_hexes().len(),
         reference.seen_kinds().len(),
         entries.len(),
@@ -114,7 +115,7 @@ async fn every_statistic_matches_the_reference() {
         report.stale,
         started.elapsed()
     );
-    assert_payments_are_exercised(&stack).await;
+    assert_new_paths_are_exercised(&stack).await;
 
     // 5. Replay everything in other batch sizes: nothing may change.
     let replay = corpus::stream_entries(&corpus.events, gen_now, SEED ^ 2, false);
@@ -246,9 +247,10 @@ async fn old_raw_rows(stack: &common::Stack) -> u64 {
 }
 
 /// Forces merges so the 30-day TTL (on received_at, set near created_at for old events) applies.
-/// The corpus's zaps reach every path of the payments statistics, so the comparison above is not
-/// one of zeros: linked and unlinked payments, asks from both paths, and receipts that pay nothing.
-async fn assert_payments_are_exercised(stack: &common::Stack) {
+/// The corpus's zaps and deletions reach every path of the payments statistics and of cancelled
+/// jobs, so the comparison above is not one of zeros: linked and unlinked payments, asks from both
+/// paths, receipts that pay nothing, cancelled jobs beside concluded ones.
+async fn assert_new_paths_are_exercised(stack: &common::Stack) {
     let url = format!("{}/api/stats/payments?timeRange=30d&groupBy=dvm", stack.base);
     let (p, status) = common::get_json::<Payments>(&url).await;
     let p = p.unwrap_or_else(|| panic!("payments: HTTP {status}"));
@@ -281,6 +283,12 @@ async fn assert_payments_are_exercised(stack: &common::Stack) {
         "{:?}",
         p.rows
     );
+    let url = format!("{}/api/stats/performance?timeRange=30d&groupBy=all", stack.base);
+    let (perf, status) = common::get_json::<Performance>(&url).await;
+    let perf = perf.unwrap_or_else(|| panic!("performance: HTTP {status}"));
+    let o = &perf.rows[0].outcomes;
+    eprintln!("outcomes over 30 days: {o:?}");
+    assert!(o.cancelled >= 20 && o.success > o.cancelled, "{o:?}");
 }
 
 async fn drop_expired(stack: &common::Stack) {

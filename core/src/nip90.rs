@@ -117,7 +117,14 @@ pub fn parse(event: &Event, kinds: &KindFilter) -> (Role, JobFacts) {
         Role::Feedback => parse_feedback(event, &mut f),
         Role::Announcement | Role::ServiceAnnouncement => parse_announcement(event, &mut f),
         Role::Deletion => {
+            // NIP-09: every `e` tag names an event the author withdraws; the api cancels the
+            // author's own requests among them.
             f.request_id = first_hex_tag(event, "e");
+            f.targets = event
+                .tags_named("e")
+                .filter_map(|t| t.get(1).and_then(|v| parse_hex32(v)))
+                .take(MAX_DELETED)
+                .collect();
         }
         Role::ZapReceipt => parse_zap_receipt(event, &mut f),
         Role::Capabilities | Role::Heartbeat | Role::Recommendation | Role::Profile | Role::Other => {}
@@ -291,6 +298,10 @@ fn parse_embedded_request(json: &str) -> Option<EmbeddedRequest> {
     })
 }
 
+/// Events one deletion may name that are kept (the rest are ignored): a customer withdrawing jobs
+/// names a few; thousands are an attack on the row size.
+pub const MAX_DELETED: usize = 100;
+
 /// The most a zap receipt may pay: 1 BTC. A DVM job costs sats; a receipt above this is junk or an
 /// attack on the totals, so it is kept but pays nothing (flagged [`deviation::ZAP_AMOUNT_ABSURD`]).
 pub const MAX_ZAP_MSAT: u64 = 100_000_000_000;
@@ -448,6 +459,30 @@ mod tests {
         let mut tags: Vec<&[&str]> = vec![&p, &e, &b, &d];
         tags.extend_from_slice(extra);
         parse(&ev(9735, &tags), &KindFilter::default()).1
+    }
+
+    #[test]
+    fn deletions_name_every_valid_event_up_to_a_bound() {
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let f = parse(
+            &ev(
+                5,
+                &[&["e", &a], &["e", "not-hex"], &["a", "30023:x:y"], &["e", &b]],
+            ),
+            &KindFilter::default(),
+        )
+        .1;
+        assert_eq!(f.targets, vec![[0xaa; 32], [0xbb; 32]]);
+        assert_eq!(f.request_id, Some([0xaa; 32]));
+        let many: Vec<String> = (0..5000u32).map(|i| format!("{i:064x}")).collect();
+        let tags: Vec<[&str; 2]> = many.iter().map(|id| ["e", id.as_str()]).collect();
+        let tags: Vec<&[&str]> = tags.iter().map(|t| t.as_slice()).collect();
+        let f = parse(&ev(5, &tags), &KindFilter::default()).1;
+        assert_eq!(
+            f.targets.len(),
+            MAX_DELETED,
+            "a huge deletion keeps a bounded row"
+        );
     }
 
     #[test]

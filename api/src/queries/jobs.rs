@@ -83,7 +83,7 @@ impl JobTimeouts {
 fn ctes(t: &JobTimeouts) -> String {
     format!(
         "WITH requests AS ( \
-           SELECT request_id AS rid, kind, requested_at AS req_at, targets, \
+           SELECT request_id AS rid, kind, requested_at AS req_at, targets, cancelled, \
                   toInt64({{now:UInt32}}) - toInt64(req_at) >= {timeout} AS final \
            FROM job_requests(start = {{start:UInt32}}) \
          ), \
@@ -151,6 +151,7 @@ pub struct PerformanceRow {
     pub success: u64,
     pub partial: u64,
     pub error: u64,
+    pub cancelled: u64,
     pub payment_required: u64,
     pub stalled: u64,
     pub pending: u64,
@@ -169,10 +170,13 @@ pub async fn performance(
                 countIf(has_fb) AS fb_count, quantilesExactIf(0.5, 0.9, 0.99)(fb_lat, has_fb) AS fb_q, \
                 countIf(has_res) AS res_count, quantilesExactIf(0.5, 0.9, 0.99)(res_lat, has_res) AS res_q, \
                 countIf(strength = 5) AS success, countIf(strength = 4) AS partial, countIf(strength = 3) AS error, \
-                countIf(strength = 2 AND final) AS payment_required, countIf(strength = 1 AND final) AS stalled, \
-                countIf(strength <= 2 AND NOT final) AS pending \
+                countIf(strength <= 2 AND withdrawn) AS cancelled, \
+                countIf(strength = 2 AND final AND NOT withdrawn) AS payment_required, \
+                countIf(strength = 1 AND final AND NOT withdrawn) AS stalled, \
+                countIf(strength <= 2 AND NOT final AND NOT withdrawn) AS pending \
          FROM ( \
-           SELECT j.dvm AS dvm, r.kind AS kind, r.final AS final, j.has_fb AS has_fb, j.has_res AS has_res, \
+           SELECT j.dvm AS dvm, r.kind AS kind, r.final AS final, r.cancelled AS withdrawn, \
+                  j.has_fb AS has_fb, j.has_res AS has_res, \
                   j.strength AS strength, \
                   greatest(toInt64(j.first_fb) - toInt64(r.req_at), 0) AS fb_lat, \
                   greatest(toInt64(j.first_res) - toInt64(r.req_at), 0) AS res_lat \

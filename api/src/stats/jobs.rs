@@ -71,7 +71,8 @@ pub fn performance(
         .filter(|r| r.jobs > 0)
         .map(|r| {
             let (dvm_id, dvm_name, kind) = keys(g, &r.dvm, r.kind, dir);
-            let final_jobs = r.jobs.saturating_sub(r.pending);
+            // Decided jobs: neither still open nor withdrawn by the customer.
+            let final_jobs = r.jobs.saturating_sub(r.pending + r.cancelled);
             dto::PerformanceRow {
                 dvm_id,
                 dvm_name,
@@ -83,6 +84,7 @@ pub fn performance(
                     success: r.success,
                     partial: r.partial,
                     error: r.error,
+                    cancelled: r.cancelled,
                     payment_required: r.payment_required,
                     stalled: r.stalled,
                     pending: r.pending,
@@ -260,7 +262,7 @@ mod tests {
         let row = jobs::PerformanceRow {
             dvm: [1; 32],
             kind: 0,
-            jobs: 10,
+            jobs: 12,
             fb_count: 0,
             fb_q: vec![0, 0, 0],
             res_count: 4,
@@ -268,6 +270,7 @@ mod tests {
             success: 4,
             partial: 0,
             error: 2,
+            cancelled: 2,
             payment_required: 1,
             stalled: 1,
             pending: 2,
@@ -284,7 +287,11 @@ mod tests {
             }
         );
         assert_eq!(r.result_latency.p90, Some(5.0));
-        assert_eq!(r.success_rate, Some(0.5), "4 successes of 8 final jobs");
+        assert_eq!(
+            r.success_rate,
+            Some(0.5),
+            "4 successes of 8 decided jobs (neither pending nor cancelled)"
+        );
         assert_eq!(r.kind, None);
         assert!(r.dvm_id.is_some());
     }

@@ -378,6 +378,7 @@ pub fn generate(seed: u64, now: u64) -> Corpus {
     }
     g.extras(&mut out);
     g.zaps(&mut out);
+    g.deletions(&mut out);
     debug_assert!(out.iter().all(|e| e.created_at <= now));
     Corpus {
         now,
@@ -1203,6 +1204,56 @@ impl Gen {
             let at = recent(self);
             out.push(self.zap_receipt(&zapper, at, &customer, &sender, None, 21_000, Some(21_000), false));
         }
+    }
+
+    /// NIP-09 deletions: customers withdraw about 3% of their requests (a few along with other
+    /// events in one deletion), some after a DVM concluded the job; others try to delete requests
+    /// that are not theirs (which cancels nothing), and some name no valid id.
+    fn deletions(&mut self, out: &mut Vec<Event>) {
+        let customers: std::collections::HashMap<String, Keys> = self
+            .customers
+            .iter()
+            .map(|k| (k.pubkey_hex().to_owned(), k.clone()))
+            .collect();
+        let requests: Vec<(String, String, u64)> = out
+            .iter()
+            .filter(|e| (5000..6000).contains(&e.kind) && customers.contains_key(&e.pubkey))
+            .map(|e| (e.id.clone(), e.pubkey.clone(), e.created_at))
+            .collect();
+        for (id, author, at) in requests {
+            if !self.rng.gen_bool(0.03) {
+                continue;
+            }
+            let when = at + self.rng.gen_range(1..900);
+            if when + 2 > self.now || self.in_quiet_zone(when) {
+                continue;
+            }
+            let keys = &customers[&author];
+            let mut tags = vec![tag(&["e", &id]), tag(&["k", "5000"])];
+            if self.rng.gen_bool(0.2) {
+                let other = self.random_hex();
+                tags.push(tag(&["e", &other]));
+            }
+            let own = keys.sign(when, 5, tags, "withdrawn".to_owned());
+            if self.rng.gen_bool(0.1) {
+                // Someone else names the same request: it stays whatever it was.
+                let other = self.random_customer();
+                if other != author {
+                    let stranger = customers[&other].clone();
+                    out.push(stranger.sign(when, 5, vec![tag(&["e", &id])], String::new()));
+                    continue;
+                }
+            }
+            out.push(own);
+        }
+        let c0 = self.customers[0].clone();
+        let bad = c0.sign(
+            self.now - 50,
+            5,
+            vec![tag(&["e", "not-an-id"]), tag(&["a", "x"])],
+            String::new(),
+        );
+        out.push(bad);
     }
 
     /// One zap receipt; `msat` is the invoice's amount (a multiple of 100), `asked` the zap

@@ -56,6 +56,8 @@ pub enum Part {
     Profile,
     /// Zap receipts (9735).
     Zap,
+    /// Deletions (NIP-09, kind 5).
+    Deletion,
 }
 
 fn part_of(kind: u16) -> Option<Part> {
@@ -69,6 +71,7 @@ fn part_of(kind: u16) -> Option<Part> {
         31990 => Some(Part::Announcement),
         0 => Some(Part::Profile),
         9735 => Some(Part::Zap),
+        5 => Some(Part::Deletion),
         _ => None,
     }
 }
@@ -97,6 +100,8 @@ pub struct Ev {
     /// Zap receipts: the recipient (`p`) and the sender (`P`, else the zap request's author).
     pub zap_to: Option<u32>,
     pub zap_from: Option<u32>,
+    /// Deletions: the ids of its valid `e` tags.
+    pub deletes: Vec<u32>,
     /// Announcements: the `d` tag and `k` tags in 5000-5999.
     pub d: String,
     pub k: Vec<u16>,
@@ -174,6 +179,7 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
         amount: None,
         zap_to: None,
         zap_from: None,
+        deletes: Vec::new(),
         d: String::new(),
         k: Vec::new(),
         content: String::new(),
@@ -229,6 +235,13 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
             ev.content = e.content.clone();
         }
         Part::Profile => ev.content = e.content.clone(),
+        Part::Deletion => {
+            for t in tags_named(e, "e") {
+                if let Some(v) = t.get(1).filter(|v| is_hex64(v)) {
+                    ev.deletes.push(ids.get(v));
+                }
+            }
+        }
         Part::Zap => {
             let first_hex = |name: &str| {
                 tags_named(e, name)
@@ -437,15 +450,20 @@ enum Outcome {
     PaymentRequired,
     Stalled,
     Pending,
+    Cancelled,
 }
 
-fn outcome(a: &Acc, is_final: bool) -> Outcome {
+/// A concluded job (success, partial, error) keeps its outcome; otherwise a deleted request makes
+/// it cancelled, whatever the timeout.
+fn outcome(a: &Acc, is_final: bool, cancelled: bool) -> Outcome {
     if a.success {
         Outcome::Success
     } else if a.partial {
         Outcome::Partial
     } else if a.error {
         Outcome::Error
+    } else if cancelled {
+        Outcome::Cancelled
     } else if !is_final {
         Outcome::Pending
     } else if a.payment {
@@ -524,6 +542,8 @@ pub struct Reference {
     responses: Vec<Vec<usize>>,
     /// By interned id: the index of the stored event with that id.
     event_at: Vec<Option<usize>>,
+    /// By interned id: a request its author deleted.
+    cancelled: Vec<bool>,
     is_dvm: Vec<bool>,
     first_seen: Vec<Option<u64>>,
     last_seen: Vec<Option<u64>>,
@@ -578,6 +598,15 @@ impl Reference {
             }
         }
 
+        // A request is cancelled when a deletion by its own author names it.
+        let mut cancelled = vec![false; ids.strs.len()];
+        for e in evs.iter().filter(|e| e.part == Part::Deletion) {
+            for &d in &e.deletes {
+                if request_at[d as usize].is_some_and(|r| evs[r].author == e.author) {
+                    cancelled[d as usize] = true;
+                }
+            }
+        }
         let n = pks.strs.len();
         let mut is_dvm = vec![false; n];
         let mut first_seen: Vec<Option<u64>> = vec![None; n];
@@ -618,7 +647,7 @@ impl Reference {
                     current.insert((e.author, e.d.clone()), i);
                 }
                 Part::Profile => kind0s[a].push(i),
-                Part::Zap => {}
+                Part::Zap | Part::Deletion => {}
             }
         }
         let mut announced: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); n];
@@ -657,6 +686,7 @@ impl Reference {
             request_at,
             responses,
             event_at,
+            cancelled,
             is_dvm,
             first_seen,
             last_seen,
@@ -848,7 +878,7 @@ impl Reference {
                     kind: r.kind,
                     feedback_latency: a.first_feedback.map(|t| t.saturating_sub(r.at)),
                     result_latency: a.first_result.map(|t| t.saturating_sub(r.at)),
-                    outcome: outcome(&a, is_final),
+                    outcome: outcome(&a, is_final, self.cancelled[r.id as usize]),
                     reasons: a.reasons,
                 });
             }
@@ -1235,6 +1265,7 @@ impl Reference {
                 Outcome::PaymentRequired => o.payment_required += 1,
                 Outcome::Stalled => o.stalled += 1,
                 Outcome::Pending => o.pending += 1,
+                Outcome::Cancelled => o.cancelled += 1,
             }
             for r in j.reasons {
                 *g.reasons.entry(r).or_default() += 1;
@@ -1253,7 +1284,7 @@ impl Reference {
                 .collect();
             top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
             top.truncate(5);
-            let decided = g.jobs - g.outcomes.pending;
+            let decided = g.jobs - g.outcomes.pending - g.outcomes.cancelled;
             let row = PerformanceRow {
                 dvm_id: dvm.map(|p| self.hex(p)),
                 dvm_name: dvm.and_then(|p| self.name(p)),

@@ -213,6 +213,8 @@ pub struct Outcomes {
     pub success: u64,
     pub partial: u64,
     pub error: u64,
+    /// The customer deleted the request (NIP-09) before the DVM concluded it.
+    pub cancelled: u64,
     /// Asked for payment, then nothing, past the kind's timeout.
     pub payment_required: u64,
     /// Said it was processing (or sent an unknown status), then nothing, past the timeout.

@@ -253,6 +253,7 @@ fn outcomes_panel(row: Option<PerformanceRow>) -> View {
         ("Success", o.success, "ok"),
         ("Partial", o.partial, ""),
         ("Error", o.error, "bad"),
+        ("Cancelled by the customer", o.cancelled, ""),
         ("Payment required, then nothing", o.payment_required, "warn"),
         ("Stalled", o.stalled, "warn"),
         ("Pending", o.pending, ""),
