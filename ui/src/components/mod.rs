@@ -159,6 +159,59 @@ pub fn Pager<P: Fn(u64) + Clone + 'static>(page: u64, page_size: u64, total: u64
     }
 }
 
+/// A service's status as a coloured badge, explained on hover.
+pub fn status_badge(s: Liveness) -> View {
+    let (class, text, title) = match s {
+        Liveness::Alive => (
+            "badge ok",
+            "alive",
+            "a heartbeat in the last 15 minutes or a result or feedback within the alive window",
+        ),
+        Liveness::Idle => (
+            "badge",
+            "idle",
+            "no heartbeat or result lately, but within the last 7 days",
+        ),
+        Liveness::Silent => ("badge warn", "silent", "no heartbeat or result for 7 days"),
+    };
+    view! { span(class=class, title=title, data-status=text) { (text) } }
+}
+
+/// An uptime percentage (0-100) with one decimal; a dash when there is none yet.
+pub fn uptime(p: Option<f64>) -> String {
+    crate::format::percent(p.map(|p| p / 100.0))
+}
+
+/// A DVM's or a kind's payments in the window: zaps received and what was asked. `what` names the
+/// subject in the empty state ("this DVM", "this kind").
+pub fn payments_panel(row: Option<PaymentRow>, what: &str) -> View {
+    use crate::format::{msat, thousands};
+    let body = match row {
+        Some(p) => {
+            let zaps = format!(
+                "{} from {} {}",
+                thousands(p.zaps),
+                thousands(p.senders),
+                if p.senders == 1 { "sender" } else { "senders" }
+            );
+            let asked = format!("{} in {} jobs", msat(p.asked_msat), thousands(p.jobs_asked));
+            view! {
+                dl(class="facts") {
+                    div { dt { "Paid (zaps)" } dd(data-stat="paid_msat") { (msat(p.paid_msat)) } }
+                    div { dt { "Zaps" } dd(data-stat="zaps") { (zaps) } }
+                    div { dt { "Jobs paid for" } dd(data-stat="jobs_paid") { (thousands(p.jobs_paid)) } }
+                    div { dt(title="payment-required feedback and amount tags on results") { "Asked for (all paths)" } dd(data-stat="asked_msat") { (asked) } }
+                }
+            }
+        }
+        None => {
+            let message = format!("No zap paid {what} and nobody asked for payment in this window.");
+            view! { Empty(message=message) }
+        }
+    };
+    view! { section(class="panel", data-payments="") { h2 { "Payments" } (body) } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,57 +276,4 @@ mod tests {
         let link = sycamore::render_to_string(|| view! { KindLink(kind=5999, range=TimeRange::Hour) });
         assert!(link.contains("/kind-stats/5999?timeRange=1h"), "{link}");
     }
-}
-
-/// A service's status as a coloured badge, explained on hover.
-pub fn status_badge(s: Liveness) -> View {
-    let (class, text, title) = match s {
-        Liveness::Alive => (
-            "badge ok",
-            "alive",
-            "a heartbeat in the last 15 minutes or a result or feedback within the alive window",
-        ),
-        Liveness::Idle => (
-            "badge",
-            "idle",
-            "no heartbeat or result lately, but within the last 7 days",
-        ),
-        Liveness::Silent => ("badge warn", "silent", "no heartbeat or result for 7 days"),
-    };
-    view! { span(class=class, title=title, data-status=text) { (text) } }
-}
-
-/// An uptime percentage (0-100) with one decimal; a dash when there is none yet.
-pub fn uptime(p: Option<f64>) -> String {
-    crate::format::percent(p.map(|p| p / 100.0))
-}
-
-/// A DVM's or a kind's payments in the window: zaps received and what was asked. `what` names the
-/// subject in the empty state ("this DVM", "this kind").
-pub fn payments_panel(row: Option<PaymentRow>, what: &str) -> View {
-    use crate::format::{msat, thousands};
-    let body = match row {
-        Some(p) => {
-            let zaps = format!(
-                "{} from {} {}",
-                thousands(p.zaps),
-                thousands(p.senders),
-                if p.senders == 1 { "sender" } else { "senders" }
-            );
-            let asked = format!("{} in {} jobs", msat(p.asked_msat), thousands(p.jobs_asked));
-            view! {
-                dl(class="facts") {
-                    div { dt { "Paid (zaps)" } dd(data-stat="paid_msat") { (msat(p.paid_msat)) } }
-                    div { dt { "Zaps" } dd(data-stat="zaps") { (zaps) } }
-                    div { dt { "Jobs paid for" } dd(data-stat="jobs_paid") { (thousands(p.jobs_paid)) } }
-                    div { dt(title="payment-required feedback and amount tags on results") { "Asked for (all paths)" } dd(data-stat="asked_msat") { (asked) } }
-                }
-            }
-        }
-        None => {
-            let message = format!("No zap paid {what} and nobody asked for payment in this window.");
-            view! { Empty(message=message) }
-        }
-    };
-    view! { section(class="panel", data-payments="") { h2 { "Payments" } (body) } }
 }
