@@ -27,6 +27,8 @@ use crate::routes;
         routes::stats::history,
         routes::stats::directory,
         routes::stats::liveness,
+        routes::stats::relay_coverage,
+        routes::stats::dvm_relays,
         routes::stats::kinds_usage,
         routes::stats::cache_stats,
     ),
@@ -34,6 +36,7 @@ use crate::routes;
         (name = "statistics", description = "DVMDash-compatible counts"),
         (name = "jobs", description = "Request/response linking: latency, outcomes, reach, competition, prices"),
         (name = "services", description = "DVM-like services of every announcement family and their liveness"),
+        (name = "relays", description = "Which watched relays carry the traffic, and where each DVM can be reached"),
         (name = "meta", description = "Health and cache"),
     )
 )]
@@ -68,6 +71,8 @@ mod tests {
             "/api/history/monthly",
             "/api/directory",
             "/api/liveness/{id}",
+            "/api/relays/coverage",
+            "/api/dvms/{id}/relays",
             "/api/kinds/usage",
             "/api/cache/stats",
         ] {

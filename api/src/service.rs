@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
-use crate::queries::{Window, entities, history, jobs, liveness, payments, window};
+use crate::queries::{Window, coverage, entities, history, jobs, liveness, payments, window};
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
 #[derive(Clone)]
@@ -251,6 +251,30 @@ impl Service {
             request_kinds: &request_kinds,
         };
         json(&stats::payments::payments(&w, by_kind, &inputs, &dir))
+    }
+
+    pub async fn relay_coverage(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (events, rows) = tokio::try_join!(
+            coverage::distinct_events(&self.ch, &w),
+            coverage::relay_events(&self.ch, &w)
+        )?;
+        json(&stats::coverage::coverage(&w, events, rows))
+    }
+
+    /// The relays a DVM's events appear on; 404 for a pubkey never seen as a DVM-like service.
+    pub async fn dvm_relays(&self, pk: Id32) -> ApiResult<Bytes> {
+        let (activity, rows) = tokio::try_join!(
+            entities::service_activity(&self.ch),
+            coverage::dvm_relays(&self.ch, &pk)
+        )?;
+        if !activity.iter().any(|a| a.pubkey == pk) {
+            return Err(ApiError::NotFound(format!(
+                "no service {} has been seen",
+                stats::hex(&pk)
+            )));
+        }
+        json(&stats::coverage::dvm_relays(now_secs(), &pk, rows))
     }
 
     pub async fn whats_new(&self, range: TimeRange) -> ApiResult<Bytes> {

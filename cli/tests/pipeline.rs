@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{expected, observed};
 use dvmdash::simulate::{Model, Publisher};
+use dvmdash_core::dto::{DvmRelays, RelayCoverage, RelayCoverageRow};
 use dvmdash_core::validate::Keys;
 use dvmdash_testkit::{
     PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, isolated, wait_for, wait_until,
@@ -529,5 +530,120 @@ async fn bursts_in_one_second_are_collected_from_a_relay_with_exclusive_until_an
     )
     .await;
     assert_same_ids(&stored, &published, &events);
+    stack.stop().await;
+}
+
+/// Relay coverage from real relay software: the same traffic split across two Python relays with
+/// known overlaps. Per relay the events it delivered and those only it delivered, and per DVM the
+/// relays its results appear on, equal what the split says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_relays() {
+    let (redis, clickhouse) = isolated();
+    let relay_a = PythonRelay::start().await;
+    let relay_b = PythonRelay::start().await;
+    let stack = common::start(common::args(
+        redis,
+        clickhouse,
+        vec![relay_a.url.clone(), relay_b.url.clone()],
+    ))
+    .await;
+    let kinds = dvmdash_core::KindFilter::default();
+    // No deletions: relays honour them, which would make what each relay holds depend on timing.
+    let events: Vec<dvmdash_core::Event> = traffic(90, 7)
+        .into_iter()
+        .filter(|e| e.kind != 5 && kinds.collects(e.kind))
+        .collect();
+    // Every third event on A only, every third on B only, the rest on both.
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    for (i, e) in events.iter().enumerate() {
+        match i % 3 {
+            0 => on_a.push(e.clone()),
+            1 => on_b.push(e.clone()),
+            _ => {
+                on_a.push(e.clone());
+                on_b.push(e.clone());
+            }
+        }
+    }
+    wait_subscribed(&stack, &[&relay_a.url, &relay_b.url]).await;
+    publish_all(&relay_a.url, &on_a).await;
+    publish_all(&relay_b.url, &on_b).await;
+
+    let ids = |v: &[dvmdash_core::Event]| v.iter().map(|e| e.id.clone()).collect::<HashSet<_>>();
+    let (a, b) = (ids(&on_a), ids(&on_b));
+    // Identical jobs merge into one event (same id), so count distinct ids.
+    let total = a.union(&b).count() as u64;
+    let want = |mine: &HashSet<String>, other: &HashSet<String>, url: &str| RelayCoverageRow {
+        relay: url.to_owned(),
+        events: mine.len() as u64,
+        only_here: mine.difference(other).count() as u64,
+        share: Some(mine.len() as f64 / total as f64),
+    };
+    let mut want_rows = vec![want(&a, &b, &relay_a.url), want(&b, &a, &relay_b.url)];
+    want_rows.sort_by(|x, y| y.events.cmp(&x.events).then_with(|| x.relay.cmp(&y.relay)));
+    let url = format!("{}/api/relays/coverage?timeRange=24h", stack.base);
+    let got: RelayCoverage = wait_until(
+        "relay coverage to match the split",
+        Duration::from_secs(90),
+        || {
+            let url = url.clone();
+            let want_rows = want_rows.clone();
+            async move {
+                let (c, status) = common::get_json::<RelayCoverage>(&url).await;
+                let c = c.ok_or(format!("HTTP {status}"))?;
+                if c.events == total && c.relays == want_rows {
+                    Ok(c)
+                } else {
+                    Err(format!(
+                        "{} events, rows {:?}; want {total}, {want_rows:?}",
+                        c.events, c.relays
+                    ))
+                }
+            }
+        },
+    )
+    .await;
+    assert!(got.relays.iter().all(|r| r.only_here > 0), "{got:?}");
+
+    // The busiest DVM: its results per relay are the split of its results.
+    let mut by_author: std::collections::HashMap<&str, u64> = Default::default();
+    for e in events.iter().filter(|e| (6000..7000).contains(&e.kind)) {
+        *by_author.entry(e.pubkey.as_str()).or_default() += 1;
+    }
+    let (dvm, _) = by_author
+        .iter()
+        .max_by_key(|(pk, n)| (**n, std::cmp::Reverse(**pk)))
+        .expect("a DVM with results");
+    let results_on = |v: &[dvmdash_core::Event]| {
+        v.iter()
+            .filter(|e| e.pubkey == *dvm && (6000..7000).contains(&e.kind))
+            .count() as u64
+    };
+    let (status, body) = common::http_get(&format!("{}/api/dvms/{dvm}/relays", stack.base)).await;
+    assert_eq!(status, 200, "{body}");
+    let reach: DvmRelays = serde_json::from_str(&body).expect("dvm relays");
+    let got: Vec<(String, u64)> = reach
+        .relays
+        .iter()
+        .map(|r| (r.relay.clone(), r.results))
+        .collect();
+    let mut want = vec![
+        (relay_a.url.clone(), results_on(&on_a)),
+        (relay_b.url.clone(), results_on(&on_b)),
+    ];
+    want.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    assert_eq!(got, want, "results of {dvm} per relay");
+
+    // Unknown and malformed ids.
+    let nobody = Keys::from_seed(b"coverage-nobody");
+    let (status, _) =
+        common::http_get(&format!("{}/api/dvms/{}/relays", stack.base, nobody.pubkey_hex())).await;
+    assert_eq!(status, 404);
+    for bad in ["xyz", &"0".repeat(3000)] {
+        let (status, body) = common::http_get(&format!("{}/api/dvms/{bad}/relays", stack.base)).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, body) = common::http_get(&format!("{}/api/relays/coverage?timeRange=2y", stack.base)).await;
+    assert_eq!(status, 400, "{body}");
     stack.stop().await;
 }

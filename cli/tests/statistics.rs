@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use dvmdash_core::dto::{
     Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary, KindsUsage,
-    MonthlyHistory, Payments, Performance, Prices, Reach, ReasonCount, TimeRange, WhatsNew, parse_rfc3339,
+    MonthlyHistory, Payments, Performance, Prices, Reach, ReasonCount, RelayCoverage, TimeRange, WhatsNew,
+    parse_rfc3339,
 };
 use dvmdash_core::stream::{EventStream, NewEntry};
 use dvmdash_core::telemetry::now_secs;
@@ -41,7 +42,7 @@ async fn every_statistic_matches_the_reference() {
     let started = Instant::now();
     let gen_now = now_secs();
     let corpus = corpus::generate(SEED, gen_now);
-    let reference = Reference::new(&corpus.events);
+    let mut reference = Reference::new(&corpus.events);
     let distinct = reference.evs.len();
     assert!(
         distinct >= 50_000,
@@ -70,6 +71,7 @@ async fn every_statistic_matches_the_reference() {
 
     // 1. Feed the stream directly: duplicates across batches, answers before their requests.
     let last = xadd(&stack, &entries, &[1000]).await;
+    reference.add_deliveries(entries.iter().map(|e| (e.json.as_str(), e.relay)));
     drop(entries);
     wait_drained(&stack, &last, "the ingester to consume the corpus").await;
     trim_stream(&stack).await;
@@ -120,6 +122,8 @@ async fn every_statistic_matches_the_reference() {
     // 5. Replay everything in other batch sizes: nothing may change.
     let replay = corpus::stream_entries(&corpus.events, gen_now, SEED ^ 2, false);
     let last = xadd(&stack, &replay, &[1, 13, 500, 2500]).await;
+    // Replayed entries are deliveries too: coverage may grow, nothing else may change.
+    reference.add_deliveries(replay.iter().map(|e| (e.json.as_str(), e.relay)));
     drop(replay);
     wait_drained(&stack, &last, "the ingester to consume the replay").await;
     trim_stream(&stack).await;
@@ -389,6 +393,7 @@ enum Ep {
     Competition(TimeRange),
     Prices(TimeRange, &'static str),
     Payments(TimeRange, &'static str),
+    Coverage(TimeRange),
     New(TimeRange),
     Monthly,
     KindsUsage,
@@ -409,6 +414,7 @@ impl Ep {
             Ep::Competition(r) => format!("/api/stats/competition?timeRange={r}"),
             Ep::Prices(r, g) => format!("/api/stats/prices?timeRange={r}&groupBy={g}"),
             Ep::Payments(r, g) => format!("/api/stats/payments?timeRange={r}&groupBy={g}"),
+            Ep::Coverage(r) => format!("/api/relays/coverage?timeRange={r}"),
             Ep::New(r) => format!("/api/stats/new?timeRange={r}"),
             Ep::Monthly => "/api/history/monthly".to_owned(),
             Ep::KindsUsage => "/api/kinds/usage".to_owned(),
@@ -443,6 +449,7 @@ fn endpoints(r: &Reference, c: &Corpus) -> Vec<Ep> {
             eps.push(Ep::Payments(range, g));
         }
         eps.push(Ep::New(range));
+        eps.push(Ep::Coverage(range));
     }
     let (month, day) = (TimeRange::Month, TimeRange::Day);
     let vertex = &c.dvm_hex[corpus::VERTEX];
@@ -1214,6 +1221,16 @@ impl<'a> Checker<'a> {
                 };
                 // Rows in order: most paid, then most asked, then id or kind.
                 let want = self.r.payments(now, *range, group);
+                self.compare(label, &json(&s), &json(&want));
+            }
+            Ep::Coverage(range) => {
+                let Some(s) = self.parse::<RelayCoverage>(g, label) else {
+                    return;
+                };
+                let Some(now) = self.now_of(g, label, &s.timestamp) else {
+                    return;
+                };
+                let want = self.r.relay_coverage(now, *range);
                 self.compare(label, &json(&s), &json(&want));
             }
             Ep::New(range) => {

@@ -206,6 +206,8 @@ fn shared_state(config: &Config, events: &EventArgs, sink: mpsc::Sender<Accepted
     relay::Shared {
         validator: events.validator(),
         seen: quick_cache::sync::Cache::new(config.seen_cache),
+        // A few relays deliver most events: room for three deliveries per remembered id.
+        sighted: quick_cache::sync::Cache::new(config.seen_cache.saturating_mul(3)),
         sink,
         dvms: relay::PubkeySet::default(),
         customers: relay::PubkeySet::default(),

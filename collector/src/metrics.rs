@@ -4,6 +4,7 @@
 pub const EVENTS_RECEIVED: &str = "dvmdash_collector_events_received_total";
 pub const EVENTS_ACCEPTED: &str = "dvmdash_collector_events_accepted_total";
 pub const DUPLICATES: &str = "dvmdash_collector_duplicates_total";
+pub const SIGHTINGS: &str = "dvmdash_collector_sightings_total";
 pub const REJECTED: &str = "dvmdash_collector_events_rejected_total";
 pub const RELAY_CONNECTED: &str = "dvmdash_relay_connected";
 pub const RECONNECTS: &str = "dvmdash_collector_reconnects_total";
@@ -36,6 +37,10 @@ pub fn describe() {
     describe_counter!(
         DUPLICATES,
         "events dropped as already seen, by relay and layer (memory, redis)"
+    );
+    describe_counter!(
+        SIGHTINGS,
+        "deliveries of events already on the stream, appended as sightings for relay coverage"
     );
     describe_counter!(REJECTED, "events or messages refused, by relay and reason");
     describe_gauge!(

@@ -26,11 +26,32 @@ use crate::metrics as m;
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub id: Id32,
-    /// The event JSON exactly as the relay sent it.
+    /// The event JSON exactly as the relay sent it; empty for a sighting.
     pub json: String,
     pub relay: Arc<str>,
     /// Unix ms when this collector received it.
     pub seen_ms: u64,
+    /// Author (hex), kind and `created_at`, for the sighting if the event turns out to be known.
+    pub pubkey: String,
+    pub kind: u16,
+    pub created_at: u64,
+    /// `false`: a later delivery of an event this collector already queued (from another relay),
+    /// to be recorded as a sighting only.
+    pub first: bool,
+}
+
+impl Accepted {
+    /// This delivery as a sighting of a known event.
+    pub fn sighting(&self) -> dvmdash_core::stream::Sighting {
+        dvmdash_core::stream::Sighting(
+            hex::encode(self.id),
+            self.relay.to_string(),
+            self.seen_ms,
+            self.pubkey.clone(),
+            self.kind,
+            self.created_at,
+        )
+    }
 }
 
 /// Tuning shared by every relay connection.
@@ -84,6 +105,9 @@ pub struct Shared {
     pub validator: Validator,
     /// Ids already verified and queued (in-process dedup before any cryptography).
     pub seen: quick_cache::sync::Cache<Id32, ()>,
+    /// (id, relay) deliveries already queued, so a relay repeating an event (pages overlap,
+    /// reconnects) is not sighted twice.
+    pub sighted: quick_cache::sync::Cache<(Id32, Arc<str>), ()>,
     pub sink: mpsc::Sender<Accepted>,
     pub options: RelayOptions,
     /// DVM pubkeys seen (results, feedback, announcements): their kind-0 profiles and the zap
@@ -224,9 +248,25 @@ pub(crate) async fn handle_event(
         .newest_created_at
         .fetch_max(event.created_at.min(now), Ordering::Relaxed);
     status.last_event_ms.store(now_millis(), Ordering::Relaxed);
+    let delivery = Accepted {
+        id,
+        json: String::new(),
+        relay: relay.clone(),
+        seen_ms: now_millis(),
+        pubkey: event.pubkey.clone(),
+        kind: event.kind,
+        created_at: event.created_at,
+        first: !duplicate,
+    };
+    let new_pair = shared.sighted.get(&(id, relay.clone())).is_none();
+    shared.sighted.insert((id, relay.clone()), ());
     if duplicate {
         status.duplicates.fetch_add(1, Ordering::Relaxed);
         counter!(m::DUPLICATES, "relay" => relay.to_string(), "layer" => "memory").increment(1);
+        if new_pair {
+            // Another relay delivered it too: recorded for coverage, not stored again.
+            queue(shared, relay, delivery).await?;
+        }
         return Ok(Some(event.created_at));
     }
     shared.seen.insert(id, ());
@@ -245,15 +285,18 @@ pub(crate) async fn handle_event(
     counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
     gauge!(m::LAST_EVENT, "relay" => relay.to_string()).set(now as f64);
     let accepted = Accepted {
-        id,
         json: json.to_owned(),
-        relay: relay.clone(),
-        seen_ms: now_millis(),
+        ..delivery
     };
-    // A full queue means the stream writer is behind: reading from the relay waits (backpressure,
-    // nothing dropped) and the wait is counted.
+    queue(shared, relay, accepted).await?;
+    Ok(Some(event.created_at))
+}
+
+/// Hands a delivery to the stream writer. A full queue means the writer is behind: reading from the
+/// relay waits (backpressure, nothing dropped) and the wait is counted.
+async fn queue(shared: &Shared, relay: &Arc<str>, accepted: Accepted) -> anyhow::Result<()> {
     let accepted = match shared.sink.try_send(accepted) {
-        Ok(()) => return Ok(Some(event.created_at)),
+        Ok(()) => return Ok(()),
         Err(mpsc::error::TrySendError::Closed(_)) => anyhow::bail!("stream writer stopped"),
         Err(mpsc::error::TrySendError::Full(a)) => a,
     };
@@ -264,7 +307,7 @@ pub(crate) async fn handle_event(
         .await
         .map_err(|_| anyhow::anyhow!("stream writer stopped"))?;
     counter!(m::BACKPRESSURE, "relay" => relay.to_string()).increment(waited.elapsed().as_micros() as u64);
-    Ok(Some(event.created_at))
+    Ok(())
 }
 
 #[cfg(test)]

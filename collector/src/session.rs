@@ -454,6 +454,7 @@ mod tests {
         Shared {
             validator: EventArgs::default().validator(),
             seen: quick_cache::sync::Cache::new(1000),
+            sighted: quick_cache::sync::Cache::new(3000),
             sink,
             options: RelayOptions::default(),
             dvms: PubkeySet::default(),

@@ -3,11 +3,13 @@
 //! Each batch is one [`EventStream::append_new`] call (seen-marker and append, atomically, so several
 //! collectors watching the same relays put each event on the stream once). A failed write is
 //! retried (with backoff) until it succeeds or shutdown gives up; nothing is dropped silently.
+//! Deliveries of events already on the stream (from another relay, or appended by another
+//! collector) go into one sightings entry per batch, for relay coverage.
 
 use std::time::{Duration, Instant};
 
 use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::stream::{EventStream, NewEntry, SEEN_TTL_SECS, STREAM_MAXLEN};
+use dvmdash_core::stream::{EventStream, NewEntry, SEEN_TTL_SECS, STREAM_MAXLEN, Sighting};
 use metrics::{counter, gauge, histogram};
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
@@ -103,7 +105,7 @@ impl Writer {
                     for (ev, added) in events.iter().zip(flags) {
                         if added {
                             counter!(m::STREAM_WRITTEN).increment(1);
-                        } else {
+                        } else if ev.first {
                             counter!(m::DUPLICATES, "relay" => ev.relay.to_string(), "layer" => "redis")
                                 .increment(1);
                         }
@@ -132,9 +134,14 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, events: &[Accepted]) -> redis::RedisResult<Vec<bool>> {
-        let ids: Vec<String> = events.iter().map(|ev| hex::encode(ev.id)).collect();
-        let entries: Vec<NewEntry<'_>> = events
+    /// Appends the first deliveries as events (those another collector appended come back
+    /// `false`), then every delivery that was not appended as a sightings entry. Returns, per
+    /// delivery, whether it was appended as an event. A retry after a failure in between repeats
+    /// nothing harmful: the events are marked seen, and sightings are idempotent downstream.
+    async fn write(&mut self, deliveries: &[Accepted]) -> redis::RedisResult<Vec<bool>> {
+        let firsts: Vec<&Accepted> = deliveries.iter().filter(|d| d.first).collect();
+        let ids: Vec<String> = firsts.iter().map(|ev| hex::encode(ev.id)).collect();
+        let entries: Vec<NewEntry<'_>> = firsts
             .iter()
             .zip(&ids)
             .map(|(ev, id)| NewEntry {
@@ -144,13 +151,30 @@ impl Writer {
                 seen_ms: ev.seen_ms,
             })
             .collect();
-        self.stream
+        let appended = self
+            .stream
             .append_new(
                 &mut self.redis,
                 &entries,
                 self.opts.seen_ttl_secs,
                 self.opts.stream_maxlen,
             )
-            .await
+            .await?;
+        let mut appended = appended.into_iter();
+        let flags: Vec<bool> = deliveries
+            .iter()
+            .map(|d| d.first && appended.next().unwrap_or(false))
+            .collect();
+        let sightings: Vec<Sighting> = deliveries
+            .iter()
+            .zip(&flags)
+            .filter(|(_, added)| !**added)
+            .map(|(d, _)| d.sighting())
+            .collect();
+        self.stream
+            .append_sightings(&mut self.redis, &sightings, self.opts.stream_maxlen)
+            .await?;
+        counter!(m::SIGHTINGS).increment(sightings.len() as u64);
+        Ok(flags)
     }
 }

@@ -24,6 +24,8 @@ pub const INGESTER_GROUP: &str = "ingester";
 pub const FIELD_EVENT: &str = "e";
 pub const FIELD_RELAY: &str = "r";
 pub const FIELD_SEEN_MS: &str = "t";
+/// Stream entry field of a sightings entry: later deliveries of stored events, as JSON.
+pub const FIELD_SIGHTINGS: &str = "s";
 /// Dead-letter entry fields: the original stream id and fields, plus the reason.
 pub const FIELD_REASON: &str = "reason";
 pub const FIELD_ORIGINAL_ID: &str = "id";

@@ -15,6 +15,21 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// The raw events table.
 pub const EVENTS_RAW: &str = "events_raw";
+pub const EVENT_RELAYS: &str = "event_relays";
+
+/// One delivery of an event by a relay (`clickhouse/schema/0007_event_relays.sql`): the first one,
+/// stored with the event, and every later one (a sighting). Idempotent by (event, relay).
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct EventRelayRow {
+    pub event_id: Id32,
+    pub relay: String,
+    pub pubkey: Id32,
+    pub kind: u16,
+    /// Unix seconds.
+    pub created_at: u32,
+    /// Unix ms of the delivery.
+    pub seen_at: i64,
+}
 
 /// One row of `events_raw` (`clickhouse/schema/0001_events_raw.sql`).
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]

@@ -12,6 +12,11 @@
 //! every consumer acknowledged ([`EventStream::trim_acknowledged`]), so Redis holds only the
 //! backlog; [`EventStream::group_info`] reports it to metrics, the admin api and import's pacing.
 //!
+//! Relay coverage needs every delivery, not just the first: a collector appends the deliveries it
+//! did not append as events (seen before in memory or in Redis, from another relay) as one
+//! sightings entry per batch ([`EventStream::append_sightings`], [`Sighting`]); the ingester records
+//! the relay of every event entry and every sighting.
+//!
 //! Replies are parsed from raw `redis::Value`s rather than the crate's typed stream replies: a
 //! pending entry whose data was trimmed comes back with a nil body, which must be handled, not fail
 //! the whole read.
@@ -22,9 +27,33 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
+use serde::{Deserialize, Serialize};
+
 use crate::redis_keys::{
-    FIELD_EVENT, FIELD_ORIGINAL_ID, FIELD_REASON, FIELD_RELAY, FIELD_SEEN_MS, INGESTER_GROUP, RedisNames,
+    FIELD_EVENT, FIELD_ORIGINAL_ID, FIELD_REASON, FIELD_RELAY, FIELD_SEEN_MS, FIELD_SIGHTINGS,
+    INGESTER_GROUP, RedisNames,
 };
+
+/// A delivery of an event that is on the stream already (or was appended by another collector):
+/// which relay delivered it and when, with what coverage statistics need of the event. Serialized
+/// as a JSON array `[id, relay, seen_ms, pubkey, kind, created_at]` to keep entries small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting(
+    /// Event id, 64 hex.
+    pub String,
+    /// The relay that delivered it.
+    pub String,
+    /// Unix ms of the delivery.
+    pub u64,
+    /// Author, 64 hex.
+    pub String,
+    pub u16,
+    /// The event's `created_at`.
+    pub u64,
+);
+
+/// Most sightings in one stream entry (a collector's batch is at most 500 events).
+pub const MAX_SIGHTINGS_PER_ENTRY: usize = 5_000;
 
 /// Approximate cap of the events stream (`MAXLEN ~`). Trimming by length ignores consumer groups,
 /// so this is only a safety net far above any healthy backlog (alert `StreamBacklogHigh`); the
@@ -85,6 +114,8 @@ pub struct Fields {
     pub event: Option<Vec<u8>>,
     pub relay: Option<Vec<u8>>,
     pub seen_ms: Option<Vec<u8>>,
+    /// A sightings entry's JSON ([`Sighting`]s).
+    pub sightings: Option<Vec<u8>>,
     /// Number of fields in the entry, to spot junk.
     pub count: usize,
 }
@@ -151,6 +182,32 @@ impl EventStream {
         // EVALSHA, loading the script first if the server does not know it.
         let flags: Vec<i64> = inv.invoke_async(conn).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Appends deliveries of known events as one sightings entry (nothing when there are none),
+    /// capped like events.
+    pub async fn append_sightings<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        sightings: &[Sighting],
+        maxlen: u64,
+    ) -> redis::RedisResult<()> {
+        for chunk in sightings.chunks(MAX_SIGHTINGS_PER_ENTRY) {
+            // Strings and integers only: serializing cannot fail (an empty entry would be
+            // dead-lettered by the ingester, visibly, if it ever did).
+            let json = serde_json::to_string(chunk).unwrap_or_default();
+            let _: String = redis::cmd("XADD")
+                .arg(&self.key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(maxlen)
+                .arg("*")
+                .arg(FIELD_SIGHTINGS)
+                .arg(json)
+                .query_async(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Appends already deduplicated events in one pipelined round trip, capped at
@@ -516,6 +573,7 @@ fn parse_entry(v: Value) -> Option<Entry> {
                     FIELD_EVENT => f.event = Some(v),
                     FIELD_RELAY => f.relay = Some(v),
                     FIELD_SEEN_MS => f.seen_ms = Some(v),
+                    FIELD_SIGHTINGS => f.sightings = Some(v),
                     _ => {}
                 }
             }

@@ -20,7 +20,7 @@ use ::metrics::{counter, gauge, histogram};
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
 use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::store::{EVENTS_RAW, RawEventRow};
+use dvmdash_core::store::{EVENT_RELAYS, EVENTS_RAW, EventRelayRow, RawEventRow};
 use dvmdash_core::telemetry::{now_millis, now_secs};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
@@ -315,6 +315,10 @@ impl Ingester {
         if !prepared.rows.is_empty() {
             self.insert_with_retry(&prepared, shutdown).await?;
         }
+        if !prepared.sightings.is_empty() {
+            self.insert_sightings_with_retry(&prepared.sightings, shutdown)
+                .await?;
+        }
         let dead: Vec<(Entry, String)> = prepared.poison;
         if !dead.is_empty() {
             for (entry, reason) in &dead {
@@ -339,6 +343,44 @@ impl Ingester {
             "batch stored"
         );
         Ok(())
+    }
+
+    /// Tells the api its cached answers are behind; a failure only delays freshness.
+    async fn bump_data_version(&mut self) {
+        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg(self.names.data_version())
+            .query_async(&mut self.redis)
+            .await;
+        if let Err(err) = bumped {
+            debug!(error = %err, "could not bump the data version");
+        }
+    }
+
+    /// Records which relays delivered the batch's events. Needs no gate: rows are keyed by (event,
+    /// relay) and readers count distinct pairs, so a retried batch repeats rows harmlessly.
+    async fn insert_sightings_with_retry(
+        &mut self,
+        rows: &[EventRelayRow],
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut failures = 0u32;
+        loop {
+            match insert_sightings(&self.clickhouse, rows).await {
+                Ok(()) => {
+                    counter!(m::SIGHTINGS_INSERTED).increment(rows.len() as u64);
+                    self.bump_data_version().await;
+                    return Ok(());
+                }
+                Err(err) => {
+                    counter!(m::INSERT_FAILURES).increment(1);
+                    warn!(error = %err, rows = rows.len(), "inserting relay sightings failed, retrying");
+                }
+            }
+            if shutdown.is_cancelled() {
+                anyhow::bail!("shutting down with relay sightings not inserted; the batch stays pending");
+            }
+            sleep_or_stop(shutdown, backoff(&mut failures)).await;
+        }
     }
 
     /// Inserts the batch's events not stored before, holding the ingest lock across every attempt
@@ -405,14 +447,7 @@ impl Ingester {
             match attempt {
                 Ok(inserted) => {
                     if inserted > 0 {
-                        // Tell the api its cached answers are behind; a failure only delays freshness.
-                        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
-                            .arg(self.names.data_version())
-                            .query_async(&mut self.redis)
-                            .await;
-                        if let Err(err) = bumped {
-                            debug!(error = %err, "could not bump the data version");
-                        }
+                        self.bump_data_version().await;
                     }
                     histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
                     counter!(m::EVENTS_INSERTED).increment(inserted as u64);
@@ -484,6 +519,20 @@ impl Ingester {
             Err(err) => debug!(error = %err, "trimming acknowledged entries failed"),
         }
     }
+}
+
+async fn insert_sightings(
+    client: &clickhouse::Client,
+    rows: &[EventRelayRow],
+) -> clickhouse::error::Result<()> {
+    let mut insert = client
+        .insert::<EventRelayRow>(EVENT_RELAYS)
+        .await?
+        .with_timeouts(Some(Duration::from_secs(60)), Some(Duration::from_secs(300)));
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await
 }
 
 async fn insert(

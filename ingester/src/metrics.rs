@@ -15,6 +15,7 @@ pub const LATENCY_SECONDS: &str = "dvmdash_ingester_collect_to_store_seconds";
 pub const STREAM_LENGTH: &str = "dvmdash_stream_length_entries";
 pub const STREAM_PENDING: &str = "dvmdash_stream_pending_entries";
 pub const STREAM_LAG: &str = "dvmdash_stream_lag_entries";
+pub const SIGHTINGS_INSERTED: &str = "dvmdash_ingester_relay_sightings_inserted_total";
 
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -37,6 +38,10 @@ pub fn describe() {
         "pending entries whose data was trimmed from the stream before ingest (lost)"
     );
     describe_counter!(DUPLICATES, "entries repeating an event already in the same batch");
+    describe_counter!(
+        SIGHTINGS_INSERTED,
+        "(event, relay) deliveries recorded in event_relays"
+    );
     describe_counter!(
         ALREADY_STORED,
         "events of a batch skipped because they were stored before (replays, late copies)"

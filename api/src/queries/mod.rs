@@ -3,12 +3,14 @@
 //! moment.
 //!
 //! - [`window`] - counts per author, role and job kind in a window; time series; directed requests
+//! - [`coverage`] - which relays delivered which events (coverage, reachability)
 //! - [`entities`] - all-time activity of DVMs and kinds; announcements and profiles
 //! - [`jobs`] - request/response linking for latency, outcomes, reach, competition, prices
 //! - [`history`] - monthly rollups
 //! - [`liveness`] - the 5-minute slot ends at which each service was alive
 //! - [`payments`] - zap receipts paying DVMs, what they zapped, amounts asked
 
+pub mod coverage;
 pub mod entities;
 pub mod history;
 pub mod jobs;

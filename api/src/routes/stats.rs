@@ -206,6 +206,35 @@ pub async fn payments(
     .await
 }
 
+/// `GET /api/relays/coverage`
+#[utoipa::path(get, path = "/api/relays/coverage", tag = "relays", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::RelayCoverage), StatsErrors))]
+pub async fn relay_coverage(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
+    cached(
+        &state,
+        format!("relay-coverage:{range}"),
+        false,
+        move |s| async move { s.relay_coverage(range).await },
+    )
+    .await
+}
+
+/// `GET /api/dvms/{id}/relays` (hex or npub)
+#[utoipa::path(get, path = "/api/dvms/{id}/relays", tag = "relays",
+    params(("id" = String, Path, description = "Hex pubkey or npub")),
+    responses((status = 200, body = dvmdash_core::dto::DvmRelays),
+        (status = 404, description = "Never seen as a service", body = dvmdash_core::dto::ErrorBody), StatsErrors))]
+pub async fn dvm_relays(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pk = params::pubkey(&id)?;
+    cached(
+        &state,
+        format!("dvm-relays:{}", hex::encode(pk)),
+        false,
+        move |s| async move { s.dvm_relays(pk).await },
+    )
+    .await
+}
+
 /// `GET /api/stats/new`
 #[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(Window),
     responses((status = 200, body = dvmdash_core::dto::WhatsNew), StatsErrors))]

@@ -35,8 +35,8 @@ use dvmdash_core::dto::{
     Competition, CompetitionRow, DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint,
     GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, KindUsage, KindsUsage,
     MonthRow, MonthlyHistory, NewDvm, NewKind, Outcomes, PaymentPoint, PaymentRow, Payments, Performance,
-    PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked, Reach, ReasonCount, TimeRange, UnusedKind,
-    WhatsNew, rfc3339,
+    PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked, Reach, ReasonCount, RelayCoverage,
+    RelayCoverageRow, TimeRange, UnusedKind, WhatsNew, rfc3339,
 };
 
 /// Kinds in the DVM ranges that are other protocols: neither stored nor counted.
@@ -544,6 +544,9 @@ pub struct Reference {
     event_at: Vec<Option<usize>>,
     /// By interned id: a request its author deleted.
     cancelled: Vec<bool>,
+    id_index: HashMap<String, u32>,
+    /// By interned id of a stored event: the relays that delivered it (stream entries fed so far).
+    deliveries: BTreeMap<u32, BTreeSet<String>>,
     is_dvm: Vec<bool>,
     first_seen: Vec<Option<u64>>,
     last_seen: Vec<Option<u64>>,
@@ -687,6 +690,8 @@ impl Reference {
             responses,
             event_at,
             cancelled,
+            id_index: ids.index,
+            deliveries: BTreeMap::new(),
             is_dvm,
             first_seen,
             last_seen,
@@ -1458,6 +1463,67 @@ impl Reference {
             period_end: rfc3339(now),
             group_by: group.to_owned(),
             rows,
+        }
+    }
+
+    // ----- relays -----
+
+    /// Records stream entries `(event JSON, relay)` as deliveries; entries of events that are not
+    /// stored (excluded kinds, junk) deliver nothing, and relays must be ws(s) URLs.
+    pub fn add_deliveries<'a>(&mut self, entries: impl Iterator<Item = (&'a str, &'a str)>) {
+        for (json, relay) in entries {
+            if !(relay.starts_with("wss://") || relay.starts_with("ws://")) {
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            let Some(&id) = v
+                .get("id")
+                .and_then(|i| i.as_str())
+                .and_then(|i| self.id_index.get(i))
+            else {
+                continue;
+            };
+            if self.event_at[id as usize].is_some() {
+                self.deliveries.entry(id).or_default().insert(relay.to_owned());
+            }
+        }
+    }
+
+    /// Per relay, the stored events created in the window it delivered, and those only it did.
+    pub fn relay_coverage(&self, now: u64, range: TimeRange) -> RelayCoverage {
+        let w = self.win(now, range);
+        let mut rows: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut events = 0u64;
+        for (&id, relays) in &self.deliveries {
+            let at = self.evs[self.event_at[id as usize].expect("stored")].at;
+            if at < w.start || at > now {
+                continue;
+            }
+            events += 1;
+            for r in relays {
+                let row = rows.entry(r.as_str()).or_default();
+                row.0 += 1;
+                row.1 += u64::from(relays.len() == 1);
+            }
+        }
+        let mut relays: Vec<RelayCoverageRow> = rows
+            .into_iter()
+            .map(|(relay, (n, only))| RelayCoverageRow {
+                relay: relay.to_owned(),
+                events: n,
+                only_here: only,
+                share: ratio(n, events),
+            })
+            .collect();
+        relays.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.relay.cmp(&b.relay)));
+        RelayCoverage {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            events,
+            relays,
         }
     }
 

@@ -520,3 +520,53 @@ pub struct Payments {
     pub rows: Vec<PaymentRow>,
     pub time_series: Vec<PaymentPoint>,
 }
+
+/// One watched relay's share of the events in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayCoverageRow {
+    pub relay: String,
+    /// Distinct events of the window it delivered.
+    pub events: u64,
+    /// Of those, the ones no other watched relay delivered: what would be lost without it.
+    pub only_here: u64,
+    /// `events` / all distinct events of the window.
+    pub share: Option<f64>,
+}
+
+/// `GET /api/relays/coverage`: which watched relays carry the DVM traffic, and which carry events
+/// nobody else does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayCoverage {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// Distinct events created in the window that any relay delivered.
+    pub events: u64,
+    /// Most events first, then relay URL.
+    pub relays: Vec<RelayCoverageRow>,
+}
+
+/// Where one DVM's events appear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DvmRelayRow {
+    pub relay: String,
+    pub results: u64,
+    pub feedback: u64,
+    /// Announcements of any family (NIP-89, ContextVM, encrypted) and heartbeats.
+    pub announcements: u64,
+    /// The newest `created_at` of its events delivered by this relay.
+    pub last_seen: String,
+}
+
+/// `GET /api/dvms/{id}/relays`: the relays a DVM can be reached on (its events of the last 30 days).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DvmRelays {
+    pub dvm_id: String,
+    pub timestamp: String,
+    /// Most results first, then feedback, then relay URL.
+    pub relays: Vec<DvmRelayRow>,
+}
