@@ -258,6 +258,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/stats/prices", get(stats::prices))
         .route("/api/stats/payments", get(stats::payments))
         .route("/api/stats/new", get(stats::whats_new))
+        .route("/api/stats/deviations", get(stats::deviations))
         .route("/api/history/monthly", get(stats::history))
         .route("/api/directory", get(stats::directory))
         .route("/api/liveness/{id}", get(stats::liveness))

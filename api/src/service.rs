@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
-use crate::queries::{Window, coverage, entities, history, jobs, liveness, payments, window};
+use crate::queries::{Window, coverage, entities, history, jobs, liveness, payments, quality, window};
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
 #[derive(Clone)]
@@ -275,6 +275,16 @@ impl Service {
             )));
         }
         json(&stats::coverage::dvm_relays(now_secs(), &pk, rows))
+    }
+
+    pub async fn deviations(&self, range: TimeRange) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (events, flags, others) = tokio::try_join!(
+            quality::events(&self.ch, &w),
+            quality::flag_counts(&self.ch, &w),
+            quality::deletions_of_others(&self.ch, &w)
+        )?;
+        json(&stats::quality::deviations(&w, events, &flags, others))
     }
 
     pub async fn whats_new(&self, range: TimeRange) -> ApiResult<Bytes> {

@@ -217,6 +217,7 @@ pub enum Page {
     New,
     History,
     Directory,
+    Relays,
     NotFound,
 }
 
@@ -231,6 +232,7 @@ pub fn page_of(path: &str) -> Page {
         ["new"] => Page::New,
         ["history"] => Page::History,
         ["directory"] => Page::Directory,
+        ["relays"] => Page::Relays,
         _ => Page::NotFound,
     }
 }
@@ -319,6 +321,13 @@ async fn preview_for(state: &AppState, page: &Page, range: TimeRange) -> (Previe
             static_preview(
                 "Directory",
                 "Every DVM-like service (NIP-89, ContextVM, encrypted DVMs) and whether it is alive now.",
+            ),
+            ok,
+        ),
+        Page::Relays => (
+            static_preview(
+                "Relays",
+                "Which watched relays carry the Nostr DVM traffic, and which carry events no other relay does.",
             ),
             ok,
         ),
@@ -500,6 +509,7 @@ mod tests {
         assert_eq!(page_of("/new"), Page::New);
         assert_eq!(page_of("/history"), Page::History);
         assert_eq!(page_of("/directory"), Page::Directory);
+        assert_eq!(page_of("/relays"), Page::Relays);
         assert_eq!(page_of("/nope/deeper"), Page::NotFound);
     }
 }

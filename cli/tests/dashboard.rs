@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
-    Directory, DvmList, DvmStats, GlobalStats, KindList, KindStats, KindsUsage, ServiceLiveness,
+    Directory, DvmList, DvmRelays, DvmStats, GlobalStats, KindList, KindStats, KindsUsage, RelayCoverage,
+    ServiceLiveness,
 };
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
@@ -602,6 +603,11 @@ async fn every_page_in_a_real_browser() {
             after.timeline.len()
         );
         b.wait_present("[data-payments]").await;
+        // Where to reach it: the api's relays of this DVM.
+        let reach: DvmRelays = api(&base, &format!("/api/dvms/{}/relays", keys.pubkey_hex())).await;
+        assert!(!reach.relays.is_empty(), "{name}: {reach:?}");
+        b.wait_count("[data-reachability] [data-relay-row]", reach.relays.len())
+            .await;
         if keys.pubkey_hex() == c.alpha.pubkey_hex() {
             b.wait_text("[data-payments] [data-stat=paid_msat]", "21 sats")
                 .await;
@@ -750,6 +756,20 @@ async fn every_page_in_a_real_browser() {
     assert!(b.url().await.contains("family=unannounced"));
     b.assert_clean("/directory", &[]).await;
 
+    // ---- relays: the api's coverage, row by row
+    let cov: RelayCoverage = api(&base, "/api/relays/coverage?timeRange=24h").await;
+    assert!(!cov.relays.is_empty(), "{cov:?}");
+    b.open("/relays?timeRange=24h").await;
+    b.wait_count("[data-relay-row]", cov.relays.len()).await;
+    for r in &cov.relays {
+        let row = format!("[data-relay-row='{}']", r.relay);
+        b.wait_text(&format!("{row} [data-col=events]"), &num(r.events))
+            .await;
+        b.wait_text(&format!("{row} [data-col=only_here]"), &num(r.only_here))
+            .await;
+    }
+    b.assert_clean("/relays", &[]).await;
+
     // ---- link previews: each page's own tags, names escaped
     let (status, html) =
         common::http_get(&format!("{base}/dvm-stats/{}?timeRange=24h", npub(&c.hostile))).await;
@@ -785,6 +805,7 @@ async fn every_page_in_a_real_browser() {
         ("new", "/new?timeRange=24h".to_owned()),
         ("history", "/history".to_owned()),
         ("directory", "/directory".to_owned()),
+        ("relays", "/relays?timeRange=24h".to_owned()),
         ("not-found", "/dvm-stats/nobody".to_owned()),
     ]
     .into_iter()

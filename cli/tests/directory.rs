@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
-    Directory, DirectoryEntry, FamilyCounts, Liveness, ServiceLiveness, parse_rfc3339, rfc3339,
+    Deviations, Directory, DirectoryEntry, FamilyCounts, Liveness, Payments, Performance, ServiceLiveness,
+    parse_rfc3339, rfc3339,
 };
 use dvmdash_core::kinds::Family;
 use dvmdash_core::stream::EventStream;
@@ -415,4 +416,185 @@ async fn liveness_of(stack: &common::Stack, name: &str) -> ServiceLiveness {
     let url = format!("{}/api/liveness/{}", stack.base, keys(name).pubkey_hex());
     let (l, status) = get_json::<ServiceLiveness>(&url).await;
     l.unwrap_or_else(|| panic!("{name}: HTTP {status}"))
+}
+
+// ----- hostile input around payments, cancellations, announcements and heartbeats -----
+
+fn zap_receipt(
+    recipient: &Keys,
+    sender: &Keys,
+    zapped: &str,
+    bolt11: &str,
+    asked: Option<&str>,
+    at: u64,
+) -> Event {
+    let mut request_tags = vec![json!(["p", recipient.pubkey_hex()]), json!(["e", zapped])];
+    if let Some(a) = asked {
+        request_tags.push(json!(["amount", a]));
+    }
+    let description = json!({"kind": 9734, "pubkey": sender.pubkey_hex(), "tags": request_tags});
+    keys("zapper").sign(
+        at,
+        9735,
+        vec![
+            tag(&["p", recipient.pubkey_hex()]),
+            tag(&["e", zapped]),
+            tag(&["bolt11", bolt11]),
+            tag(&["description", &description.to_string()]),
+        ],
+        String::new(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_input_is_ignored_counted_and_disturbs_nothing() {
+    let (redis, clickhouse) = isolated();
+    let stack = common::start(common::args(redis, clickhouse, vec![])).await;
+    let now = now_secs();
+    let (dvm, customer, stranger) = (keys("honest"), keys("payer"), keys("stranger"));
+    let mut events = vec![dvm.sign(
+        now - 4000,
+        31990,
+        vec![tag(&["d", "a"]), tag(&["k", "5100"])],
+        json!({"name": "Honest"}).to_string(),
+    )];
+    // A newer announcement at another address whose content is not JSON: flagged, names nothing.
+    events.push(dvm.sign(
+        now - 3000,
+        31990,
+        vec![tag(&["d", "b"]), tag(&["k", "5100"])],
+        "{\"name\": ".into(),
+    ));
+    // Job 1 is delivered; jobs 2 and 3 only hear "processing". A stranger deletes job 2 (cancels
+    // nothing); the customer deletes job 3 (cancelled).
+    let jobs: Vec<Event> = (0..3)
+        .map(|i| {
+            customer.sign(
+                now - 2000 + i * 10,
+                5100,
+                vec![tag(&["i", "x", "text"])],
+                String::new(),
+            )
+        })
+        .collect();
+    for (i, job) in jobs.iter().enumerate() {
+        let link = vec![tag(&["e", &job.id]), tag(&["p", customer.pubkey_hex()])];
+        let mut busy = link.clone();
+        busy.push(tag(&["status", "processing"]));
+        events.push(dvm.sign(job.created_at + 1, 7000, busy, String::new()));
+        if i == 0 {
+            events.push(dvm.sign(job.created_at + 5, 6100, link, "done".into()));
+        }
+    }
+    events.extend(jobs.iter().cloned());
+    events.push(stranger.sign(now - 1500, 5, vec![tag(&["e", &jobs[1].id])], String::new()));
+    events.push(customer.sign(now - 1500, 5, vec![tag(&["e", &jobs[2].id])], String::new()));
+    // One honest zap of 21 sats, and three that must pay nothing.
+    events.push(zap_receipt(
+        &dvm,
+        &customer,
+        &jobs[0].id,
+        "lnbc210n1pzapok",
+        Some("21000"),
+        now - 1400,
+    ));
+    events.push(zap_receipt(
+        &dvm,
+        &customer,
+        &jobs[0].id,
+        "lnbc2100u1pzapbig",
+        Some("21000"),
+        now - 1390,
+    ));
+    events.push(zap_receipt(
+        &dvm,
+        &stranger,
+        &jobs[0].id,
+        "lnbc211pzapabsurd",
+        None,
+        now - 1380,
+    ));
+    events.push(zap_receipt(
+        &dvm,
+        &stranger,
+        &jobs[0].id,
+        "lnbc1pzapnone",
+        None,
+        now - 1370,
+    ));
+    // A heartbeat an hour ahead: refused at ingest (a dead letter), never a beat.
+    events.push(dvm.sign(now + 3600, 11998, vec![], String::new()));
+    let json: Vec<String> = events.iter().map(Event::to_json).collect();
+    let mut conn = stack.redis_conn().await;
+    let stream = EventStream::new(&stack.redis.names());
+    stream
+        .append(&mut conn, "wss://relay.example", now * 1000, &json)
+        .await
+        .expect("append the corpus");
+
+    let base = stack.base.clone();
+    let stored = events.len() as u64 - 1;
+    let deviations: Deviations = wait_until("the deviations to be counted", Duration::from_secs(60), || {
+        let url = format!("{base}/api/stats/deviations?timeRange=24h");
+        async move {
+            let (d, status) = get_json::<Deviations>(&url).await;
+            let d = d.ok_or(format!("HTTP {status}"))?;
+            if d.events == stored {
+                Ok(d)
+            } else {
+                Err(format!("{} events counted", d.events))
+            }
+        }
+    })
+    .await;
+    let count = |name: &str| {
+        deviations
+            .deviations
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.events)
+    };
+    for (name, want) in [
+        ("zap_amount_mismatch", 1),
+        ("zap_amount_absurd", 1),
+        ("zap_without_amount", 1),
+        ("invalid_announcement_json", 1),
+    ] {
+        assert_eq!(count(name), Some(want), "{name}: {deviations:?}");
+    }
+    assert_eq!(deviations.deletions_of_others, 1, "{deviations:?}");
+    assert_eq!(
+        deviations.deviations.len(),
+        dvmdash_core::nip90::deviation::ALL.len(),
+        "every deviation is listed, zeros included"
+    );
+
+    let (p, _) = get_json::<Payments>(&format!("{base}/api/stats/payments?timeRange=24h&groupBy=dvm")).await;
+    let p = p.expect("payments");
+    assert_eq!(
+        (p.zaps, p.paid_msat, p.senders, p.jobs_paid),
+        (1, 21_000, 1, 1),
+        "{p:?}"
+    );
+    let (perf, _) =
+        get_json::<Performance>(&format!("{base}/api/stats/performance?timeRange=24h&groupBy=all")).await;
+    let o = perf.expect("performance").rows[0].outcomes.clone();
+    assert_eq!(
+        (o.success, o.cancelled, o.pending + o.stalled),
+        (1, 1, 1),
+        "{o:?}"
+    );
+
+    let (d, _) = get_json::<Directory>(&format!("{base}/api/directory")).await;
+    let d = d.expect("directory");
+    let honest = row(&d, "honest");
+    assert_eq!(
+        honest.name.as_deref(),
+        Some("Honest"),
+        "the malformed announcement names nothing"
+    );
+    assert_eq!(honest.last_heartbeat, None, "the future heartbeat is no beat");
+    let dead = stream.dead_letters(&mut conn).await.expect("dead letters");
+    assert_eq!(dead, 1, "the future heartbeat is a dead letter");
+    stack.stop().await;
 }

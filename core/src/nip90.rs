@@ -70,6 +70,62 @@ pub mod deviation {
     pub const ZAP_AMOUNT_ABSURD: u32 = 1 << 10;
     /// A zap receipt without an invoice amount.
     pub const ZAP_WITHOUT_AMOUNT: u32 = 1 << 11;
+
+    /// Every flag with its stable name (as the api reports it) and what it means.
+    pub const ALL: &[(u32, &str, &str)] = &[
+        (
+            MISSING_E,
+            "missing_e",
+            "a result or feedback without a usable e tag",
+        ),
+        (
+            MISSING_P,
+            "missing_p",
+            "a result or feedback without a p tag naming the customer",
+        ),
+        (
+            KIND_MISMATCH,
+            "kind_mismatch",
+            "a result whose kind is not its request kind + 1000",
+        ),
+        (
+            NONNUMERIC_AMOUNT,
+            "nonnumeric_amount",
+            "an amount or bid that needed lenient parsing or did not parse",
+        ),
+        (STATUS_ON_RESULT, "status_on_result", "a status tag on a result"),
+        (
+            MISSING_REQUEST_TAG,
+            "missing_request_tag",
+            "a result without a request tag",
+        ),
+        (
+            MALFORMED_RELAYS,
+            "malformed_relays",
+            "a relays tag with an entry that is not a ws(s) URL",
+        ),
+        (MISSING_STATUS, "missing_status", "feedback without a status tag"),
+        (
+            INVALID_ANNOUNCEMENT_JSON,
+            "invalid_announcement_json",
+            "an announcement whose content is not valid JSON",
+        ),
+        (
+            ZAP_AMOUNT_MISMATCH,
+            "zap_amount_mismatch",
+            "a zap receipt whose invoice differs from the amount its zap request asked for (pays nothing)",
+        ),
+        (
+            ZAP_AMOUNT_ABSURD,
+            "zap_amount_absurd",
+            "a zap receipt above 1 BTC (pays nothing)",
+        ),
+        (
+            ZAP_WITHOUT_AMOUNT,
+            "zap_without_amount",
+            "a zap receipt without an invoice amount (pays nothing)",
+        ),
+    ];
 }
 
 /// The parsed, role-specific facts of one event. Fields that do not apply stay empty.

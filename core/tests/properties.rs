@@ -99,18 +99,27 @@ proptest! {
         let (role, f) = nip90::parse(&e, &kinds);
         prop_assert_eq!(role, kinds.role(kind));
 
-        // Targets are the distinct valid `p` values of a request, in order of appearance.
+        // Targets: a request's distinct valid `p` values in order of appearance; a zap receipt's
+        // first valid `p` (the recipient); a deletion's valid `e` ids (bounded); else none.
+        let valid = |name: &'static str| e.tags_named(name).filter_map(|t| t.get(1).and_then(|v| parse_hex32(v)));
         let mut expected_targets: Vec<[u8; 32]> = Vec::new();
-        if role == Role::Request {
-            for t in e.tags_named("p") {
-                if let Some(pk) = t.get(1).and_then(|v| parse_hex32(v))
-                    && !expected_targets.contains(&pk)
-                {
-                    expected_targets.push(pk);
+        match role {
+            Role::Request => {
+                for pk in valid("p") {
+                    if !expected_targets.contains(&pk) {
+                        expected_targets.push(pk);
+                    }
                 }
             }
+            Role::ZapReceipt => expected_targets.extend(valid("p").take(1)),
+            Role::Deletion => expected_targets.extend(valid("e").take(nip90::MAX_DELETED)),
+            _ => {}
         }
         prop_assert_eq!(&f.targets, &expected_targets);
+        // A zap receipt pays only a believable amount.
+        if role == Role::ZapReceipt {
+            prop_assert!(f.amount_msat.is_none_or(|a| a <= nip90::MAX_ZAP_MSAT));
+        }
 
         // Relay hints are normalized, distinct and ws(s) only.
         for (i, r) in f.relays.iter().enumerate() {
@@ -131,10 +140,7 @@ proptest! {
             prop_assert!(s.as_str().len() <= 64);
         }
         // Only deviation bits we define are ever set.
-        let all = deviation::MISSING_E | deviation::MISSING_P | deviation::KIND_MISMATCH
-            | deviation::NONNUMERIC_AMOUNT | deviation::STATUS_ON_RESULT
-            | deviation::MISSING_REQUEST_TAG | deviation::MALFORMED_RELAYS
-            | deviation::MISSING_STATUS | deviation::INVALID_ANNOUNCEMENT_JSON;
+        let all = deviation::ALL.iter().fold(0, |acc, (flag, _, _)| acc | flag);
         prop_assert_eq!(f.deviations & !all, 0);
 
         match role {
@@ -151,7 +157,8 @@ proptest! {
                 prop_assert_eq!(f.request_kind, Some(kind));
                 prop_assert!(f.request_id.is_none());
             }
-            _ => prop_assert!(f.targets.is_empty() && f.job_inputs.is_empty()),
+            // Targets of zap receipts and deletions were checked above.
+            _ => prop_assert!(f.job_inputs.is_empty()),
         }
     }
 

@@ -85,6 +85,15 @@ pub fn dvm(id: &str, r: TimeRange) -> String {
     format!("/api/stats/dvm/{}?{}", segment(id), range(r))
 }
 
+pub fn relay_coverage(r: TimeRange) -> String {
+    format!("/api/relays/coverage?{}", range(r))
+}
+
+/// The relays a DVM's events appear on (the last 30 days, not windowed).
+pub fn dvm_relays(id: &str) -> String {
+    format!("/api/dvms/{}/relays", segment(id))
+}
+
 /// One service's status, uptime and timeline (not windowed: always the last day and week).
 pub fn liveness(id: &str) -> String {
     format!("/api/liveness/{}", segment(id))

@@ -86,6 +86,7 @@ pub fn App() -> View {
                             AppRoute::New => view! { pages::new::New() },
                             AppRoute::History => view! { pages::history::History() },
                             AppRoute::Directory => view! { pages::directory::DirectoryPage() },
+                            AppRoute::Relays => view! { pages::relays::Relays() },
                             AppRoute::NotFound => view! { pages::not_found::NotFound(what="This page".to_owned()) },
                         })
                     }
@@ -111,6 +112,7 @@ fn TopBar(route: ReadSignal<AppRoute>) -> View {
         ("What's new", "/new", 3),
         ("History", "/history", 4),
         ("Directory", "/directory", 5),
+        ("Relays", "/relays", 6),
     ]
     .into_iter()
     .map(|(label, path, section)| {
@@ -123,6 +125,7 @@ fn TopBar(route: ReadSignal<AppRoute>) -> View {
                 AppRoute::New => 3,
                 AppRoute::History => 4,
                 AppRoute::Directory => 5,
+                AppRoute::Relays => 6,
                 AppRoute::NotFound => 9,
             };
             if current == section {

@@ -24,6 +24,8 @@ pub enum AppRoute {
     History,
     #[to("/directory")]
     Directory,
+    #[to("/relays")]
+    Relays,
     #[not_found]
     NotFound,
 }
@@ -165,6 +167,7 @@ mod tests {
         assert_eq!(r.match_path("/new"), AppRoute::New);
         assert_eq!(r.match_path("/history"), AppRoute::History);
         assert_eq!(r.match_path("/directory"), AppRoute::Directory);
+        assert_eq!(r.match_path("/relays"), AppRoute::Relays);
         assert_eq!(r.match_path("/nope"), AppRoute::NotFound);
         assert_eq!(r.match_path("/dvm-stats/a/b"), AppRoute::NotFound);
     }

@@ -8,6 +8,7 @@
 //! - [`jobs`] - request/response linking for latency, outcomes, reach, competition, prices
 //! - [`history`] - monthly rollups
 //! - [`liveness`] - the 5-minute slot ends at which each service was alive
+//! - [`quality`] - deviations from the specs, deletions of others' events
 //! - [`payments`] - zap receipts paying DVMs, what they zapped, amounts asked
 
 pub mod coverage;
@@ -16,6 +17,7 @@ pub mod history;
 pub mod jobs;
 pub mod liveness;
 pub mod payments;
+pub mod quality;
 pub mod window;
 
 use dvmdash_core::dto::TimeRange;

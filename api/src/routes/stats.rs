@@ -235,6 +235,19 @@ pub async fn dvm_relays(State(state): State<AppState>, Path(id): Path<String>) -
     .await
 }
 
+/// `GET /api/stats/deviations`
+#[utoipa::path(get, path = "/api/stats/deviations", tag = "statistics", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::Deviations), StatsErrors))]
+pub async fn deviations(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
+    cached(
+        &state,
+        format!("deviations:{range}"),
+        false,
+        move |s| async move { s.deviations(range).await },
+    )
+    .await
+}
+
 /// `GET /api/stats/new`
 #[utoipa::path(get, path = "/api/stats/new", tag = "statistics", params(Window),
     responses((status = 200, body = dvmdash_core::dto::WhatsNew), StatsErrors))]

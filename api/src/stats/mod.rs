@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod kinds_usage;
 pub mod liveness;
 pub mod payments;
+pub mod quality;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -570,3 +570,33 @@ pub struct DvmRelays {
     /// Most results first, then feedback, then relay URL.
     pub relays: Vec<DvmRelayRow>,
 }
+
+/// One kind of deviation from the specs and how often it occurred.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviationCount {
+    /// Stable name (`core::nip90::deviation::ALL`).
+    pub name: String,
+    pub description: String,
+    /// Stored events of the window with this deviation.
+    pub events: u64,
+    /// Their distinct authors.
+    pub authors: u64,
+}
+
+/// `GET /api/stats/deviations`: input that was stored but bent or broke the specs, and input that
+/// was ignored, so bad data is visible rather than silently absorbed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Deviations {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// Stored events of the window.
+    pub events: u64,
+    /// Every known deviation, in a fixed order, zero counts included.
+    pub deviations: Vec<DeviationCount>,
+    /// Deletions of the window naming a stored request, result or feedback by another author:
+    /// they cancel nothing.
+    pub deletions_of_others: u64,
+}

@@ -1,10 +1,11 @@
 //! `/dvm-stats/{id}` (hex or npub): one DVM's profile, served against announced kinds, activity,
 //! latency percentiles, outcomes with top error reasons, asked prices, zaps it was paid, its liveness
-//! (uptime and status timeline), directed requests it missed,
+//! (uptime and status timeline), the relays it can be reached on, directed requests it missed,
 //! how it fares against competitors, and its competitors on each kind.
 
 use dvmdash_core::dto::{
-    Competition, DvmStats, Payments, Performance, PerformanceRow, Prices, Reach, ServiceLiveness, TimeRange,
+    Competition, DvmRelays, DvmStats, Payments, Performance, PerformanceRow, Prices, Reach, ServiceLiveness,
+    TimeRange,
 };
 use sycamore::prelude::*;
 
@@ -33,6 +34,8 @@ pub fn Dvm(id: String) -> View {
     let competition = remote::<Competition>(move || Some(api::competition(range.get())));
     let id_for_liveness = id.clone();
     let live = remote::<ServiceLiveness>(move || Some(api::liveness(&id_for_liveness)));
+    let id_for_relays = id.clone();
+    let relays = remote::<DvmRelays>(move || Some(api::dvm_relays(&id_for_relays)));
 
     let hex = create_selector(move || dvm.data.with(|d| d.as_ref().map(|d| d.dvm_id.clone())));
     create_effect(move || {
@@ -83,6 +86,7 @@ pub fn Dvm(id: String) -> View {
                 let reach = reach_panel(reach.data.get_clone(), competition.data.get_clone(), &me);
                 let competitors = competitors_panel(perf.data.get_clone(), &d, r);
                 let liveness = liveness_panel(live.data.get_clone());
+                let reachable = relays_panel(relays.data.get_clone());
                 let (results, feedback, requests, answered) = (d.total_responses, d.total_feedback, d.total_requests, d.jobs_answered);
                 let spec = *spec;
                 view! {
@@ -97,6 +101,7 @@ pub fn Dvm(id: String) -> View {
                     }
                     (kinds)
                     (liveness)
+                    (reachable)
                     Chart(title="Activity".to_owned(), spec=spec)
                     (outcomes)
                     (per_kind)
@@ -208,6 +213,54 @@ fn liveness_panel(l: Option<std::rc::Rc<ServiceLiveness>>) -> View {
             p(class="muted") { (rule) }
         }
     }
+}
+
+/// The relays its results, feedback and announcements appear on: where a client can reach it.
+fn relays_panel(r: Option<std::rc::Rc<DvmRelays>>) -> View {
+    let Some(r) = r else {
+        return view! {};
+    };
+    let now = parse_time(&r.timestamp).unwrap_or_default();
+    let body = if r.relays.is_empty() {
+        view! { Empty(message="No watched relay delivered its events in the last 30 days.".to_owned()) }
+    } else {
+        let rows: Vec<View> = r
+            .relays
+            .iter()
+            .map(|x| {
+                let (url, title) = (x.relay.clone(), x.relay.clone());
+                let shown = crate::format::clip(&x.relay, 60);
+                let (results, feedback, presence) = (
+                    thousands(x.results),
+                    thousands(x.feedback),
+                    thousands(x.announcements),
+                );
+                let last = ago(&x.last_seen, now);
+                view! {
+                    tr(data-relay-row=url) {
+                        td { code(title=title) { (shown) } }
+                        td(class="num", data-col="results") { (results) }
+                        td(class="num", data-col="feedback") { (feedback) }
+                        td(class="num") { (presence) }
+                        td(class="num muted") { (last) }
+                    }
+                }
+            })
+            .collect();
+        view! {
+            div(class="table-wrap") { table(class="data") {
+                thead { tr {
+                    th(scope="col") { "Relay" }
+                    th(scope="col", class="num") { "Results" }
+                    th(scope="col", class="num") { "Feedback" }
+                    th(scope="col", class="num", title="announcements, capability lists and heartbeats") { "Presence" }
+                    th(scope="col", class="num") { "Last seen" }
+                } }
+                tbody { (rows) }
+            } }
+        }
+    };
+    view! { section(class="panel", data-reachability="") { h2 { "Where to reach it" } (body) } }
 }
 
 fn latency_cards(row: Option<PerformanceRow>) -> View {

@@ -11,6 +11,7 @@ mod list;
 pub mod new;
 pub mod not_found;
 pub mod overview;
+pub mod relays;
 
 use dvmdash_core::dto::{GlobalPoint, TimeRange};
 use sycamore::prelude::*;
