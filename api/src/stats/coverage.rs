@@ -3,7 +3,7 @@
 
 use dvmdash_core::dto::{DvmRelayRow, DvmRelays, RelayCoverage, RelayCoverageRow, rfc3339};
 
-use super::hex;
+use super::{hex, period};
 use crate::queries::Window;
 use crate::queries::coverage::{DvmRelay, RelayEvents};
 
@@ -18,10 +18,11 @@ pub fn coverage(w: &Window, events: u64, rows: Vec<RelayEvents>) -> RelayCoverag
         })
         .collect();
     relays.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.relay.cmp(&b.relay)));
+    let (timestamp, period_start, period_end) = period(w);
     RelayCoverage {
-        timestamp: rfc3339(u64::from(w.now)),
-        period_start: rfc3339(u64::from(w.start)),
-        period_end: rfc3339(u64::from(w.now)),
+        timestamp,
+        period_start,
+        period_end,
         events,
         relays,
     }

@@ -4,22 +4,14 @@ use std::collections::HashMap;
 
 use dvmdash_core::dto::{
     self, Competition, MonthRow, MonthlyHistory, Outcomes, Performance, Prices, Quantiles, Ranked, Reach,
-    ReasonCount, rfc3339,
+    ReasonCount,
 };
 use dvmdash_core::event::Id32;
 
-use super::{DvmDirectory, hex, month_label};
+use super::{DvmDirectory, hex, month_label, period};
 use crate::queries::Window;
 use crate::queries::history::{Month, TopDvm, TopKind};
 use crate::queries::jobs::{self, Grouping};
-
-fn period(w: &Window) -> (String, String, String) {
-    (
-        rfc3339(u64::from(w.now)),
-        rfc3339(u64::from(w.start)),
-        rfc3339(u64::from(w.now)),
-    )
-}
 
 fn quantiles(count: u64, q: &[i64]) -> Quantiles {
     let at = |i: usize| (count > 0).then(|| q.get(i).copied().unwrap_or(0) as f64);

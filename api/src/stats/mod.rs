@@ -142,6 +142,15 @@ pub fn global(w: &Window, facts: &[Fact], buckets: &[Bucket]) -> GlobalStats {
     }
 }
 
+/// An answer's `(timestamp, period_start, period_end)` for its window.
+pub(crate) fn period(w: &Window) -> (String, String, String) {
+    (
+        rfc3339(u64::from(w.now)),
+        rfc3339(u64::from(w.start)),
+        rfc3339(u64::from(w.now)),
+    )
+}
+
 /// One page of a sorted list, and how many items the whole list held.
 pub fn page<T>(all: Vec<T>, offset: u64, limit: u64) -> (Vec<T>, u64) {
     let total = all.len() as u64;

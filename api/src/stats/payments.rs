@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dvmdash_core::dto::{PaymentPoint, PaymentRow, Payments, rfc3339};
+use dvmdash_core::dto::{PaymentPoint, PaymentRow, Payments};
 use dvmdash_core::event::Id32;
 
-use super::{DvmDirectory, fill_by, hex};
+use super::{DvmDirectory, fill_by, hex, period};
 use crate::queries::Window;
 use crate::queries::payments::{Ask, RequestKind, Zap, Zapped};
 
@@ -128,10 +128,11 @@ pub fn payments(w: &Window, by_kind: bool, i: &Inputs<'_>, dir: &DvmDirectory) -
             .cmp(&a.paid_msat)
             .then(b.asked_msat.cmp(&a.asked_msat))
     });
+    let (timestamp, period_start, period_end) = period(w);
     Payments {
-        timestamp: rfc3339(u64::from(w.now)),
-        period_start: rfc3339(u64::from(w.start)),
-        period_end: rfc3339(u64::from(w.now)),
+        timestamp,
+        period_start,
+        period_end,
         group_by: if by_kind { "kind" } else { "dvm" }.to_owned(),
         zaps: total.zaps,
         paid_msat: total.paid,

@@ -1,16 +1,17 @@
 //! `GET /api/stats/deviations`: every known deviation with its count, in the catalogue's order.
 
-use dvmdash_core::dto::{DeviationCount, Deviations, rfc3339};
+use dvmdash_core::dto::{DeviationCount, Deviations};
 use dvmdash_core::nip90::deviation;
 
 use crate::queries::Window;
 use crate::queries::quality::FlagCount;
 
 pub fn deviations(w: &Window, events: u64, flags: &[FlagCount], deletions_of_others: u64) -> Deviations {
+    let (timestamp, period_start, period_end) = super::period(w);
     Deviations {
-        timestamp: rfc3339(u64::from(w.now)),
-        period_start: rfc3339(u64::from(w.start)),
-        period_end: rfc3339(u64::from(w.now)),
+        timestamp,
+        period_start,
+        period_end,
         events,
         deviations: deviation::ALL
             .iter()

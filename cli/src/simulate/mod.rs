@@ -11,7 +11,6 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dvmdash_core::Event;
 use dvmdash_core::telemetry::now_millis;
 use rand::Rng as _;
 use rand::SeedableRng as _;
@@ -43,6 +42,9 @@ pub struct SimulateArgs {
     /// Re-publish DVM announcements this often, in seconds.
     #[arg(long = "sim-announce-secs", default_value_t = 600)]
     pub announce_every_secs: u64,
+    /// Heartbeats (kind 11998) of the beating services this often, in seconds (nostrdvm: 300).
+    #[arg(long = "sim-heartbeat-secs", default_value_t = 300)]
+    pub heartbeat_every_secs: u64,
 }
 
 impl Default for SimulateArgs {
@@ -53,6 +55,7 @@ impl Default for SimulateArgs {
             customers: 300,
             jobs: None,
             announce_every_secs: 600,
+            heartbeat_every_secs: 300,
         }
     }
 }
@@ -91,11 +94,13 @@ pub async fn run(
     info!(relays = ?relays, jobs_per_sec = args.jobs_per_sec, seed, "simulation started");
 
     let mut queue: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-    let mut planned: std::collections::HashMap<u64, Event> = std::collections::HashMap::new();
+    let mut planned: std::collections::HashMap<u64, Planned> = std::collections::HashMap::new();
     let mut seq = 0u64;
     let mut report = Report::default();
     let mut next_job = now_millis();
     let mut next_announce = now_millis();
+    let mut next_beat = now_millis();
+    let mut beat = 0u64;
     let mut last_log = now_millis();
     loop {
         let now = now_millis();
@@ -106,12 +111,20 @@ pub async fn run(
             }
             next_announce = now + args.announce_every_secs.max(1) * 1000;
         }
+        if now >= next_beat {
+            for e in model.heartbeats(now / 1000, beat) {
+                publisher.publish(&e).await;
+                report.events += 1;
+            }
+            beat += 1;
+            next_beat = now + args.heartbeat_every_secs.max(1) * 1000;
+        }
         let jobs_left = args.jobs.is_none_or(|n| report.jobs < n);
         if jobs_left && now >= next_job {
             for p in model.job(now) {
                 seq += 1;
                 queue.push(Reverse((p.at_ms, seq)));
-                planned.insert(seq, p.event);
+                planned.insert(seq, p);
             }
             report.jobs += 1;
             // Exponential inter-arrival times give Poisson arrivals, bursts included.
@@ -123,8 +136,12 @@ pub async fn run(
                 break;
             }
             queue.pop();
-            if let Some(e) = planned.remove(&id) {
-                publisher.publish(&e).await;
+            if let Some(p) = planned.remove(&id) {
+                if p.first_relay_only {
+                    publisher.publish_to_first(&p.event).await;
+                } else {
+                    publisher.publish(&p.event).await;
+                }
                 report.events += 1;
             }
         }
@@ -151,7 +168,7 @@ pub async fn run(
             .map(|Reverse((at, _))| *at)
             .into_iter()
             .chain(jobs_left.then_some(next_job))
-            .chain(std::iter::once(next_announce))
+            .chain([next_announce, next_beat])
             .min()
             .unwrap_or(now + 100);
         let sleep = Duration::from_millis(wake.saturating_sub(now_millis()).min(1000));

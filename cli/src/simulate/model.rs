@@ -1,7 +1,9 @@
 //! A model of real DVM traffic (reference `traffic-profile.md`, "Simulator checklist"): skewed
 //! kinds, a few dominant DVMs, heavy-tailed customers and bots, directed and open requests,
 //! feedback sequences, payments asked and rarely made, errors, stalls, misses, encryption, job
-//! chains, cancellations, malformed-but-real tags and out-of-order delivery.
+//! chains, cancellations, malformed-but-real tags and out-of-order delivery; zaps for paid jobs and
+//! tips; a ContextVM server and an encrypted DVM beside the NIP-89 ones; heartbeats from services
+//! that stay up, go up and down, or stop; one DVM whose traffic reaches only the first relay.
 //!
 //! Every event is signed with real keys. DVM and customer keys derive from fixed seeds, so the same
 //! simulated DVMs keep their identity across runs.
@@ -19,6 +21,20 @@ use rand::{Rng, SeedableRng};
 pub struct Planned {
     pub at_ms: u64,
     pub event: Event,
+    /// Published to the first relay only (a DVM that does not use the others).
+    pub first_relay_only: bool,
+}
+
+/// The DVM (roster index) whose results and feedback reach only the first relay.
+const FIRST_RELAY_ONLY_DVM: usize = 2;
+/// How a heartbeating service behaves, by beat number.
+#[derive(Debug, Clone, Copy)]
+enum Beating {
+    Always,
+    /// Six beats on, six off.
+    Flaky,
+    /// Beats this many times, then never again.
+    StopsAfter(u64),
 }
 
 /// How a simulated DVM behaves.
@@ -277,6 +293,10 @@ pub struct Model {
     kinds: WeightedIndex<f64>,
     /// Recent requests, for job chains.
     recent: VecDeque<(String, u16)>,
+    /// Signs zap receipts (a lightning service's key).
+    zapper: Keys,
+    contextvm: Keys,
+    encrypted_dvm: Keys,
 }
 
 impl Model {
@@ -297,6 +317,9 @@ impl Model {
                 .collect(),
             kinds: WeightedIndex::new(KIND_WEIGHTS.iter().map(|(_, w)| *w)).expect("positive weights"),
             recent: VecDeque::new(),
+            zapper: Keys::from_seed(b"dvmdash-sim-zapper"),
+            contextvm: Keys::from_seed(b"dvmdash-sim-contextvm"),
+            encrypted_dvm: Keys::from_seed(b"dvmdash-sim-encrypted-dvm"),
         }
     }
 
@@ -358,7 +381,90 @@ impl Model {
                 _ => {}
             }
         }
+        out.extend(self.other_families(now_secs));
         out
+    }
+
+    /// A ContextVM server (11316 announcement and its 11317 tools list) and an encrypted DVM (11999).
+    fn other_families(&self, now_secs: u64) -> Vec<Event> {
+        let server = serde_json::json!({
+            "name": "Nostr Tools (MCP)",
+            "about": "Search notes and profiles over ContextVM.",
+            "picture": "https://robohash.org/contextvm",
+        });
+        let tools = serde_json::json!({"tools": [
+            {"name": "search_notes", "description": "Full-text search over notes"},
+            {"name": "get_profile", "description": "A pubkey's profile"},
+            {"name": "count_zaps", "description": "Zaps received by an event"},
+        ]});
+        let sealed = serde_json::json!({"name": "Sealed Translate", "about": "Encrypted translation jobs."});
+        vec![
+            self.contextvm.sign(now_secs, 11316, vec![], server.to_string()),
+            self.contextvm.sign(now_secs, 11317, vec![], tools.to_string()),
+            self.encrypted_dvm.sign(
+                now_secs,
+                11999,
+                vec![vec!["k".into(), "5002".into()], vec!["k".into(), "5100".into()]],
+                sealed.to_string(),
+            ),
+        ]
+    }
+
+    /// Heartbeat `beat` (nostrdvm's kind 11998, with a NIP-40 expiration) of every service that
+    /// beats: the ContextVM server and the first DVM always, the encrypted DVM six on and six off,
+    /// the second DVM ten times and then never again.
+    pub fn heartbeats(&self, now_secs: u64, beat: u64) -> Vec<Event> {
+        let services = [
+            (&self.contextvm, Beating::Always),
+            (&self.dvms[0].keys, Beating::Always),
+            (&self.encrypted_dvm, Beating::Flaky),
+            (&self.dvms[1].keys, Beating::StopsAfter(10)),
+        ];
+        services
+            .into_iter()
+            .filter(|(_, b)| match b {
+                Beating::Always => true,
+                Beating::Flaky => beat % 12 < 6,
+                Beating::StopsAfter(n) => beat < *n,
+            })
+            .map(|(keys, _)| {
+                keys.sign(
+                    now_secs,
+                    11998,
+                    vec![
+                        vec!["d".into(), "heartbeat".into()],
+                        vec!["expiration".into(), (now_secs + 900).to_string()],
+                    ],
+                    String::new(),
+                )
+            })
+            .collect()
+    }
+
+    /// A zap receipt (NIP-57) from `customer` to `dvm` naming `zapped`, `msat` rounded to the
+    /// invoice's 100-msat step.
+    fn zap(&mut self, dvm: &Dvm, customer: &Keys, zapped: &str, msat: u64, at_ms: u64) -> Planned {
+        let msat = (msat / 100).max(1) * 100;
+        let request = serde_json::json!({
+            "kind": 9734,
+            "pubkey": customer.pubkey_hex(),
+            "created_at": at_ms / 1000,
+            "content": "",
+            "tags": [["p", dvm.keys.pubkey_hex()], ["e", zapped], ["amount", msat.to_string()],
+                     ["relays", "wss://relay.damus.io"]],
+        });
+        let tags = vec![
+            vec!["p".into(), dvm.keys.pubkey_hex().to_owned()],
+            vec!["P".into(), customer.pubkey_hex().to_owned()],
+            vec!["e".into(), zapped.to_owned()],
+            vec!["bolt11".into(), fake_bolt11(msat, &mut self.rng)],
+            vec!["description".into(), request.to_string()],
+        ];
+        Planned {
+            at_ms,
+            event: self.zapper.sign(at_ms / 1000, 9735, tags, String::new()),
+            first_relay_only: false,
+        }
     }
 
     /// One job: a request and every reaction to it, with publication times from `now_ms` on.
@@ -411,6 +517,7 @@ impl Model {
         let mut out = vec![Planned {
             at_ms: request_at,
             event: request.clone(),
+            first_relay_only: false,
         }];
 
         let responders: Vec<usize> = match target {
@@ -438,6 +545,7 @@ impl Model {
             out.push(Planned {
                 at_ms: now_ms + 2_000,
                 event: cancel,
+                first_relay_only: false,
             });
         }
         self.recent.push_back((request.id.clone(), kind));
@@ -517,7 +625,17 @@ impl Model {
             t += self.rng.gen_range(100..1000);
         }
         match outcome {
-            SUCCESS if !dvm.feedback_only => out.push(self.result(dvm, request, customer, now_ms + latency)),
+            SUCCESS if !dvm.feedback_only => {
+                let result = self.result(dvm, request, customer, now_ms + latency);
+                if self.rng.gen_bool(0.05) {
+                    // A tip for a good result.
+                    let sats = self.rng.gen_range(1..500u64);
+                    let at = result.at_ms + self.rng.gen_range(2_000..30_000);
+                    let id = result.event.id.clone();
+                    out.push(self.zap(dvm, customer, &id, sats * 1000, at));
+                }
+                out.push(result);
+            }
             SUCCESS | ERROR => {
                 let reason = b.error_reasons[self.rng.gen_range(0..b.error_reasons.len())];
                 out.push(self.feedback(
@@ -540,6 +658,8 @@ impl Model {
                 ));
                 if self.rng.gen_bool(b.p_paid) {
                     let paid_at = t + self.rng.gen_range(3_000..20_000);
+                    let amount = b.amount_msat;
+                    out.push(self.zap(dvm, customer, &request.id, amount, paid_at - 1_000));
                     out.push(self.feedback(dvm, request, customer, paid_at, &["status", "processing"], None));
                     out.push(self.result(dvm, request, customer, paid_at + latency));
                 }
@@ -600,6 +720,7 @@ impl Model {
         Planned {
             at_ms,
             event: dvm.keys.sign(skewed(at_ms, &mut self.rng), 7000, tags, content),
+            first_relay_only: self.first_relay_only(dvm),
         }
     }
 
@@ -638,7 +759,14 @@ impl Model {
         Planned {
             at_ms,
             event: dvm.keys.sign(skewed(at_ms, &mut self.rng), kind, tags, content),
+            first_relay_only: self.first_relay_only(dvm),
         }
+    }
+
+    fn first_relay_only(&self, dvm: &Dvm) -> bool {
+        self.dvms
+            .get(FIRST_RELAY_ONLY_DVM)
+            .is_some_and(|d| d.keys.pubkey_hex() == dvm.keys.pubkey_hex())
     }
 
     fn ciphertext(&mut self) -> String {
@@ -714,6 +842,36 @@ mod tests {
         let b = Model::new(1, 10).job(now);
         assert_eq!(a.len(), b.len());
         assert_eq!(a[0].event.tags, b[0].event.tags);
+    }
+
+    #[test]
+    fn every_family_heartbeats_zaps_and_a_first_relay_only_dvm() {
+        let mut m = Model::new(3, 50);
+        let now = 1_750_000_000_000u64;
+        let kinds: Vec<u16> = m.announcements(now / 1000).iter().map(|e| e.kind).collect();
+        for k in [31990, 11316, 11317, 11999] {
+            assert!(kinds.contains(&k), "announcements include {k}");
+        }
+        let beats: Vec<usize> = (0..24).map(|b| m.heartbeats(now / 1000, b).len()).collect();
+        assert_eq!(&beats[..6], &[4; 6], "all four beat at first");
+        assert_eq!(beats[6], 3, "the flaky one pauses");
+        assert_eq!(beats[12], 3, "the stopped one never comes back");
+        assert!(beats[10..].iter().all(|&n| n <= 3));
+        let planned: Vec<Planned> = (0..3000).flat_map(|i| m.job(now + i * 500)).collect();
+        let zaps: Vec<&Planned> = planned.iter().filter(|p| p.event.kind == 9735).collect();
+        assert!(zaps.len() > 20, "{} zaps", zaps.len());
+        let f = KindFilter::default();
+        for z in &zaps {
+            let (_, facts) = dvmdash_core::nip90::parse(&z.event, &f);
+            assert!(
+                facts.amount_msat.is_some() && facts.deviations == 0,
+                "a believable zap"
+            );
+        }
+        let only_first: Vec<&Planned> = planned.iter().filter(|p| p.first_relay_only).collect();
+        assert!(!only_first.is_empty());
+        let author = m.dvms[FIRST_RELAY_ONLY_DVM].keys.pubkey_hex();
+        assert!(only_first.iter().all(|p| p.event.pubkey == author));
     }
 
     #[test]

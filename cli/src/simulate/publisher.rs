@@ -66,6 +66,15 @@ impl Publisher {
         }
     }
 
+    /// Queues an event for the first relay only.
+    pub async fn publish_to_first(&self, event: &Event) {
+        if let Some((_, tx, stats)) = self.relays.first()
+            && tx.send(nip01::publish(&event.to_json())).await.is_ok()
+        {
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn stats(&self) -> Vec<(String, Arc<PublishStats>)> {
         self.relays
             .iter()
