@@ -19,27 +19,25 @@ pub async fn relay_events(
     ch: &clickhouse::Client,
     w: &Window,
 ) -> clickhouse::error::Result<Vec<RelayEvents>> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT relay, count() AS events, countIf(n = 1) AS only_here FROM ( \
            SELECT event_id, groupUniqArray(relay) AS relays, length(relays) AS n FROM event_relays \
            WHERE created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32}) \
            GROUP BY event_id \
          ) ARRAY JOIN relays AS relay GROUP BY relay",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_all()
     .await
 }
 
 /// Distinct events created in the window that any relay delivered.
 pub async fn distinct_events(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<u64> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT uniqExact(event_id) FROM event_relays \
          WHERE created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32})",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_one()
     .await
 }

@@ -185,11 +185,7 @@ pub async fn performance(
          GROUP BY {group}",
         ctes = ctes(t)
     );
-    ch.query(&sql)
-        .param("now", w.now)
-        .param("start", w.start)
-        .fetch_all()
-        .await
+    w.query(ch, &sql).fetch_all().await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
@@ -218,11 +214,7 @@ pub async fn top_errors(
          LIMIT 5 BY dvm, kind",
         ctes = ctes(t)
     );
-    ch.query(&sql)
-        .param("now", w.now)
-        .param("start", w.start)
-        .fetch_all()
-        .await
+    w.query(ch, &sql).fetch_all().await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
@@ -248,11 +240,7 @@ pub async fn kind_reach(
          FROM requests GROUP BY kind",
         ctes = ctes(t)
     );
-    ch.query(&sql)
-        .param("now", w.now)
-        .param("start", w.start)
-        .fetch_all()
-        .await
+    w.query(ch, &sql).fetch_all().await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
@@ -276,11 +264,7 @@ pub async fn directed_reach(
          GROUP BY target",
         ctes = ctes(t)
     );
-    ch.query(&sql)
-        .param("now", w.now)
-        .param("start", w.start)
-        .fetch_all()
-        .await
+    w.query(ch, &sql).fetch_all().await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
@@ -317,23 +301,21 @@ pub async fn competition(
     t: &JobTimeouts,
 ) -> clickhouse::error::Result<(Histogram, Vec<CompetitionRow>)> {
     let base = format!("{}{}", ctes(t), answered());
-    let histogram = ch
-        .query(&format!(
+    let histogram = w.query(ch, &format!(
             "{base} SELECT assumeNotNull((SELECT count() FROM requests)) AS requests, countIf(n = 1) AS one, \
                            countIf(n = 2) AS two, countIf(n >= 3) AS more FROM answered"
         ))
-        .param("now", w.now)
-        .param("start", w.start)
         .fetch_one::<Histogram>();
-    let rows = ch
-        .query(&format!(
-            "{base} SELECT r.2 AS dvm, count() AS with_result, countIf(r.2 = winner) AS firsts, \
+    let rows = w
+        .query(
+            ch,
+            &format!(
+                "{base} SELECT r.2 AS dvm, count() AS with_result, countIf(r.2 = winner) AS firsts, \
                            countIf(n >= 2) AS contested, countIf(n >= 2 AND r.2 = winner) AS contested_wins \
                     FROM answered ARRAY JOIN responders AS r \
                     GROUP BY dvm"
-        ))
-        .param("now", w.now)
-        .param("start", w.start)
+            ),
+        )
         .fetch_all::<CompetitionRow>();
     tokio::try_join!(histogram, rows)
 }

@@ -45,6 +45,11 @@ impl Window {
         }
     }
 
+    /// `sql` with the window bound to its `{start:UInt32}` and `{now:UInt32}` parameters.
+    pub fn query(&self, ch: &clickhouse::Client, sql: &str) -> clickhouse::query::Query {
+        ch.query(sql).param("start", self.start).param("now", self.now)
+    }
+
     /// Start of the first time-series bucket (aligned to the step, at or before `start`).
     pub fn first_bucket(&self) -> u32 {
         let step = self.range.step_seconds() as u32;

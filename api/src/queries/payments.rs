@@ -52,42 +52,41 @@ const ASKS: &str = "SELECT pubkey, request_id FROM events_raw WHERE amount_msat 
     AND created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32})";
 
 pub async fn zaps(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<Vec<Zap>> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT toUInt32(any(created_at)) AS at, any(request_id) AS zapped, any(targets[1]) AS recipient, \
                 any(customer) AS sender, any(assumeNotNull(amount_msat)) AS amount \
          FROM events_raw WHERE role = 'zap_receipt' AND amount_msat IS NOT NULL \
            AND created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32}) \
          GROUP BY event_id",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_all()
     .await
 }
 
 pub async fn zapped(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<Vec<Zapped>> {
-    ch.query(&format!(
-        "SELECT event_id, role, kind, request_id, request_kind \
+    w.query(
+        ch,
+        &format!(
+            "SELECT event_id, role, kind, request_id, request_kind \
          FROM events_raw WHERE role IN ('request', 'result', 'feedback') \
            AND event_id IN (SELECT request_id FROM ({ZAPS})) \
          LIMIT 1 BY event_id"
-    ))
-    .param("start", w.start)
-    .param("now", w.now)
+        ),
+    )
     .fetch_all()
     .await
 }
 
 pub async fn asks(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<Vec<Ask>> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT pubkey AS dvm, request_id, max(request_kind) AS request_kind, max(assumeNotNull(amount_msat)) AS asked \
          FROM events_raw WHERE amount_msat IS NOT NULL \
            AND (role = 'result' OR (role = 'feedback' AND status = 'payment-required')) \
            AND created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32}) \
          GROUP BY pubkey, request_id",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_all()
     .await
 }
@@ -97,15 +96,16 @@ pub async fn request_kinds(
     ch: &clickhouse::Client,
     w: &Window,
 ) -> clickhouse::error::Result<Vec<RequestKind>> {
-    ch.query(&format!(
-        "SELECT event_id AS request_id, kind FROM events_raw WHERE role = 'request' AND ( \
+    w.query(
+        ch,
+        &format!(
+            "SELECT event_id AS request_id, kind FROM events_raw WHERE role = 'request' AND ( \
            event_id IN (SELECT request_id FROM ({ASKS})) \
            OR event_id IN (SELECT request_id FROM events_raw WHERE role IN ('result', 'feedback') \
                            AND event_id IN (SELECT request_id FROM ({ZAPS}))) \
          ) LIMIT 1 BY event_id"
-    ))
-    .param("start", w.start)
-    .param("now", w.now)
+        ),
+    )
     .fetch_all()
     .await
 }

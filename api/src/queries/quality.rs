@@ -13,7 +13,8 @@ pub struct FlagCount {
 }
 
 pub async fn flag_counts(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<Vec<FlagCount>> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT toUInt8(arrayJoin(bitPositionsToArray(flags))) AS bit, count() AS events, \
                 uniqExact(author) AS authors FROM ( \
            SELECT any(pubkey) AS author, any(deviations) AS flags FROM events_raw \
@@ -22,27 +23,25 @@ pub async fn flag_counts(ch: &clickhouse::Client, w: &Window) -> clickhouse::err
            GROUP BY event_id \
          ) GROUP BY bit",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_all()
     .await
 }
 
 /// Stored events of the window (each once).
 pub async fn events(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<u64> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT uniqExact(event_id) FROM events_raw \
          WHERE created_at >= toDateTime({start:UInt32}) AND created_at <= toDateTime({now:UInt32})",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_one()
     .await
 }
 
 /// Deletions of the window naming at least one stored job event by someone else.
 pub async fn deletions_of_others(ch: &clickhouse::Client, w: &Window) -> clickhouse::error::Result<u64> {
-    ch.query(
+    w.query(
+        ch,
         "SELECT uniqExact(d.event_id) FROM ( \
            SELECT event_id, pubkey AS deleter, arrayJoin(targets) AS target FROM events_raw \
            WHERE role = 'deletion' \
@@ -55,8 +54,6 @@ pub async fn deletions_of_others(ch: &clickhouse::Client, w: &Window) -> clickho
          ) AS e ON d.target = e.target \
          WHERE e.author != d.deleter",
     )
-    .param("start", w.start)
-    .param("now", w.now)
     .fetch_one()
     .await
 }
