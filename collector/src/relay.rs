@@ -248,9 +248,10 @@ pub(crate) async fn handle_event(
         .newest_created_at
         .fetch_max(event.created_at.min(now), Ordering::Relaxed);
     status.last_event_ms.store(now_millis(), Ordering::Relaxed);
-    let delivery = Accepted {
+    // Built only when queued: most duplicates repeat a known (id, relay) pair and queue nothing.
+    let delivery = |json: String| Accepted {
         id,
-        json: String::new(),
+        json,
         relay: relay.clone(),
         seen_ms: now_millis(),
         pubkey: event.pubkey.clone(),
@@ -258,14 +259,17 @@ pub(crate) async fn handle_event(
         created_at: event.created_at,
         first: !duplicate,
     };
-    let new_pair = shared.sighted.get(&(id, relay.clone())).is_none();
-    shared.sighted.insert((id, relay.clone()), ());
+    let pair = (id, relay.clone());
+    let new_pair = shared.sighted.get(&pair).is_none();
+    if new_pair {
+        shared.sighted.insert(pair, ());
+    }
     if duplicate {
         status.duplicates.fetch_add(1, Ordering::Relaxed);
         counter!(m::DUPLICATES, "relay" => relay.to_string(), "layer" => "memory").increment(1);
         if new_pair {
             // Another relay delivered it too: recorded for coverage, not stored again.
-            queue(shared, relay, delivery).await?;
+            queue(shared, relay, delivery(String::new())).await?;
         }
         return Ok(Some(event.created_at));
     }
@@ -284,11 +288,7 @@ pub(crate) async fn handle_event(
     tracing::trace!(relay = %relay, kind = event.kind, id = %event.id, "event accepted");
     counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
     gauge!(m::LAST_EVENT, "relay" => relay.to_string()).set(now as f64);
-    let accepted = Accepted {
-        json: json.to_owned(),
-        ..delivery
-    };
-    queue(shared, relay, accepted).await?;
+    queue(shared, relay, delivery(json.to_owned())).await?;
     Ok(Some(event.created_at))
 }
 
