@@ -2,17 +2,19 @@
 //!
 //! - [`batch`] - entries -> rows, setting aside poison entries
 //! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock
+//! - [`recovery`] - finishing an insert that failed part-way, from what ClickHouse committed
 //! - [`metrics`] - metric names
 //!
 //! The invariant: an entry is acknowledged only after the batch holding it was inserted (or the entry
 //! was copied to the dead-letter stream). A crash at any point leaves the batch pending; it is read
 //! again on restart (own pending entries first) or claimed by another ingester, and re-inserted with
-//! the same deduplication token. Counting is idempotent by event id downstream, so a retry that
-//! regroups entries still counts nothing twice.
+//! the same deduplication token. An insert that fails in this ingester is not blindly retried: what
+//! it committed is read back from ClickHouse and only the rest is written ([`recovery`]).
 
 pub mod batch;
 pub mod gate;
 pub mod metrics;
+pub mod recovery;
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +106,8 @@ struct Ingester {
     redis: ConnectionManager,
     clickhouse: clickhouse::Client,
     events: EventArgs,
+    /// The views on events_raw, read when an interrupted insert is first completed.
+    targets: Option<recovery::Targets>,
 }
 
 /// Runs until `shutdown`; the batch in flight is finished (inserted and acknowledged) first.
@@ -136,6 +140,7 @@ pub async fn run(
         redis: conn,
         clickhouse: clickhouse.client(),
         events,
+        targets: None,
     };
     info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
     ing.run_loop(&client, &shutdown).await;
@@ -416,8 +421,11 @@ impl Ingester {
     ) -> anyhow::Result<()> {
         let mut fresh: Option<Vec<&RawEventRow>> = None;
         let mut failures = 0u32;
+        let mut token = token.to_owned();
         loop {
             let started = Instant::now();
+            // The block numbers before an insert that then failed: what it left is found from them.
+            let mut interrupted: Option<recovery::Blocks> = None;
             let attempt: anyhow::Result<usize> = async {
                 if fresh.is_none() {
                     let t0 = Instant::now();
@@ -434,7 +442,11 @@ impl Ingester {
                 let rows = fresh.as_deref().unwrap_or_default();
                 if !rows.is_empty() {
                     let t0 = Instant::now();
-                    insert(&self.clickhouse, rows, token).await?;
+                    let before = recovery::blocks(&self.clickhouse).await?;
+                    if let Err(err) = insert(&self.clickhouse, rows, &token).await {
+                        interrupted = Some(before);
+                        return Err(err.into());
+                    }
                     debug!(
                         rows = rows.len(),
                         insert_ms = t0.elapsed().as_millis() as u64,
@@ -444,18 +456,28 @@ impl Ingester {
                 Ok(rows.len())
             }
             .await;
+            let attempt = match (attempt, interrupted) {
+                (Err(err), Some(before)) => {
+                    warn!(error = %format!("{err:#}"), rows = prepared.rows.len(), "clickhouse insert failed; finding out what it committed");
+                    let rows = fresh.as_deref().unwrap_or_default();
+                    match self.finish_interrupted(rows, &before, shutdown).await? {
+                        true => {
+                            counter!(m::INSERT_FAILURES).increment(1);
+                            Ok(rows.len())
+                        }
+                        // Nothing landed: try again whole, under a token no lost attempt used.
+                        false => {
+                            token =
+                                format!("{}#{}", token.split('#').next().unwrap_or_default(), failures + 1);
+                            Err(err)
+                        }
+                    }
+                }
+                (attempt, _) => attempt,
+            };
             match attempt {
                 Ok(inserted) => {
-                    if inserted > 0 {
-                        self.bump_data_version().await;
-                    }
-                    histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
-                    counter!(m::EVENTS_INSERTED).increment(inserted as u64);
-                    gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
-                    if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
-                        let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
-                        histogram!(m::LATENCY_SECONDS).record(lag);
-                    }
+                    self.record_stored(prepared, inserted, started).await;
                     return Ok(());
                 }
                 Err(err) => {
@@ -470,6 +492,70 @@ impl Ingester {
             self.report_backlog().await;
             sleep_or_stop(shutdown, backoff(&mut failures)).await;
         }
+    }
+
+    async fn record_stored(&mut self, prepared: &Prepared, inserted: usize, started: Instant) {
+        if inserted > 0 {
+            self.bump_data_version().await;
+        }
+        histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
+        counter!(m::EVENTS_INSERTED).increment(inserted as u64);
+        gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
+        if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
+            let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
+            histogram!(m::LATENCY_SECONDS).record(lag);
+        }
+    }
+
+    /// The views on events_raw (read once) and the partitions written since `before`.
+    async fn landed(
+        &mut self,
+        before: &recovery::Blocks,
+    ) -> anyhow::Result<(recovery::Targets, recovery::Partitions)> {
+        let targets = match &self.targets {
+            Some(t) => t.clone(),
+            None => {
+                let t = recovery::Targets::discover(&self.clickhouse).await?;
+                self.targets = Some(t.clone());
+                t
+            }
+        };
+        let landed = recovery::committed_since(&self.clickhouse, before, targets.tables()).await?;
+        Ok((targets, landed))
+    }
+
+    /// After an insert failed: `true` when part of it had landed and the rest is now written
+    /// (see [`recovery`]), `false` when nothing landed.
+    async fn finish_interrupted(
+        &mut self,
+        rows: &[&RawEventRow],
+        before: &recovery::Blocks,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        // Wait for ClickHouse (keeping the backlog gauges moving: an outage is when they matter),
+        // then read what the failed insert left.
+        let mut failures = 0u32;
+        let (targets, landed) = loop {
+            match self.landed(before).await {
+                Ok(found) => break found,
+                Err(err) => {
+                    debug!(error = %format!("{err:#}"), "clickhouse cannot say yet what the failed insert committed")
+                }
+            }
+            if shutdown.is_cancelled() {
+                anyhow::bail!("shutting down before a failed insert was resolved");
+            }
+            self.report_backlog().await;
+            sleep_or_stop(shutdown, backoff(&mut failures)).await;
+        };
+        if landed.is_empty() {
+            return Ok(false);
+        }
+        warn!(landed = ?landed, "a failed insert was partly committed; writing the rest");
+        recovery::complete(&self.clickhouse, &targets, rows, landed, shutdown).await?;
+        counter!(m::BATCHES_COMPLETED).increment(1);
+        info!(rows = rows.len(), "partly committed batch completed");
+        Ok(true)
     }
 
     /// Takes over entries a dead ingester left pending and processes them like our own.

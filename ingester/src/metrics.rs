@@ -16,6 +16,7 @@ pub const STREAM_LENGTH: &str = "dvmdash_stream_length_entries";
 pub const STREAM_PENDING: &str = "dvmdash_stream_pending_entries";
 pub const STREAM_LAG: &str = "dvmdash_stream_lag_entries";
 pub const SIGHTINGS_INSERTED: &str = "dvmdash_ingester_relay_sightings_inserted_total";
+pub const BATCHES_COMPLETED: &str = "dvmdash_ingester_partial_batches_completed_total";
 
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -47,6 +48,10 @@ pub fn describe() {
         "events of a batch skipped because they were stored before (replays, late copies)"
     );
     describe_counter!(CLAIMED, "entries taken over from idle consumers");
+    describe_counter!(
+        BATCHES_COMPLETED,
+        "failed inserts found partly committed and completed table by table"
+    );
     describe_histogram!(
         LATENCY_SECONDS,
         Unit::Seconds,
@@ -66,6 +71,7 @@ pub fn describe() {
         CLAIMED,
         DUPLICATES,
         ALREADY_STORED,
+        BATCHES_COMPLETED,
     ] {
         metrics::counter!(name).increment(0);
     }

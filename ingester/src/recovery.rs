@@ -1,0 +1,453 @@
+//! Finishing an insert whose outcome is unknown, exactly once.
+//!
+//! An insert into `events_raw` commits one part per partition in `events_raw` and then in the
+//! target of every materialized view on it, one table after another, with no transaction around
+//! them. If ClickHouse dies (or the connection breaks) in the middle, any subset of those parts may
+//! be committed. Retrying with the same deduplication token is not enough on a single node: a
+//! non-replicated table writes its deduplication record *before* it renames the part into place, so
+//! a crash between the two leaves a record for a part that does not exist, and the retry is then
+//! silently dropped for that table (seen with the dev server: 1 of 25 kills lost one table's
+//! block). Retrying with a new token instead would count twice wherever the part did land.
+//!
+//! So the ingester finds out what landed. Every committed part takes the table's next block number
+//! (one increasing counter per table), and under the ingest lock nothing else writes these
+//! tables, so a part whose `max_block_number` is above the table's maximum before the attempt was
+//! written by the attempt. With that, per table and partition:
+//! - nothing landed anywhere: the whole insert is tried again, under a new token;
+//! - something landed: the batch is written to `events_raw_repair` (same structure, no views) and
+//!   each missing (table, partition) is filled from there alone: `events_raw` by `ATTACH
+//!   PARTITION ... FROM` (which runs no view), a view's target by the view's own `SELECT` over the
+//!   repair table, restricted to the missing partitions. Each step is a single-table write judged
+//!   the same way when it fails, so a crash during the repair is repaired too.
+//!
+//! A target that keeps the newest row per key (a `Replacing` engine: `event_ids`, `announcements`)
+//! is idempotent, so its views are simply run again for the whole batch; this also covers a target
+//! fed by two views, whose parts block numbers cannot tell apart. A summing target must be fed by
+//! one view only, which discovery checks.
+//!
+//! The views, their queries, columns and targets are read from `system.tables` and
+//! `system.columns`, so a migration that adds a rollup needs nothing here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use dvmdash_core::store::{EVENTS_RAW, RawEventRow};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The scratch table the repair reads from (migration 0008).
+pub const REPAIR_TABLE: &str = "events_raw_repair";
+
+/// Highest committed block number per table.
+pub type Blocks = HashMap<String, u64>;
+
+/// Partitions per table.
+pub type Partitions = HashMap<String, BTreeSet<String>>;
+
+/// A materialized view on `events_raw` and how to run it over the repair table instead.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub name: String,
+    pub target: String,
+    /// The view's SELECT with `events_raw` replaced by the repair table.
+    pub select: String,
+    /// The target's partition expression; empty when unpartitioned.
+    pub partition_key: String,
+    /// The view's output columns, inserted by name as the view itself does.
+    pub columns: Vec<String>,
+    /// The target keeps the newest row per key, so writing a row again changes nothing.
+    pub idempotent: bool,
+}
+
+/// `events_raw` and everything fed from it.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub views: Vec<View>,
+}
+
+impl Targets {
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(EVENTS_RAW).chain(self.views.iter().map(|v| v.target.as_str()))
+    }
+
+    /// Reads the views on `events_raw` from the server.
+    pub async fn discover(ch: &clickhouse::Client) -> anyhow::Result<Targets> {
+        #[derive(clickhouse::Row, Deserialize)]
+        struct Row {
+            name: String,
+            query: String,
+            select: String,
+            db: String,
+        }
+        let rows = ch
+            .query(
+                "SELECT name, create_table_query AS query, as_select AS select, database AS db \
+                 FROM system.tables WHERE database = currentDatabase() \
+                 AND engine = 'MaterializedView' \
+                 AND name IN (SELECT arrayJoin(dependencies_table) FROM system.tables \
+                              WHERE database = currentDatabase() AND name = ?) ORDER BY name",
+            )
+            .bind(EVENTS_RAW)
+            .fetch_all::<Row>()
+            .await
+            .context("reading the views on events_raw")?;
+        let tables = tables(ch).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for r in rows {
+            let target = view_target(&r.query, &r.db)
+                .with_context(|| format!("view {} has no TO table: {}", r.name, r.query))?;
+            let select = swap_source(&r.select, &r.db, EVENTS_RAW, REPAIR_TABLE)
+                .with_context(|| format!("view {} does not read {}.{EVENTS_RAW}", r.name, r.db))?;
+            if select.contains('?') {
+                // The client reads `?` as a parameter; no view of ours has one.
+                bail!("view {} contains '?', which the repair cannot send", r.name);
+            }
+            let (engine, partition_key) = tables.get(&target).cloned().unwrap_or_default();
+            let columns: Vec<String> = ch
+                .query(
+                    "SELECT name FROM system.columns WHERE database = currentDatabase() \
+                     AND table = ? ORDER BY position",
+                )
+                .bind(&r.name)
+                .fetch_all()
+                .await
+                .context("reading a view's columns")?;
+            views.push(View {
+                name: r.name,
+                target,
+                select,
+                partition_key,
+                columns,
+                idempotent: engine.starts_with("Replacing"),
+            });
+        }
+        for v in views.iter().filter(|v| !v.idempotent) {
+            let feeders = views.iter().filter(|w| w.target == v.target).count();
+            if feeders > 1 {
+                bail!(
+                    "{} is fed by {feeders} views and sums what it receives: an interrupted \
+                     insert into it could not be completed exactly",
+                    v.target
+                );
+            }
+        }
+        Ok(Targets { views })
+    }
+}
+
+/// Engine and partition expression of every table of the database.
+async fn tables(ch: &clickhouse::Client) -> anyhow::Result<HashMap<String, (String, String)>> {
+    let rows: Vec<(String, String, String)> = ch
+        .query(
+            "SELECT name, engine, partition_key FROM system.tables \
+             WHERE database = currentDatabase()",
+        )
+        .fetch_all()
+        .await
+        .context("reading the tables")?;
+    Ok(rows.into_iter().map(|(n, e, k)| (n, (e, k))).collect())
+}
+
+/// `TO db.name` of a `CREATE MATERIALIZED VIEW` statement.
+fn view_target(create: &str, db: &str) -> Option<String> {
+    let (_, rest) = create.split_once(" TO ")?;
+    let name = rest.split([' ', '(']).next()?;
+    let name = name.strip_prefix(&format!("{db}.")).unwrap_or(name);
+    Some(name.trim_matches('`').to_owned()).filter(|n| !n.is_empty())
+}
+
+/// Replaces `db.from` (as a whole name) by `db.to` in a normalized SELECT; `None` if absent.
+fn swap_source(select: &str, db: &str, from: &str, to: &str) -> Option<String> {
+    let needle = format!("{db}.{from}");
+    let replacement = format!("{db}.{to}");
+    let mut out = String::with_capacity(select.len() + 16);
+    let mut rest = select;
+    let mut found = false;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        let whole = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { &replacement } else { &needle });
+        found |= whole;
+        rest = after;
+    }
+    out.push_str(rest);
+    found.then_some(out)
+}
+
+/// The highest committed block number of every table of the database.
+pub async fn blocks(ch: &clickhouse::Client) -> clickhouse::error::Result<Blocks> {
+    let rows: Vec<(String, u64)> = ch
+        .query(
+            "SELECT table, toUInt64(max(max_block_number)) FROM system.parts \
+             WHERE database = currentDatabase() AND active GROUP BY table",
+        )
+        .fetch_all()
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Partitions of `tables` holding a part committed after `before` was read.
+pub async fn committed_since<'a>(
+    ch: &clickhouse::Client,
+    before: &Blocks,
+    tables: impl Iterator<Item = &'a str>,
+) -> clickhouse::error::Result<Partitions> {
+    let tables: Vec<String> = tables.map(str::to_owned).collect();
+    let rows: Vec<(String, String, u64)> = ch
+        .query(
+            "SELECT table, partition_id, toUInt64(max(max_block_number)) FROM system.parts \
+             WHERE database = currentDatabase() AND active AND table IN ? \
+             GROUP BY table, partition_id",
+        )
+        .bind(&tables)
+        .fetch_all()
+        .await?;
+    let mut out = Partitions::new();
+    for (table, partition, max_block) in rows {
+        if max_block > before.get(&table).copied().unwrap_or(0) {
+            out.entry(table).or_default().insert(partition);
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until ClickHouse answers, then says which partitions the failed write committed.
+async fn landed(
+    ch: &clickhouse::Client,
+    before: &Blocks,
+    tables: &[&str],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Partitions> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match committed_since(ch, before, tables.iter().copied()).await {
+            Ok(p) => return Ok(p),
+            Err(err) => warn!(error = %err, "waiting for clickhouse to tell what the failed write committed"),
+        }
+        if shutdown.is_cancelled() {
+            bail!("shutting down before the outcome of a failed insert was known");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Writes the rest of a partly committed batch: every (table, partition) of the batch that is not
+/// in `done`. Retries each step until it lands or `shutdown`.
+pub async fn complete(
+    ch: &clickhouse::Client,
+    targets: &Targets,
+    rows: &[&RawEventRow],
+    mut done: Partitions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut failures = 0u32;
+    loop {
+        match complete_once(ch, targets, rows, &mut done, shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), "completing a partly committed batch failed, retrying");
+                if shutdown.is_cancelled() {
+                    return Err(err);
+                }
+            }
+        }
+        failures += 1;
+        let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn complete_once(
+    ch: &clickhouse::Client,
+    targets: &Targets,
+    rows: &[&RawEventRow],
+    done: &mut Partitions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    // Repair writes must never be dropped as duplicates of an earlier, lost, attempt.
+    let ch = &ch.clone().with_setting("insert_deduplicate", "0");
+    fill_repair_table(ch, rows).await?;
+    let raw_parts: Vec<String> = ch
+        .query(&format!("SELECT DISTINCT _partition_id FROM {REPAIR_TABLE}"))
+        .fetch_all()
+        .await?;
+    for partition in raw_parts {
+        if done.get(EVENTS_RAW).is_some_and(|p| p.contains(&partition)) {
+            continue;
+        }
+        let sql = format!(
+            "ALTER TABLE {EVENTS_RAW} ATTACH PARTITION ID {} FROM {REPAIR_TABLE}",
+            quote(&partition)?
+        );
+        step(ch, EVENTS_RAW, done, shutdown, ch.query(&sql).execute()).await?;
+        info!(partition = %partition, "repair: events_raw partition attached");
+    }
+    for view in &targets.views {
+        let missing = if view.idempotent {
+            BTreeSet::new() // written again whole below
+        } else {
+            missing_partitions(ch, view, done.get(&view.target)).await?
+        };
+        if !view.idempotent && missing.is_empty() {
+            continue;
+        }
+        let list = view
+            .columns
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = if view.idempotent || view.partition_key.is_empty() {
+            String::new()
+        } else {
+            let ids = missing
+                .iter()
+                .map(|p| quote(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            format!(
+                "WHERE partitionId({}) IN ({})",
+                view.partition_key,
+                ids.join(", ")
+            )
+        };
+        let sql = format!(
+            "INSERT INTO {} ({list}) SELECT {list} FROM ({}) {filter}",
+            view.target, view.select
+        );
+        step(ch, &view.target, done, shutdown, ch.query(&sql).execute()).await?;
+        info!(view = %view.name, table = %view.target, partitions = ?missing, "repair: rollup completed");
+    }
+    Ok(())
+}
+
+/// A partition id as an SQL string; ids are digits, letters, '-' and '_' (hashes for complex keys).
+fn quote(partition: &str) -> anyhow::Result<String> {
+    if partition.is_empty()
+        || !partition
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("unexpected partition id {partition:?}");
+    }
+    Ok(format!("'{partition}'"))
+}
+
+/// Partitions the view's output for the batch falls in that have not landed yet.
+async fn missing_partitions(
+    ch: &clickhouse::Client,
+    view: &View,
+    done: Option<&BTreeSet<String>>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let all: Vec<String> = if view.partition_key.is_empty() {
+        let n: u64 = ch
+            .query(&format!("SELECT count() FROM ({})", view.select))
+            .fetch_one()
+            .await?;
+        if n == 0 { vec![] } else { vec!["all".to_owned()] }
+    } else {
+        ch.query(&format!(
+            "SELECT DISTINCT partitionId({}) FROM ({})",
+            view.partition_key, view.select
+        ))
+        .fetch_all()
+        .await?
+    };
+    Ok(all
+        .into_iter()
+        .filter(|p| !done.is_some_and(|d| d.contains(p)))
+        .collect())
+}
+
+/// Runs one single-table write; on failure, records what it committed before returning the error.
+async fn step(
+    ch: &clickhouse::Client,
+    table: &str,
+    done: &mut Partitions,
+    shutdown: &CancellationToken,
+    write: impl std::future::Future<Output = clickhouse::error::Result<()>>,
+) -> anyhow::Result<()> {
+    let before = blocks(ch).await?;
+    match write.await {
+        Ok(()) => {
+            let landed = committed_since(ch, &before, std::iter::once(table)).await?;
+            merge(done, landed);
+            Ok(())
+        }
+        Err(err) => {
+            let landed = landed(ch, &before, &[table], shutdown).await?;
+            merge(done, landed);
+            Err(err).with_context(|| format!("repair write to {table}"))
+        }
+    }
+}
+
+fn merge(done: &mut Partitions, landed: Partitions) {
+    for (table, parts) in landed {
+        done.entry(table).or_default().extend(parts);
+    }
+}
+
+/// Empties the repair table and writes the batch into it, checking it arrived whole.
+async fn fill_repair_table(ch: &clickhouse::Client, rows: &[&RawEventRow]) -> anyhow::Result<()> {
+    ch.query(&format!("TRUNCATE TABLE {REPAIR_TABLE}"))
+        .execute()
+        .await
+        .context("emptying the repair table")?;
+    let mut insert = ch.insert::<RawEventRow>(REPAIR_TABLE).await?;
+    for row in rows {
+        insert.write(*row).await?;
+    }
+    insert.end().await.context("filling the repair table")?;
+    let (n, ids): (u64, u64) = ch
+        .query(&format!(
+            "SELECT count(), uniqExact(event_id) FROM {REPAIR_TABLE}"
+        ))
+        .fetch_one()
+        .await?;
+    if n != rows.len() as u64 || ids != n {
+        bail!(
+            "the repair table holds {n} rows ({ids} ids), expected {}",
+            rows.len()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_target_is_read_from_the_create_statement() {
+        let q =
+            "CREATE MATERIALIZED VIEW db.stats_hourly_mv TO db.stats_hourly (`hour` DateTime) AS SELECT 1";
+        assert_eq!(view_target(q, "db").as_deref(), Some("stats_hourly"));
+        assert_eq!(
+            view_target("CREATE MATERIALIZED VIEW db.x AS SELECT 1", "db"),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_whole_source_name_is_swapped() {
+        let s = "SELECT a FROM db.events_raw WHERE x IN (SELECT y FROM db.events_raw_other)";
+        assert_eq!(
+            swap_source(s, "db", "events_raw", "events_raw_repair").as_deref(),
+            Some("SELECT a FROM db.events_raw_repair WHERE x IN (SELECT y FROM db.events_raw_other)")
+        );
+        assert_eq!(
+            swap_source("SELECT 1 FROM db.events_raw_x", "db", "events_raw", "r"),
+            None
+        );
+    }
+}
