@@ -263,6 +263,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/directory", get(stats::directory))
         .route("/api/liveness/{id}", get(stats::liveness))
         .route("/api/relays/coverage", get(stats::relay_coverage))
+        .route("/api/contextvm/traffic", get(stats::contextvm_traffic))
         .route("/api/dvms/{id}/relays", get(stats::dvm_relays))
         .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/openapi.json", get(openapi::document))

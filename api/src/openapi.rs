@@ -29,6 +29,7 @@ use crate::routes;
         routes::stats::directory,
         routes::stats::liveness,
         routes::stats::relay_coverage,
+        routes::stats::contextvm_traffic,
         routes::stats::dvm_relays,
         routes::stats::kinds_usage,
         routes::stats::cache_stats,
@@ -37,6 +38,7 @@ use crate::routes;
         (name = "statistics", description = "DVMDash-compatible counts"),
         (name = "jobs", description = "Request/response linking: latency, outcomes, reach, competition, prices"),
         (name = "services", description = "DVM-like services of every announcement family and their liveness"),
+        (name = "contextvm", description = "ContextVM (MCP over Nostr) calls and responses, watched live"),
         (name = "relays", description = "Which watched relays carry the traffic, and where each DVM can be reached"),
         (name = "meta", description = "Health and cache"),
     )
@@ -74,6 +76,7 @@ mod tests {
             "/api/directory",
             "/api/liveness/{id}",
             "/api/relays/coverage",
+            "/api/contextvm/traffic",
             "/api/dvms/{id}/relays",
             "/api/kinds/usage",
             "/api/cache/stats",

@@ -11,7 +11,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
-use crate::queries::{Window, coverage, entities, history, jobs, liveness, payments, quality, window};
+use crate::queries::{
+    Window, contextvm, coverage, entities, history, jobs, liveness, payments, quality, window,
+};
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
 #[derive(Clone)]
@@ -251,6 +253,27 @@ impl Service {
             request_kinds: &request_kinds,
         };
         json(&stats::payments::payments(&w, by_kind, &inputs, &dir))
+    }
+
+    /// `seen_live_since`: when live watching of ContextVM messages began (read from Redis).
+    pub async fn contextvm_traffic(
+        &self,
+        range: TimeRange,
+        seen_live_since: Option<u64>,
+    ) -> ApiResult<Bytes> {
+        let w = self.window(range);
+        let (messages, earlier, (_, dir)) = tokio::try_join!(
+            contextvm::messages(&self.ch, &w),
+            contextvm::earlier_calls(&self.ch, &w),
+            self.directory()
+        )?;
+        json(&stats::contextvm::traffic(
+            &w,
+            seen_live_since,
+            &messages,
+            &earlier,
+            &dir,
+        ))
     }
 
     pub async fn relay_coverage(&self, range: TimeRange) -> ApiResult<Bytes> {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
-    Directory, DvmList, DvmRelays, DvmStats, GlobalStats, KindList, KindStats, KindsUsage, RelayCoverage,
-    ServiceLiveness,
+    ContextvmTraffic, Directory, DvmList, DvmRelays, DvmStats, GlobalStats, KindList, KindStats, KindsUsage,
+    RelayCoverage, ServiceLiveness,
 };
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
@@ -168,6 +168,28 @@ fn corpus(now: u64) -> Corpus {
     events.push(mcp.sign(t0, 11317, vec![], json!({ "tools": tools }).to_string()));
     for ago in [900, 600, 300] {
         events.push(mcp.sign(now - ago, 11998, vec![tag(&["d", "hb"])], String::new()));
+    }
+    // Live ContextVM calls: to the server above and to Alpha (a DVM that serves MCP too), one
+    // with a tool name that is markup, answered with a result or an error.
+    let tools = [
+        "search_notes",
+        "<img src=x onerror=window.__pwned=2>",
+        "summarize",
+    ];
+    for (i, server) in [&mcp, &alpha, &mcp, &alpha, &mcp].into_iter().enumerate() {
+        let client = &customers[i % customers.len()];
+        let at = now - 1200 + i as u64 * 60;
+        let msg = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": tools[i % tools.len()]}});
+        let call = client.sign(at, 25910, vec![tag(&["p", server.pubkey_hex()])], msg.to_string());
+        let body = if i == 2 {
+            json!({"jsonrpc": "2.0", "id": i, "error": {"code": -1, "message": "boom"}})
+        } else {
+            json!({"jsonrpc": "2.0", "id": i, "result": {"content": []}})
+        };
+        let answer = vec![tag(&["e", &call.id]), tag(&["p", client.pubkey_hex()])];
+        events.push(server.sign(at + 2, 25910, answer, body.to_string()));
+        events.push(call);
     }
     Corpus {
         events,
@@ -756,6 +778,48 @@ async fn every_page_in_a_real_browser() {
     assert!(b.url().await.contains("family=unannounced"));
     b.assert_clean("/directory", &[]).await;
 
+    // ---- live ContextVM calls: on the directory's ContextVM tab and on Alpha's page
+    let traffic: ContextvmTraffic = api(&base, "/api/contextvm/traffic?timeRange=24h").await;
+    assert_eq!(
+        (traffic.calls, traffic.responses, traffic.errors),
+        (5, 5, 1),
+        "{traffic:?}"
+    );
+    b.open("/directory?family=contextvm&timeRange=24h").await;
+    b.wait_count("[data-contextvm-traffic] [data-server]", traffic.servers.len())
+        .await;
+    for s in &traffic.servers {
+        let row = format!("[data-contextvm-traffic] [data-server='{}']", s.server_id);
+        b.wait_text(&format!("{row} [data-col=calls]"), &num(s.calls))
+            .await;
+        b.wait_text(&format!("{row} [data-col=errors]"), &num(s.errors))
+            .await;
+    }
+    assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+    b.assert_clean("/directory?family=contextvm", &[]).await;
+    let mine = traffic
+        .servers
+        .iter()
+        .find(|s| s.server_id == c.alpha.pubkey_hex())
+        .expect("Alpha serves MCP");
+    b.open(&format!("/dvm-stats/{}?timeRange=24h", npub(&c.alpha)))
+        .await;
+    b.wait_text("[data-contextvm] [data-stat=calls]", &num(mine.calls))
+        .await;
+    b.wait_text("[data-contextvm] [data-stat=responses]", &num(mine.responses))
+        .await;
+    let since = b
+        .text("[data-contextvm] [data-stat=seen_live_since]")
+        .await
+        .unwrap_or_default();
+    assert!(
+        since.starts_with("Seen live since")
+            && (since == "Seen live since: unknown") == traffic.seen_live_since.is_none(),
+        "the panel says since when calls were watched: {since:?}, api {:?}",
+        traffic.seen_live_since
+    );
+    assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+
     // ---- relays: the api's coverage, row by row
     let cov: RelayCoverage = api(&base, "/api/relays/coverage?timeRange=24h").await;
     assert!(!cov.relays.is_empty(), "{cov:?}");
@@ -805,6 +869,10 @@ async fn every_page_in_a_real_browser() {
         ("new", "/new?timeRange=24h".to_owned()),
         ("history", "/history".to_owned()),
         ("directory", "/directory".to_owned()),
+        (
+            "directory-contextvm",
+            "/directory?family=contextvm&timeRange=24h".to_owned(),
+        ),
         ("relays", "/relays?timeRange=24h".to_owned()),
         ("not-found", "/dvm-stats/nobody".to_owned()),
     ]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
-    Deviations, Directory, DirectoryEntry, FamilyCounts, Liveness, Payments, Performance, ServiceLiveness,
-    parse_rfc3339, rfc3339,
+    ContextvmTraffic, Deviations, Directory, DirectoryEntry, FamilyCounts, Liveness, Payments, Performance,
+    ServiceLiveness, parse_rfc3339, rfc3339,
 };
 use dvmdash_core::kinds::Family;
 use dvmdash_core::stream::EventStream;
@@ -524,6 +524,42 @@ async fn hostile_input_is_ignored_counted_and_disturbs_nothing() {
     ));
     // A heartbeat an hour ahead: refused at ingest (a dead letter), never a beat.
     events.push(dvm.sign(now + 3600, 11998, vec![], String::new()));
+    // ContextVM messages: a call with an oversized HTML tool name, one naming 40 servers, a
+    // response to a call nobody saw, and two that are neither call nor response.
+    let long_name = format!("<script>alert(1)</script>{}", "x".repeat(500));
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": long_name}});
+    events.push(customer.sign(
+        now - 1300,
+        25910,
+        vec![tag(&["p", dvm.pubkey_hex()])],
+        call.to_string(),
+    ));
+    let crowd: Vec<Vec<String>> = (0..40)
+        .map(|i| tag(&["p", keys(&format!("server-{i}")).pubkey_hex()]))
+        .collect();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    events.push(customer.sign(now - 1290, 25910, crowd, list.to_string()));
+    let unseen = "ab".repeat(32);
+    let answer = json!({"jsonrpc": "2.0", "id": 9, "result": {}});
+    events.push(dvm.sign(
+        now - 1280,
+        25910,
+        vec![tag(&["e", &unseen]), tag(&["p", customer.pubkey_hex()])],
+        answer.to_string(),
+    ));
+    events.push(customer.sign(
+        now - 1270,
+        25910,
+        vec![tag(&["p", dvm.pubkey_hex()])],
+        "not json".into(),
+    ));
+    let odd = json!({"jsonrpc": "2.0", "id": 3, "method": 42});
+    events.push(customer.sign(
+        now - 1260,
+        25910,
+        vec![tag(&["p", dvm.pubkey_hex()])],
+        odd.to_string(),
+    ));
     let json: Vec<String> = events.iter().map(Event::to_json).collect();
     let mut conn = stack.redis_conn().await;
     let stream = EventStream::new(&stack.redis.names());
@@ -559,6 +595,7 @@ async fn hostile_input_is_ignored_counted_and_disturbs_nothing() {
         ("zap_amount_absurd", 1),
         ("zap_without_amount", 1),
         ("invalid_announcement_json", 1),
+        ("invalid_contextvm_message", 2),
     ] {
         assert_eq!(count(name), Some(want), "{name}: {deviations:?}");
     }
@@ -575,6 +612,33 @@ async fn hostile_input_is_ignored_counted_and_disturbs_nothing() {
         (p.zaps, p.paid_msat, p.senders, p.jobs_paid),
         (1, 21_000, 1, 1),
         "{p:?}"
+    );
+    let (t, _) = get_json::<ContextvmTraffic>(&format!("{base}/api/contextvm/traffic?timeRange=24h")).await;
+    let t = t.expect("contextvm traffic");
+    assert_eq!(
+        (t.calls, t.responses, t.errors, t.answered),
+        (2, 1, 0, 0),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.servers.len(),
+        17,
+        "the honest DVM and the first 16 of 40 servers named: {t:?}"
+    );
+    let me = t
+        .servers
+        .iter()
+        .find(|s| s.server_id == dvm.pubkey_hex())
+        .expect("the DVM serves");
+    assert_eq!((me.calls, me.responses, me.clients), (1, 1, 1), "{me:?}");
+    let named = me
+        .capabilities
+        .iter()
+        .find(|c| c.method == "tools/call")
+        .expect("the call");
+    assert!(
+        named.name.starts_with("<script>") && named.name.len() == 128,
+        "{named:?}"
     );
     let (perf, _) =
         get_json::<Performance>(&format!("{base}/api/stats/performance?timeRange=24h&groupBy=all")).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{expected, observed};
 use dvmdash::simulate::{Model, Publisher};
-use dvmdash_core::dto::{DvmRelays, RelayCoverage, RelayCoverageRow};
+use dvmdash_core::dto::{ContextvmTraffic, DvmRelays, RelayCoverage, RelayCoverageRow};
 use dvmdash_core::validate::Keys;
 use dvmdash_testkit::{
     PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, isolated, wait_for, wait_until,
@@ -533,18 +533,19 @@ async fn bursts_in_one_second_are_collected_from_a_relay_with_exclusive_until_an
     stack.stop().await;
 }
 
-/// Relay coverage from real relay software: the same traffic split across two Python relays with
-/// known overlaps. Per relay the events it delivered and those only it delivered, and per DVM the
+/// Relay coverage from two real relay implementations, neither written here: the same traffic split
+/// across the Python `nostr-relay` and rust-nostr's relay (`nostr-relay-builder`, run in this
+/// process) with known overlaps. Per relay the events it delivered and those only it delivered, and per DVM the
 /// relays its results appear on, equal what the split says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_relays() {
     let (redis, clickhouse) = isolated();
     let relay_a = PythonRelay::start().await;
-    let relay_b = PythonRelay::start().await;
+    let (_rust_relay, relay_b_url) = dvmdash::demo::start_relay(0).await.expect("rust-nostr relay");
     let stack = common::start(common::args(
         redis,
         clickhouse,
-        vec![relay_a.url.clone(), relay_b.url.clone()],
+        vec![relay_a.url.clone(), relay_b_url.clone()],
     ))
     .await;
     let kinds = dvmdash_core::KindFilter::default();
@@ -565,9 +566,9 @@ async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_rel
             }
         }
     }
-    wait_subscribed(&stack, &[&relay_a.url, &relay_b.url]).await;
+    wait_subscribed(&stack, &[&relay_a.url, &relay_b_url]).await;
     publish_all(&relay_a.url, &on_a).await;
-    publish_all(&relay_b.url, &on_b).await;
+    publish_all(&relay_b_url, &on_b).await;
 
     let ids = |v: &[dvmdash_core::Event]| v.iter().map(|e| e.id.clone()).collect::<HashSet<_>>();
     let (a, b) = (ids(&on_a), ids(&on_b));
@@ -579,7 +580,7 @@ async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_rel
         only_here: mine.difference(other).count() as u64,
         share: Some(mine.len() as f64 / total as f64),
     };
-    let mut want_rows = vec![want(&a, &b, &relay_a.url), want(&b, &a, &relay_b.url)];
+    let mut want_rows = vec![want(&a, &b, &relay_a.url), want(&b, &a, &relay_b_url)];
     want_rows.sort_by(|x, y| y.events.cmp(&x.events).then_with(|| x.relay.cmp(&y.relay)));
     let url = format!("{}/api/relays/coverage?timeRange=24h", stack.base);
     let got: RelayCoverage = wait_until(
@@ -629,7 +630,7 @@ async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_rel
         .collect();
     let mut want = vec![
         (relay_a.url.clone(), results_on(&on_a)),
-        (relay_b.url.clone(), results_on(&on_b)),
+        (relay_b_url.clone(), results_on(&on_b)),
     ];
     want.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
     assert_eq!(got, want, "results of {dvm} per relay");
@@ -645,5 +646,62 @@ async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_rel
     }
     let (status, body) = common::http_get(&format!("{}/api/relays/coverage?timeRange=2y", stack.base)).await;
     assert_eq!(status, 400, "{body}");
+
+    // Live ContextVM traffic: ephemeral, so the relays only pass it on to live subscribers. A
+    // call through one relay and its answer through the other are both counted.
+    let (client, server) = (
+        Keys::from_seed(b"coverage-mcp-client"),
+        Keys::from_seed(b"coverage-mcp-server"),
+    );
+    let now = dvmdash_core::telemetry::now_secs();
+    let call_msg =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}});
+    let call = client.sign(
+        now,
+        25910,
+        vec![vec!["p".into(), server.pubkey_hex().to_owned()]],
+        call_msg.to_string(),
+    );
+    let answer_msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}});
+    let answer = server.sign(
+        now,
+        25910,
+        vec![
+            vec!["e".into(), call.id.clone()],
+            vec!["p".into(), client.pubkey_hex().to_owned()],
+        ],
+        answer_msg.to_string(),
+    );
+    publish_all(&relay_a.url, std::slice::from_ref(&call)).await;
+    publish_all(&relay_b_url, std::slice::from_ref(&answer)).await;
+    let url = format!("{}/api/contextvm/traffic?timeRange=24h", stack.base);
+    let traffic: ContextvmTraffic = wait_until(
+        "the live call and answer to be counted",
+        Duration::from_secs(60),
+        || {
+            let url = url.clone();
+            async move {
+                let (t, status) = common::get_json::<ContextvmTraffic>(&url).await;
+                let t = t.ok_or(format!("HTTP {status}"))?;
+                if (t.calls, t.responses, t.answered) == (1, 1, 1) {
+                    Ok(t)
+                } else {
+                    Err(format!("{t:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    assert!(traffic.seen_live_since.is_some(), "{traffic:?}");
+    let row = &traffic.servers[0];
+    assert_eq!(row.server_id, server.pubkey_hex());
+    assert_eq!(
+        (
+            row.capabilities[0].method.as_str(),
+            row.capabilities[0].name.as_str(),
+            row.capabilities[0].responses
+        ),
+        ("tools/call", "echo", 1)
+    );
     stack.stop().await;
 }

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvmdash_core::dto::{
-    Competition, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats, KindSummary, KindsUsage,
-    MonthlyHistory, Payments, Performance, Prices, Reach, ReasonCount, RelayCoverage, TimeRange, WhatsNew,
-    parse_rfc3339,
+    Competition, ContextvmTraffic, DvmList, DvmStats, DvmSummary, GlobalStats, KindList, KindStats,
+    KindSummary, KindsUsage, MonthlyHistory, Payments, Performance, Prices, Reach, ReasonCount,
+    RelayCoverage, TimeRange, WhatsNew, parse_rfc3339,
 };
 use dvmdash_core::stream::{EventStream, NewEntry};
 use dvmdash_core::telemetry::now_secs;
@@ -107,6 +107,14 @@ async fn every_statistic_matches_the_reference() {
         },
     )
     .await;
+
+    // The stack's collector records when it began watching the live-only kinds (ContextVM).
+    reference.live_since = live_watch_since(&stack).await;
+    assert!(
+        reference.live_since.is_some_and(|t| t >= gen_now),
+        "the collector recorded when live watching began: {:?}",
+        reference.live_since
+    );
 
     // 4. Every endpoint, every window, computed after TTL.
     let report = round(&stack, &reference, &corpus, Some(ttl_done)).await;
@@ -293,6 +301,27 @@ async fn assert_new_paths_are_exercised(stack: &common::Stack) {
     let o = &perf.rows[0].outcomes;
     eprintln!("outcomes over 30 days: {o:?}");
     assert!(o.cancelled >= 20 && o.success > o.cancelled, "{o:?}");
+    // ContextVM: every shape the corpus holds shows up (the reference checks the numbers).
+    let url = format!("{}/api/contextvm/traffic?timeRange=7d", stack.base);
+    let (t, status) = common::get_json::<ContextvmTraffic>(&url).await;
+    let t = t.unwrap_or_else(|| panic!("contextvm traffic: HTTP {status}"));
+    eprintln!(
+        "contextvm over 7 days: {} calls, {} responses ({} errors, {} answered) across {} servers, seen live since {:?}",
+        t.calls,
+        t.responses,
+        t.errors,
+        t.answered,
+        t.servers.len(),
+        t.seen_live_since
+    );
+    assert!(
+        t.calls >= 200 && t.errors > 0 && t.answered < t.responses && t.servers.len() >= 3,
+        "{t:?}"
+    );
+    assert!(
+        t.servers[0].server_name.is_some(),
+        "the busiest server is a named DVM"
+    );
 }
 
 async fn drop_expired(stack: &common::Stack) {
@@ -380,6 +409,19 @@ impl ListQuery {
     }
 }
 
+async fn live_watch_since(stack: &common::Stack) -> Option<u64> {
+    let mut conn = redis::Client::open(stack.redis.redis_url.expose())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    redis::cmd("GET")
+        .arg(stack.redis.names().live_watch_since())
+        .query_async(&mut conn)
+        .await
+        .expect("reading the live watch start")
+}
+
 #[derive(Clone, Debug)]
 enum Ep {
     Global(TimeRange),
@@ -394,6 +436,7 @@ enum Ep {
     Prices(TimeRange, &'static str),
     Payments(TimeRange, &'static str),
     Coverage(TimeRange),
+    Contextvm(TimeRange),
     New(TimeRange),
     Monthly,
     KindsUsage,
@@ -415,6 +458,7 @@ impl Ep {
             Ep::Prices(r, g) => format!("/api/stats/prices?timeRange={r}&groupBy={g}"),
             Ep::Payments(r, g) => format!("/api/stats/payments?timeRange={r}&groupBy={g}"),
             Ep::Coverage(r) => format!("/api/relays/coverage?timeRange={r}"),
+            Ep::Contextvm(r) => format!("/api/contextvm/traffic?timeRange={r}"),
             Ep::New(r) => format!("/api/stats/new?timeRange={r}"),
             Ep::Monthly => "/api/history/monthly".to_owned(),
             Ep::KindsUsage => "/api/kinds/usage".to_owned(),
@@ -450,6 +494,7 @@ fn endpoints(r: &Reference, c: &Corpus) -> Vec<Ep> {
         }
         eps.push(Ep::New(range));
         eps.push(Ep::Coverage(range));
+        eps.push(Ep::Contextvm(range));
     }
     let (month, day) = (TimeRange::Month, TimeRange::Day);
     let vertex = &c.dvm_hex[corpus::VERTEX];
@@ -1221,6 +1266,16 @@ impl<'a> Checker<'a> {
                 };
                 // Rows in order: most paid, then most asked, then id or kind.
                 let want = self.r.payments(now, *range, group);
+                self.compare(label, &json(&s), &json(&want));
+            }
+            Ep::Contextvm(range) => {
+                let Some(s) = self.parse::<ContextvmTraffic>(g, label) else {
+                    return;
+                };
+                let Some(now) = self.now_of(g, label, &s.timestamp) else {
+                    return;
+                };
+                let want = self.r.contextvm(now, *range, self.r.live_since);
                 self.compare(label, &json(&s), &json(&want));
             }
             Ep::Coverage(range) => {

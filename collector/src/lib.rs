@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use dvmdash_core::config::{EventArgs, RedisArgs};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use relay::{Accepted, RelayOptions, RelayStatus};
 pub use sink::SinkOptions;
@@ -148,6 +148,27 @@ pub async fn run(
     result
 }
 
+/// Records when this deployment first watched the live-only kinds (kept if already set): they are
+/// never back-filled, so their counts are "seen live since" then. A failure only leaves it unset.
+async fn mark_live_watch(
+    conn: &mut redis::aio::ConnectionManager,
+    names: &dvmdash_core::redis_keys::RedisNames,
+    kinds: &dvmdash_core::KindFilter,
+) {
+    if kinds.collected(dvmdash_core::kinds::Collect::Live).is_empty() {
+        return;
+    }
+    let set: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(names.live_watch_since())
+        .arg(dvmdash_core::telemetry::now_secs())
+        .arg("NX")
+        .query_async(conn)
+        .await;
+    if let Err(err) = set {
+        warn!(error = %err, "could not record when live-only kinds were first watched");
+    }
+}
+
 /// Runs a collector whose relay set can change while it runs (`relays` sends the desired set).
 pub async fn run_with_relays(
     config: Config,
@@ -182,6 +203,7 @@ pub async fn run_with_relays(
     ));
 
     let shared = Arc::new(shared_state(&config, &events, sink_tx));
+    mark_live_watch(&mut resume_conn, &names, &shared.validator.kinds).await;
     let mut tasks = RelayTasks::new(shared.clone(), statuses);
     loop {
         let desired: Vec<String> = relays_rx.borrow_and_update().clone();

@@ -171,7 +171,8 @@ where
         // any lower bound would drop back-dated events that reach the relay late. `limit: 1` keeps
         // its stored-events phase to one event; the backfill fetches the stored ones.
         let live = Filter {
-            kinds: self.kinds.clone(),
+            // Plus the live-only kinds (ephemeral ContextVM messages), which no page asks for.
+            kinds: self.shared.validator.kinds.live_kinds(),
             limit: Some(1),
             ..Default::default()
         };

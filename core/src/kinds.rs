@@ -17,6 +17,8 @@ pub const ANNOUNCEMENT_KIND: u16 = 31990;
 pub const CONTEXTVM_SERVER_KIND: u16 = 11316;
 pub const ENCRYPTED_DVM_KIND: u16 = 11999;
 pub const HEARTBEAT_KIND: u16 = 11998;
+/// ContextVM messages: MCP JSON-RPC calls and responses, ephemeral (relays keep none).
+pub const CONTEXTVM_MESSAGE_KIND: u16 = 25910;
 
 /// Kinds in the DVM ranges that are other protocols (polls, 5666/6666); DVMDash excluded the same.
 pub const DEFAULT_EXCLUDED_KINDS: [u16; 4] = [5666, 5969, 6666, 6969];
@@ -53,6 +55,9 @@ pub enum Collect {
     MentioningDvms,
     /// Only events authored by customers seen (deletions of their own requests).
     ByCustomers,
+    /// Only in the live subscription, never back-filled: ephemeral kinds, which relays do not
+    /// keep, so only what was watched live can be counted.
+    Live,
     /// Stored when delivered, never asked for.
     Never,
 }
@@ -166,6 +171,12 @@ pub const CATALOGUE: &[KindSpec] = &[
         Collect::All,
     ),
     spec(
+        CONTEXTVM_MESSAGE_KIND..=CONTEXTVM_MESSAGE_KIND,
+        "ContextVM message (MCP call or response)",
+        Role::ContextvmMessage,
+        Collect::Live,
+    ),
+    spec(
         PROFILE_KIND..=PROFILE_KIND,
         "profile (NIP-01)",
         Role::Profile,
@@ -219,6 +230,8 @@ pub enum Role {
     Profile,
     Deletion,
     ZapReceipt,
+    /// A ContextVM call or response (kind 25910), watched live only.
+    ContextvmMessage,
     Other,
 }
 
@@ -236,6 +249,7 @@ impl Role {
             Role::Profile => "profile",
             Role::Deletion => "deletion",
             Role::ZapReceipt => "zap_receipt",
+            Role::ContextvmMessage => "contextvm_message",
             Role::Other => "other",
         }
     }
@@ -301,6 +315,13 @@ impl KindFilter {
     /// inclusive, so 6999 is not missed as it was in DVMDash), minus the exclusions.
     pub fn subscription_kinds(&self) -> Vec<u16> {
         self.collected(Collect::All)
+    }
+
+    /// The kinds of the live subscription: the main ones plus those watched live only.
+    pub fn live_kinds(&self) -> Vec<u16> {
+        let mut kinds = self.subscription_kinds();
+        kinds.extend(self.collected(Collect::Live));
+        kinds
     }
 
     /// The kinds collected in the given way, minus the exclusions.

@@ -70,6 +70,8 @@ pub mod deviation {
     pub const ZAP_AMOUNT_ABSURD: u32 = 1 << 10;
     /// A zap receipt without an invoice amount.
     pub const ZAP_WITHOUT_AMOUNT: u32 = 1 << 11;
+    /// A ContextVM message whose content is not a JSON-RPC call, notification or response.
+    pub const INVALID_CONTEXTVM_MESSAGE: u32 = 1 << 12;
 
     /// Every flag with its stable name (as the api reports it) and what it means.
     pub const ALL: &[(u32, &str, &str)] = &[
@@ -125,6 +127,11 @@ pub mod deviation {
             "zap_without_amount",
             "a zap receipt without an invoice amount (pays nothing)",
         ),
+        (
+            INVALID_CONTEXTVM_MESSAGE,
+            "invalid_contextvm_message",
+            "a ContextVM message whose content is not a JSON-RPC call, notification or response",
+        ),
     ];
 }
 
@@ -139,9 +146,10 @@ pub struct JobFacts {
     pub customer: Option<Id32>,
     /// Requests: the DVMs asked (`p`); empty means an open request.
     pub targets: Vec<Id32>,
-    /// Feedback status, or the informational status on a result.
+    /// Feedback status, or the informational status on a result. ContextVM responses: success or
+    /// error.
     pub status: Option<Status>,
-    /// Free text after the status (error reasons).
+    /// Free text after the status (error reasons). ContextVM calls: the JSON-RPC method.
     pub status_reason: Option<String>,
     /// Results and feedback: `amount` in millisats.
     pub amount_msat: Option<u64>,
@@ -157,7 +165,7 @@ pub struct JobFacts {
     pub relays: Vec<String>,
     /// Announcements: the `k` tags in the request range.
     pub announced_kinds: Vec<u16>,
-    /// Addressable events: the `d` tag.
+    /// Addressable events: the `d` tag. ContextVM calls: the tool or prompt called (`params.name`).
     pub d_tag: Option<String>,
     /// Bit flags from [`deviation`].
     pub deviations: u32,
@@ -183,12 +191,53 @@ pub fn parse(event: &Event, kinds: &KindFilter) -> (Role, JobFacts) {
                 .collect();
         }
         Role::ZapReceipt => parse_zap_receipt(event, &mut f),
+        Role::ContextvmMessage => parse_contextvm(event, &mut f),
         Role::Capabilities | Role::Heartbeat | Role::Recommendation | Role::Profile | Role::Other => {}
     }
     if f.d_tag.is_none() && (30000..40000).contains(&event.kind) {
         f.d_tag = event.tag_value("d").map(|d| truncate(d, 256).to_owned());
     }
     (role, f)
+}
+
+/// Most servers one ContextVM call may name.
+const MAX_CALL_TARGETS: usize = 16;
+
+/// A ContextVM message (kind 25910): an MCP JSON-RPC message in the content. A call (`method` and
+/// `id`) names its server in `p`; a notification (`method`, no `id`) is kept but counts as neither
+/// call nor response; a response (`result` or `error`) answers the call in `e` and names the
+/// client in `p`.
+fn parse_contextvm(e: &Event, f: &mut JobFacts) {
+    let Ok(serde_json::Value::Object(msg)) = serde_json::from_str::<serde_json::Value>(&e.content) else {
+        f.deviations |= deviation::INVALID_CONTEXTVM_MESSAGE;
+        return;
+    };
+    let text = |v: Option<&serde_json::Value>, max: usize| {
+        v.and_then(|v| v.as_str())
+            .map(|s| truncate(s.trim(), max).to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(method) = text(msg.get("method"), 64) {
+        f.targets = e
+            .tags_named("p")
+            .filter_map(|t| t.get(1).and_then(|v| parse_hex32(v)))
+            .take(MAX_CALL_TARGETS)
+            .collect();
+        if msg.contains_key("id") {
+            f.d_tag = text(msg.get("params").and_then(|p| p.get("name")), 128);
+            f.status_reason = Some(method);
+        }
+    } else if msg.contains_key("result") || msg.contains_key("error") {
+        let failed = msg.get("error").is_some_and(|v| !v.is_null());
+        f.status = Some(if failed { Status::Error } else { Status::Success });
+        f.request_id = first_hex_tag(e, "e");
+        f.customer = first_hex_tag(e, "p");
+        if f.request_id.is_none() {
+            f.deviations |= deviation::MISSING_E;
+        }
+    } else {
+        f.deviations |= deviation::INVALID_CONTEXTVM_MESSAGE;
+    }
 }
 
 fn parse_request(e: &Event, f: &mut JobFacts) {

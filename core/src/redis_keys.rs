@@ -97,6 +97,12 @@ impl RedisNames {
         format!("{}:ingest:lock", self.prefix)
     }
 
+    /// Unix seconds when a collector of this deployment first watched the live-only kinds
+    /// (ContextVM messages); their counts start there.
+    pub fn live_watch_since(&self) -> String {
+        format!("{}:live:since", self.prefix)
+    }
+
     /// The coordinator leader lease.
     pub fn coordinator_leader(&self) -> String {
         format!("{}:coordinator:leader", self.prefix)

@@ -72,8 +72,37 @@ fn dvm_kind() -> impl Strategy<Value = u16> {
         Just(0u16),
         Just(5u16),
         Just(9735u16),
+        Just(25910u16),
         any::<u16>()
     ]
+}
+
+/// Any text, or an MCP JSON-RPC message with hostile parts (for ContextVM messages).
+fn content() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        (any::<String>(), any::<String>(), any::<bool>(), 0u8..4).prop_map(|(method, name, id, shape)| {
+            let mut m = serde_json::json!({ "jsonrpc": "2.0" });
+            match shape {
+                0 => m["method"] = method.into(),
+                1 => m["result"] = serde_json::json!({ "content": [name] }),
+                2 => m["error"] = serde_json::json!({ "code": -1, "message": name }),
+                _ => m["method"] = serde_json::json!(42),
+            }
+            if id {
+                m["id"] = 7.into();
+            }
+            m["params"] = serde_json::json!({ "name": name });
+            m.to_string()
+        }),
+    ]
+}
+
+fn v_is_object(s: &str) -> bool {
+    matches!(
+        serde_json::from_str::<serde_json::Value>(s),
+        Ok(serde_json::Value::Object(_))
+    )
 }
 
 fn event(kind: u16, tags: Vec<Vec<String>>, content: String) -> Event {
@@ -93,7 +122,7 @@ proptest! {
 
     /// Whatever the tags, parsing never panics, and what it returns respects its own invariants.
     #[test]
-    fn parse_keeps_its_invariants(kind in dvm_kind(), tags in tags(), content in any::<String>()) {
+    fn parse_keeps_its_invariants(kind in dvm_kind(), tags in tags(), content in content()) {
         let kinds = KindFilter::default();
         let e = event(kind, tags, content);
         let (role, f) = nip90::parse(&e, &kinds);
@@ -113,6 +142,16 @@ proptest! {
             }
             Role::ZapReceipt => expected_targets.extend(valid("p").take(1)),
             Role::Deletion => expected_targets.extend(valid("e").take(nip90::MAX_DELETED)),
+            // A ContextVM call or notification (a JSON object with a non-blank string `method`)
+            // names its servers; a response names none.
+            Role::ContextvmMessage => {
+                let method = serde_json::from_str::<serde_json::Value>(&e.content)
+                    .ok()
+                    .and_then(|v| v.get("method").and_then(|m| m.as_str().map(|m| !m.trim().is_empty())));
+                if v_is_object(&e.content) && method == Some(true) {
+                    expected_targets.extend(valid("p").take(16));
+                }
+            }
             _ => {}
         }
         prop_assert_eq!(&f.targets, &expected_targets);

@@ -54,6 +54,10 @@ pub fn payments(r: TimeRange, group_by: &str) -> String {
     format!("/api/stats/payments?{}&groupBy={group_by}", range(r))
 }
 
+pub fn contextvm_traffic(r: TimeRange) -> String {
+    format!("/api/contextvm/traffic?{}", range(r))
+}
+
 pub fn prices(r: TimeRange, group_by: &str) -> String {
     format!("/api/stats/prices?{}&groupBy={group_by}", range(r))
 }

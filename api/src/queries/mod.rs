@@ -11,6 +11,7 @@
 //! - [`quality`] - deviations from the specs, deletions of others' events
 //! - [`payments`] - zap receipts paying DVMs, what they zapped, amounts asked
 
+pub mod contextvm;
 pub mod coverage;
 pub mod entities;
 pub mod history;

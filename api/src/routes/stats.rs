@@ -206,6 +206,37 @@ pub async fn payments(
     .await
 }
 
+/// `GET /api/contextvm/traffic`
+#[utoipa::path(get, path = "/api/contextvm/traffic", tag = "contextvm", params(Window),
+    responses((status = 200, body = dvmdash_core::dto::ContextvmTraffic), StatsErrors))]
+pub async fn contextvm_traffic(
+    State(state): State<AppState>,
+    Window { range }: Window,
+) -> ApiResult<Response> {
+    let since = live_watch_since(&state).await;
+    cached(
+        &state,
+        format!("contextvm:{range}:{}", since.unwrap_or(0)),
+        false,
+        move |s| async move { s.contextvm_traffic(range, since).await },
+    )
+    .await
+}
+
+/// When collectors began watching the live-only kinds; `None` when unset or Redis cannot say (the
+/// answer then says "unknown" rather than failing).
+async fn live_watch_since(state: &AppState) -> Option<u64> {
+    let mut conn = state.redis_manager().await.ok()?;
+    let since: redis::RedisResult<Option<u64>> = redis::cmd("GET")
+        .arg(state.names.live_watch_since())
+        .query_async(&mut conn)
+        .await;
+    since
+        .inspect_err(|e| tracing::warn!(error = %e, "reading when live watching began failed"))
+        .ok()
+        .flatten()
+}
+
 /// `GET /api/relays/coverage`
 #[utoipa::path(get, path = "/api/relays/coverage", tag = "relays", params(Window),
     responses((status = 200, body = dvmdash_core::dto::RelayCoverage), StatsErrors))]

@@ -1,6 +1,7 @@
 //! Turns query rows into answers. Every definition here follows docs/statistics.md; the functions
 //! are pure so they are unit-tested without a database.
 
+pub mod contextvm;
 pub mod coverage;
 pub mod directory;
 pub mod jobs;

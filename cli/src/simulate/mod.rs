@@ -127,6 +127,14 @@ pub async fn run(
                 planned.insert(seq, p);
             }
             report.jobs += 1;
+            // ContextVM calls ride along at about a third of the job rate.
+            if rng.gen_bool(0.3) {
+                for p in model.contextvm_call(now) {
+                    seq += 1;
+                    queue.push(Reverse((p.at_ms, seq)));
+                    planned.insert(seq, p);
+                }
+            }
             // Exponential inter-arrival times give Poisson arrivals, bursts included.
             let gap = -(1.0 - rng.r#gen::<f64>()).ln() / args.jobs_per_sec * 1000.0;
             next_job = now + gap as u64;

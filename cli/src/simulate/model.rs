@@ -2,8 +2,9 @@
 //! kinds, a few dominant DVMs, heavy-tailed customers and bots, directed and open requests,
 //! feedback sequences, payments asked and rarely made, errors, stalls, misses, encryption, job
 //! chains, cancellations, malformed-but-real tags and out-of-order delivery; zaps for paid jobs and
-//! tips; a ContextVM server and an encrypted DVM beside the NIP-89 ones; heartbeats from services
-//! that stay up, go up and down, or stop; one DVM whose traffic reaches only the first relay.
+//! tips; a ContextVM server (with live calls and responses) and an encrypted DVM beside the NIP-89
+//! ones; heartbeats from services that stay up, go up and down, or stop; one DVM whose traffic
+//! reaches only the first relay.
 //!
 //! Every event is signed with real keys. DVM and customer keys derive from fixed seeds, so the same
 //! simulated DVMs keep their identity across runs.
@@ -439,6 +440,52 @@ impl Model {
                 )
             })
             .collect()
+    }
+
+    /// A live ContextVM call (kind 25910, ephemeral) to the ContextVM server from a customer, and
+    /// usually its response a moment later: one in ten goes unanswered, about one answer in twelve
+    /// is an error.
+    pub fn contextvm_call(&mut self, now_ms: u64) -> Vec<Planned> {
+        const TOOLS: [&str; 3] = ["search_notes", "get_profile", "count_zaps"];
+        let client = self.customers[self.customer_weights.sample(&mut self.rng)].clone();
+        let id = self.rng.gen_range(1..1_000_000u64);
+        let (method, params) = if self.rng.gen_bool(0.85) {
+            let tool = TOOLS[self.rng.gen_range(0..TOOLS.len())];
+            ("tools/call", serde_json::json!({ "name": tool, "arguments": {} }))
+        } else {
+            ("tools/list", serde_json::json!({}))
+        };
+        let call_msg = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let server = self.contextvm.pubkey_hex().to_owned();
+        let call = client.sign(
+            now_ms / 1000,
+            25910,
+            vec![vec!["p".into(), server]],
+            call_msg.to_string(),
+        );
+        let mut out = vec![Planned {
+            at_ms: now_ms,
+            event: call.clone(),
+            first_relay_only: false,
+        }];
+        if self.rng.gen_bool(0.9) {
+            let at_ms = now_ms + self.rng.gen_range(200..2_000);
+            let body = if self.rng.gen_bool(0.08) {
+                serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32603, "message": "relay timeout" } })
+            } else {
+                serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": { "content": [{ "type": "text", "text": "ok" }] } })
+            };
+            let tags = vec![
+                vec!["e".into(), call.id.clone()],
+                vec!["p".into(), client.pubkey_hex().to_owned()],
+            ];
+            out.push(Planned {
+                at_ms,
+                event: self.contextvm.sign(at_ms / 1000, 25910, tags, body.to_string()),
+                first_relay_only: false,
+            });
+        }
+        out
     }
 
     /// A zap receipt (NIP-57) from `customer` to `dvm` naming `zapped`, `msat` rounded to the

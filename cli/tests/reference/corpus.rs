@@ -379,6 +379,7 @@ pub fn generate(seed: u64, now: u64) -> Corpus {
     g.extras(&mut out);
     g.zaps(&mut out);
     g.deletions(&mut out);
+    g.contextvm(&mut out);
     debug_assert!(out.iter().all(|e| e.created_at <= now));
     Corpus {
         now,
@@ -1254,6 +1255,90 @@ impl Gen {
             String::new(),
         );
         out.push(bad);
+    }
+
+    /// Live ContextVM traffic (kind 25910) over the last six days: calls to three servers (one of
+    /// them a named DVM) from customers, most answered, some with errors; responses to calls never
+    /// seen, notifications, junk, a call naming one server twice, and oversized method and tool
+    /// names (multi-byte, so truncation must respect character boundaries).
+    fn contextvm(&mut self, out: &mut Vec<Event>) {
+        let servers: Vec<Keys> = std::iter::once(self.dvms[VERTEX].keys.clone())
+            .chain((1..3).map(|i| Keys::from_seed(format!("statistics-cvm-server-{i}").as_bytes())))
+            .collect();
+        let customers: std::collections::HashMap<String, Keys> = self
+            .customers
+            .iter()
+            .map(|k| (k.pubkey_hex().to_owned(), k.clone()))
+            .collect();
+        const TOOLS: [&str; 3] = ["get_weather", "search", "translate"];
+        for n in 0..400u64 {
+            let at = self.now - self.rng.gen_range(60..6 * DAY);
+            if self.in_quiet_zone(at) {
+                continue;
+            }
+            let server = &servers[[0, 0, 1, 2][self.rng.gen_range(0..4)]];
+            let client = customers[&self.random_customer()].clone();
+            let (method, name) = match self.rng.gen_range(0..20) {
+                0..=13 => ("tools/call", Some(TOOLS[self.rng.gen_range(0..3)])),
+                14..=16 => ("tools/list", None),
+                17 => ("prompts/get", Some("summary")),
+                _ => ("initialize", None),
+            };
+            let mut msg = serde_json::json!({ "jsonrpc": "2.0", "id": n, "method": method });
+            if let Some(name) = name {
+                msg["params"] = serde_json::json!({ "name": name, "arguments": {} });
+            }
+            let mut tags = vec![tag(&["p", server.pubkey_hex()])];
+            if n % 97 == 0 {
+                tags.push(tag(&["p", server.pubkey_hex()]));
+                tags.push(tag(&["p", servers[2].pubkey_hex()]));
+            }
+            let call = client.sign(at, 25910, tags, msg.to_string());
+            if self.rng.gen_bool(0.85) {
+                let when = (at + self.rng.gen_range(0..30)).min(self.now);
+                let body = if self.rng.gen_bool(0.1) {
+                    serde_json::json!({ "jsonrpc": "2.0", "id": n, "error": { "code": -32000, "message": "tool failed" } })
+                } else {
+                    serde_json::json!({ "jsonrpc": "2.0", "id": n, "result": { "content": [] } })
+                };
+                let tags = vec![tag(&["e", &call.id]), tag(&["p", client.pubkey_hex()])];
+                out.push(server.sign(when, 25910, tags, body.to_string()));
+            }
+            out.push(call);
+        }
+        let c0 = self.customers[0].clone();
+        let s1 = &servers[1];
+        let p = |k: &Keys| tag(&["p", k.pubkey_hex()]);
+        for i in 0..10 {
+            let at = self.now - 100 - i * 3600;
+            // A response to a call nobody watched.
+            let body = serde_json::json!({ "jsonrpc": "2.0", "id": i, "result": {} }).to_string();
+            let unseen = self.random_hex();
+            out.push(s1.sign(at, 25910, vec![tag(&["e", &unseen]), p(&c0)], body));
+            // A notification: neither call nor response.
+            let note = serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+            out.push(c0.sign(at + 1, 25910, vec![p(s1)], note.to_string()));
+        }
+        let junk = [
+            "not json",
+            "[1,2]",
+            r#"{"jsonrpc":"2.0","id":3}"#,
+            r#"{"method":"  ","id":1}"#,
+            "",
+        ];
+        for (i, content) in junk.iter().enumerate() {
+            out.push(c0.sign(
+                self.now - 200 - i as u64,
+                25910,
+                vec![p(s1)],
+                (*content).to_owned(),
+            ));
+        }
+        let long = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": format!("tools/{}", "é".repeat(60)),
+            "params": { "name": "ü".repeat(100) }
+        });
+        out.push(c0.sign(self.now - 300, 25910, vec![p(s1)], long.to_string()));
     }
 
     /// One zap receipt; `msat` is the invoice's amount (a multiple of 100), `asked` the zap

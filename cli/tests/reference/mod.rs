@@ -32,11 +32,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
-    Competition, CompetitionRow, DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint,
-    GlobalStats, KindDvmActivity, KindPoint, KindReach, KindStats, KindSummary, KindUsage, KindsUsage,
-    MonthRow, MonthlyHistory, NewDvm, NewKind, Outcomes, PaymentPoint, PaymentRow, Payments, Performance,
-    PerformanceRow, PriceRow, Prices, Profile, Quantiles, Ranked, Reach, ReasonCount, RelayCoverage,
-    RelayCoverageRow, TimeRange, UnusedKind, WhatsNew, rfc3339,
+    Competition, CompetitionRow, ContextvmCapability, ContextvmPoint, ContextvmServer, ContextvmTraffic,
+    DirectedRow, DvmKindActivity, DvmPoint, DvmStats, DvmSummary, GlobalPoint, GlobalStats, KindDvmActivity,
+    KindPoint, KindReach, KindStats, KindSummary, KindUsage, KindsUsage, MonthRow, MonthlyHistory, NewDvm,
+    NewKind, Outcomes, PaymentPoint, PaymentRow, Payments, Performance, PerformanceRow, PriceRow, Prices,
+    Profile, Quantiles, Ranked, Reach, ReasonCount, RelayCoverage, RelayCoverageRow, TimeRange, UnusedKind,
+    WhatsNew, rfc3339,
 };
 
 /// Kinds in the DVM ranges that are other protocols: neither stored nor counted.
@@ -58,6 +59,8 @@ pub enum Part {
     Zap,
     /// Deletions (NIP-09, kind 5).
     Deletion,
+    /// ContextVM messages (25910): calls, responses, notifications, junk.
+    Cvm,
 }
 
 fn part_of(kind: u16) -> Option<Part> {
@@ -72,6 +75,7 @@ fn part_of(kind: u16) -> Option<Part> {
         0 => Some(Part::Profile),
         9735 => Some(Part::Zap),
         5 => Some(Part::Deletion),
+        25910 => Some(Part::Cvm),
         _ => None,
     }
 }
@@ -90,9 +94,10 @@ pub struct Ev {
     pub targets: Vec<u32>,
     /// Results and feedback: the request answered (first valid `e`, else the request tag's id).
     pub link: Option<u32>,
-    /// Feedback: the status tag's value; `None` without a status tag.
+    /// Feedback: the status tag's value; `None` without a status tag. ContextVM responses:
+    /// `success` or `error`.
     pub status: Option<String>,
-    /// Feedback: non-empty free text after the status.
+    /// Feedback: non-empty free text after the status. ContextVM calls: the method.
     pub reason: Option<String>,
     /// Feedback and results: the `amount` tag in millisats, parsed leniently. Zap receipts: the
     /// invoice's amount when believable (see `zap_amount`).
@@ -102,7 +107,7 @@ pub struct Ev {
     pub zap_from: Option<u32>,
     /// Deletions: the ids of its valid `e` tags.
     pub deletes: Vec<u32>,
-    /// Announcements: the `d` tag and `k` tags in 5000-5999.
+    /// Announcements: the `d` tag and `k` tags in 5000-5999. ContextVM calls: `params.name`.
     pub d: String,
     pub k: Vec<u16>,
     /// Announcements and profiles: the content.
@@ -162,6 +167,55 @@ fn link_of(e: &Event) -> Option<String> {
 pub fn lenient_msats(s: &str) -> Option<u64> {
     let cleaned: String = s.chars().filter(|c| *c != '_' && !c.is_whitespace()).collect();
     cleaned.parse().ok()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character.
+fn cut(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A ContextVM message: a call has a non-blank string `method` and an `id` (method cut to 64
+/// bytes, `params.name` to 128, servers = distinct valid `p` among the first 16 valid); a response
+/// has no such method and a `result` or an `error` (non-null: an error) and answers its first
+/// valid `e`. Anything else counts as neither.
+fn parse_cvm(e: &Event, ev: &mut Ev, pks: &mut Interner, ids: &mut Interner) {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&e.content) else {
+        return;
+    };
+    let text = |v: Option<&serde_json::Value>, max: usize| {
+        v.and_then(serde_json::Value::as_str)
+            .map(|s| cut(s.trim(), max))
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(method) = text(m.get("method"), 64) {
+        if m.get("id").is_some() {
+            ev.reason = Some(method);
+            ev.d = text(m.get("params").and_then(|p| p.get("name")), 128).unwrap_or_default();
+            let valid: Vec<&String> = tags_named(e, "p")
+                .filter_map(|t| t.get(1).filter(|v| is_hex64(v)))
+                .take(16)
+                .collect();
+            for v in valid {
+                let pk = pks.get(v);
+                if !ev.targets.contains(&pk) {
+                    ev.targets.push(pk);
+                }
+            }
+        }
+    } else if m.get("result").is_some() || m.get("error").is_some() {
+        let failed = m.get("error").is_some_and(|v| !v.is_null());
+        ev.status = Some(if failed { "error" } else { "success" }.to_owned());
+        ev.link = tags_named(e, "e")
+            .find_map(|t| t.get(1).filter(|v| is_hex64(v)))
+            .map(|id| ids.get(id));
+    }
 }
 
 fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
@@ -242,6 +296,7 @@ fn parse(e: &Event, part: Part, pks: &mut Interner, ids: &mut Interner) -> Ev {
                 }
             }
         }
+        Part::Cvm => parse_cvm(e, &mut ev, pks, ids),
         Part::Zap => {
             let first_hex = |name: &str| {
                 tags_named(e, name)
@@ -541,6 +596,8 @@ pub struct Reference {
     /// By interned id: the results and feedback linked to it.
     responses: Vec<Vec<usize>>,
     /// By interned id: the index of the stored event with that id.
+    /// When the collectors began watching live-only kinds, as they recorded it (set by the test).
+    pub live_since: Option<u64>,
     event_at: Vec<Option<usize>>,
     /// By interned id: a request its author deleted.
     cancelled: Vec<bool>,
@@ -650,7 +707,7 @@ impl Reference {
                     current.insert((e.author, e.d.clone()), i);
                 }
                 Part::Profile => kind0s[a].push(i),
-                Part::Zap | Part::Deletion => {}
+                Part::Zap | Part::Deletion | Part::Cvm => {}
             }
         }
         let mut announced: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); n];
@@ -689,6 +746,7 @@ impl Reference {
             request_at,
             responses,
             event_at,
+            live_since: None,
             cancelled,
             id_index: ids.index,
             deliveries: BTreeMap::new(),
@@ -1548,6 +1606,114 @@ impl Reference {
                 (e.link, kind)
             }
             _ => (None, None),
+        }
+    }
+
+    /// `GET /api/contextvm/traffic` from the parsed messages; `since` is what the test recorded
+    /// as the start of live watching.
+    pub fn contextvm(&self, now: u64, range: TimeRange, since: Option<u64>) -> ContextvmTraffic {
+        #[derive(Default)]
+        struct C {
+            calls: u64,
+            responses: u64,
+            errors: u64,
+        }
+        #[derive(Default)]
+        struct S {
+            c: C,
+            clients: BTreeSet<u32>,
+            caps: BTreeMap<(String, String), C>,
+        }
+        let w = self.win(now, range);
+        let call_of = |id: u32| {
+            self.event_at[id as usize]
+                .map(|i| &self.evs[i])
+                .filter(|c| c.part == Part::Cvm && c.reason.is_some() && c.at <= now)
+        };
+        let mut total = C::default();
+        let mut answered = 0;
+        // Keyed by hex so ties fall in the api's order (ids ascending).
+        let mut servers: BTreeMap<String, S> = BTreeMap::new();
+        let mut series = vec![(0u64, 0u64); w.n];
+        for e in self.evs[w.lo..]
+            .iter()
+            .filter(|e| e.part == Part::Cvm && e.at <= now)
+        {
+            if let Some(method) = &e.reason {
+                total.calls += 1;
+                series[w.bucket(e.at)].0 += 1;
+                for &t in &e.targets {
+                    let s = servers.entry(self.hex(t)).or_default();
+                    s.c.calls += 1;
+                    s.clients.insert(e.author);
+                    s.caps.entry((method.clone(), e.d.clone())).or_default().calls += 1;
+                }
+            } else if let Some(status) = &e.status {
+                let error = u64::from(status == "error");
+                total.responses += 1;
+                total.errors += error;
+                series[w.bucket(e.at)].1 += 1;
+                let call = e.link.and_then(call_of);
+                answered += u64::from(call.is_some());
+                let cap = call.map_or_else(Default::default, |c| {
+                    (c.reason.clone().unwrap_or_default(), c.d.clone())
+                });
+                let s = servers.entry(self.hex(e.author)).or_default();
+                s.c.responses += 1;
+                s.c.errors += error;
+                let c = s.caps.entry(cap).or_default();
+                c.responses += 1;
+                c.errors += error;
+            }
+        }
+        let mut servers: Vec<ContextvmServer> = servers
+            .into_iter()
+            .map(|(hex, s)| {
+                let mut capabilities: Vec<ContextvmCapability> = s
+                    .caps
+                    .into_iter()
+                    .map(|((method, name), c)| ContextvmCapability {
+                        method,
+                        name,
+                        calls: c.calls,
+                        responses: c.responses,
+                        errors: c.errors,
+                    })
+                    .collect();
+                capabilities.sort_by_key(|c| std::cmp::Reverse(c.calls + c.responses));
+                ContextvmServer {
+                    server_name: self.pk_index.get(&hex).and_then(|&p| self.name(p)),
+                    is_dvm: self.pk_index.get(&hex).is_some_and(|&p| self.is_dvm[p as usize]),
+                    server_id: hex,
+                    calls: s.c.calls,
+                    responses: s.c.responses,
+                    errors: s.c.errors,
+                    clients: s.clients.len() as u64,
+                    capabilities,
+                }
+            })
+            .collect();
+        servers.sort_by_key(|s| std::cmp::Reverse(s.calls + s.responses));
+        ContextvmTraffic {
+            timestamp: rfc3339(now),
+            period_start: rfc3339(w.start),
+            period_end: rfc3339(now),
+            seen_live_since: since.map(rfc3339),
+            calls: total.calls,
+            responses: total.responses,
+            errors: total.errors,
+            answered,
+            servers,
+            time_series: w
+                .times()
+                .into_iter()
+                .zip(series)
+                .map(|(time, (calls, responses))| ContextvmPoint {
+                    time,
+                    calls,
+                    responses,
+                })
+                .collect(),
         }
     }
 

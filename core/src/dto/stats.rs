@@ -600,3 +600,69 @@ pub struct Deviations {
     /// they cancel nothing.
     pub deletions_of_others: u64,
 }
+
+/// `GET /api/contextvm/traffic`: ContextVM calls and responses (kind 25910) in a window. Relays
+/// keep none of these ephemeral messages, so only what a collector watched live is counted: the
+/// numbers start at `seen_live_since` and are never back-filled. Encrypted (gift-wrapped) calls are
+/// not visible and not counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContextvmTraffic {
+    pub timestamp: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// When a collector of this deployment first watched ContextVM messages live; `null` when
+    /// unknown (none has yet, or Redis could not say).
+    pub seen_live_since: Option<String>,
+    /// Calls (JSON-RPC requests with a method and an id) in the window.
+    pub calls: u64,
+    /// Responses (a `result` or an `error`) in the window, and how many of them were errors.
+    pub responses: u64,
+    pub errors: u64,
+    /// Responses whose call was seen too (in the window or before).
+    pub answered: u64,
+    /// Servers by calls plus responses, most first.
+    pub servers: Vec<ContextvmServer>,
+    pub time_series: Vec<ContextvmPoint>,
+}
+
+/// One ContextVM server's live traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContextvmServer {
+    pub server_id: String,
+    pub server_name: Option<String>,
+    /// It is a DVM too (sent NIP-90 results or feedback, or a NIP-89 announcement), so it has a
+    /// DVM page.
+    pub is_dvm: bool,
+    /// Calls naming it in `p`; responses it sent; of those, errors.
+    pub calls: u64,
+    pub responses: u64,
+    pub errors: u64,
+    /// Distinct callers.
+    pub clients: u64,
+    /// Per method and name called (the tool or prompt), most used first. Responses whose call
+    /// was not seen have an empty method.
+    pub capabilities: Vec<ContextvmCapability>,
+}
+
+/// Calls and responses of one method and name on one server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContextvmCapability {
+    /// The JSON-RPC method, such as `tools/call`.
+    pub method: String,
+    /// The tool or prompt named in `params.name`; empty for methods without one.
+    pub name: String,
+    pub calls: u64,
+    pub responses: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContextvmPoint {
+    pub time: String,
+    pub calls: u64,
+    pub responses: u64,
+}

@@ -1,10 +1,13 @@
 //! `/directory`: every DVM-like service, whichever family announced it (NIP-89, ContextVM,
 //! encrypted DVMs, or none: seen only through its activity), one card per pubkey, with its
-//! liveness. Family tabs, search, sort and paging live in the URL; the api does the filtering.
+//! liveness. Family tabs, search, sort and paging live in the URL; the api does the filtering. The
+//! ContextVM tab adds the servers' live MCP calls in the window.
 
 use std::rc::Rc;
 
-use dvmdash_core::dto::{DIRECTORY_FAMILIES, DIRECTORY_SORTS, Directory, DirectoryEntry, FamilyCounts};
+use dvmdash_core::dto::{
+    ContextvmTraffic, DIRECTORY_FAMILIES, DIRECTORY_SORTS, Directory, DirectoryEntry, FamilyCounts,
+};
 use dvmdash_core::kinds::Family;
 use sycamore::prelude::*;
 
@@ -38,6 +41,17 @@ pub fn DirectoryPage() -> View {
     let state = nav.state();
     let family = create_selector(move || family_of(&ctx));
     let answer = remote::<Directory>(move || Some(api::directory(&state.get_clone(), family.get(), PAGE)));
+    let traffic = remote::<ContextvmTraffic>(move || {
+        let range = state.with(|s| s.range);
+        (family.get() == "contextvm").then(|| api::contextvm_traffic(range))
+    });
+    let live_calls = move || {
+        let range = state.with(|s| s.range);
+        traffic
+            .data
+            .with(|t| t.as_ref().map(|t| live_calls_panel(t, range)))
+            .unwrap_or_default()
+    };
 
     let body = move || {
         let range = state.with(|s| s.range);
@@ -88,7 +102,102 @@ pub fn DirectoryPage() -> View {
                 (search_box(nav, state, "Search by name, about, tool, hex or npub", "Search services"))
                 (sort_controls(nav, state, &SORT_LABELS))
             }
-            (banner(vec![answer.error]))
+            (banner(vec![answer.error, traffic.error]))
+            (live_calls)
+            (body)
+        }
+    }
+}
+
+/// A server's DVM page link when it is a DVM too, else its name or shortened npub.
+fn server_name(s: &dvmdash_core::dto::ContextvmServer, range: dvmdash_core::dto::TimeRange) -> View {
+    if s.is_dvm {
+        let dvm = DvmRef {
+            id: s.server_id.clone(),
+            name: s.server_name.clone(),
+            picture: None,
+        };
+        return view! { DvmLink(dvm=dvm, range=range) };
+    }
+    let npub = npub_of(&s.server_id);
+    let text = s
+        .server_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| short_npub(&npub), |n| clip(n, 48));
+    let face = avatar(s.server_name.as_deref(), None, "avatar sm");
+    let id = s.server_id.clone();
+    view! { span(class="dvm-link", title=npub, data-dvm=id) { (face) span(class="dvm-name") { (text) } } }
+}
+
+/// ContextVM servers' live calls in the window, busiest first. Relays keep none of these
+/// messages, so the panel says since when they were watched.
+fn live_calls_panel(t: &ContextvmTraffic, range: dvmdash_core::dto::TimeRange) -> View {
+    let since = t.seen_live_since.as_deref().map_or_else(
+        || "Seen live since: unknown".to_owned(),
+        |s| format!("Seen live since {}", crate::format::utc(s)),
+    );
+    let body = if t.servers.is_empty() {
+        view! { Empty(message="No ContextVM call was seen in this window.".to_owned()) }
+    } else {
+        let rows: Vec<View> = t
+            .servers
+            .iter()
+            .map(|s| {
+                let who = server_name(s, range);
+                let top = s
+                    .capabilities
+                    .iter()
+                    .find(|c| !c.name.is_empty())
+                    .map(|c| clip(&c.name, 40))
+                    .unwrap_or_else(|| "–".to_owned());
+                let (calls, responses, errors, clients) = (
+                    thousands(s.calls),
+                    thousands(s.responses),
+                    thousands(s.errors),
+                    thousands(s.clients),
+                );
+                let id = s.server_id.clone();
+                view! {
+                    tr(data-server=id) {
+                        td { (who) }
+                        td(class="num", data-col="calls") { (calls) }
+                        td(class="num", data-col="responses") { (responses) }
+                        td(class="num", data-col="errors") { (errors) }
+                        td(class="num") { (clients) }
+                        td { code { (top) } }
+                    }
+                }
+            })
+            .collect();
+        view! {
+            div(class="table-wrap") { table(class="data") {
+                thead { tr {
+                    th(scope="col") { "Server" }
+                    th(scope="col", class="num") { "Calls" }
+                    th(scope="col", class="num") { "Responses" }
+                    th(scope="col", class="num") { "Errors" }
+                    th(scope="col", class="num") { "Callers" }
+                    th(scope="col") { "Most used tool" }
+                } }
+                tbody { (rows) }
+            } }
+        }
+    };
+    let totals = format!(
+        "{} {}, {} {}, {} {}",
+        thousands(t.calls),
+        if t.calls == 1 { "call" } else { "calls" },
+        thousands(t.responses),
+        if t.responses == 1 { "response" } else { "responses" },
+        thousands(t.errors),
+        if t.errors == 1 { "error" } else { "errors" },
+    );
+    view! {
+        section(class="panel", data-contextvm-traffic="") {
+            h2 { "Live MCP calls" }
+            p(class="muted", data-stat="seen_live_since") { (since) " · " (totals) }
             (body)
         }
     }

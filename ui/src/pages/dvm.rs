@@ -1,11 +1,12 @@
 //! `/dvm-stats/{id}` (hex or npub): one DVM's profile, served against announced kinds, activity,
 //! latency percentiles, outcomes with top error reasons, asked prices, zaps it was paid, its liveness
-//! (uptime and status timeline), the relays it can be reached on, directed requests it missed,
-//! how it fares against competitors, and its competitors on each kind.
+//! (uptime and status timeline), the relays it can be reached on, its live ContextVM calls when it
+//! serves MCP too, directed requests it missed, how it fares against competitors, and its
+//! competitors on each kind.
 
 use dvmdash_core::dto::{
-    Competition, DvmRelays, DvmStats, Payments, Performance, PerformanceRow, Prices, Reach, ServiceLiveness,
-    TimeRange,
+    Competition, ContextvmServer, ContextvmTraffic, DvmRelays, DvmStats, Payments, Performance,
+    PerformanceRow, Prices, Reach, ServiceLiveness, TimeRange,
 };
 use sycamore::prelude::*;
 
@@ -36,6 +37,7 @@ pub fn Dvm(id: String) -> View {
     let live = remote::<ServiceLiveness>(move || Some(api::liveness(&id_for_liveness)));
     let id_for_relays = id.clone();
     let relays = remote::<DvmRelays>(move || Some(api::dvm_relays(&id_for_relays)));
+    let contextvm = remote::<ContextvmTraffic>(move || Some(api::contextvm_traffic(range.get())));
 
     let hex = create_selector(move || dvm.data.with(|d| d.as_ref().map(|d| d.dvm_id.clone())));
     create_effect(move || {
@@ -75,7 +77,7 @@ pub fn Dvm(id: String) -> View {
                 let spec = create_signal(Some(series));
                 let overall = perf_all.data.with(|p| p.as_ref().and_then(|p| p.rows.iter().find(|r| r.dvm_id.as_deref() == Some(me.as_str())).cloned()));
                 let head = header(&d, r);
-                let errors = banner(vec![dvm.error, perf.error, perf_all.error, prices.error, payments.error, reach.error, competition.error]);
+                let errors = banner(vec![dvm.error, perf.error, perf_all.error, prices.error, payments.error, reach.error, competition.error, contextvm.error]);
                 let latency = latency_cards(overall.clone());
                 let kinds = kinds_panel(&d, r);
                 let outcomes = outcomes_panel(overall);
@@ -87,6 +89,10 @@ pub fn Dvm(id: String) -> View {
                 let competitors = competitors_panel(perf.data.get_clone(), &d, r);
                 let liveness = liveness_panel(live.data.get_clone());
                 let reachable = relays_panel(relays.data.get_clone());
+                let mcp = contextvm.data.with(|t| t.as_ref().and_then(|t| {
+                    let row = t.servers.iter().find(|s| s.server_id == me)?;
+                    Some(contextvm_panel(row, t.seen_live_since.as_deref()))
+                })).unwrap_or_default();
                 let (results, feedback, requests, answered) = (d.total_responses, d.total_feedback, d.total_requests, d.jobs_answered);
                 let spec = *spec;
                 view! {
@@ -102,6 +108,7 @@ pub fn Dvm(id: String) -> View {
                     (kinds)
                     (liveness)
                     (reachable)
+                    (mcp)
                     Chart(title="Activity".to_owned(), spec=spec)
                     (outcomes)
                     (per_kind)
@@ -216,6 +223,66 @@ fn liveness_panel(l: Option<std::rc::Rc<ServiceLiveness>>) -> View {
 }
 
 /// The relays its results, feedback and announcements appear on: where a client can reach it.
+/// Its live ContextVM (MCP) calls and responses in the window, per method and tool. Only what a
+/// collector watched live exists, so the panel says since when.
+fn contextvm_panel(s: &ContextvmServer, since: Option<&str>) -> View {
+    let since = since.map_or_else(
+        || "Seen live since: unknown".to_owned(),
+        |t| format!("Seen live since {}", utc(t)),
+    );
+    let rows: Vec<View> = s
+        .capabilities
+        .iter()
+        .map(|c| {
+            let method = if c.method.is_empty() {
+                "(call not seen)".to_owned()
+            } else {
+                c.method.clone()
+            };
+            let (name, key) = (c.name.clone(), c.name.clone());
+            let (calls, responses, errors) =
+                (thousands(c.calls), thousands(c.responses), thousands(c.errors));
+            view! {
+                tr(data-capability=key) {
+                    td { code { (method) } }
+                    td { (name) }
+                    td(class="num", data-col="calls") { (calls) }
+                    td(class="num", data-col="responses") { (responses) }
+                    td(class="num", data-col="errors") { (errors) }
+                }
+            }
+        })
+        .collect();
+    let (calls, responses, errors, clients) = (
+        thousands(s.calls),
+        thousands(s.responses),
+        thousands(s.errors),
+        thousands(s.clients),
+    );
+    view! {
+        section(class="panel", data-contextvm="") {
+            h2 { "Live MCP calls (ContextVM)" }
+            p(class="muted", data-stat="seen_live_since") { (since) }
+            dl(class="facts") {
+                div { dt { "Calls" } dd(data-stat="calls") { (calls) } }
+                div { dt { "Responses" } dd(data-stat="responses") { (responses) } }
+                div { dt { "Errors" } dd(data-stat="errors") { (errors) } }
+                div { dt { "Callers" } dd(data-stat="clients") { (clients) } }
+            }
+            div(class="table-wrap") { table(class="data") {
+                thead { tr {
+                    th(scope="col") { "Method" }
+                    th(scope="col") { "Tool or prompt" }
+                    th(scope="col", class="num") { "Calls" }
+                    th(scope="col", class="num") { "Responses" }
+                    th(scope="col", class="num") { "Errors" }
+                } }
+                tbody { (rows) }
+            } }
+        }
+    }
+}
+
 fn relays_panel(r: Option<std::rc::Rc<DvmRelays>>) -> View {
     let Some(r) = r else {
         return view! {};
