@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod dlq;
 pub mod import;
 pub mod signals;
 pub mod simulate;

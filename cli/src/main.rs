@@ -98,6 +98,13 @@ enum Command {
         #[command(flatten)]
         redis: RedisArgs,
     },
+    /// List, replay or discard dead letters (stream entries the ingester could not store).
+    Dlq {
+        #[command(flatten)]
+        args: dvmdash::dlq::DlqArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+    },
     /// Measure throughput, latency and memory against real Redis and ClickHouse.
     Bench(Box<dvmdash::bench::BenchArgs>),
     /// Publish realistic, signed DVM traffic to relays.
@@ -119,7 +126,7 @@ impl Command {
     fn serves_metrics(&self) -> bool {
         !matches!(
             self,
-            Command::Migrate { .. } | Command::Simulate { .. } | Command::Import { .. }
+            Command::Migrate { .. } | Command::Simulate { .. } | Command::Import { .. } | Command::Dlq { .. }
         )
     }
 }
@@ -212,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Dlq { args, redis } => dvmdash::dlq::run(args, redis).await.map(|_| ()),
         Command::Bench(args) => dvmdash::bench::run(*args).await.map(|_| ()),
         Command::Simulate { relays, args } => {
             let report = dvmdash::simulate::run(args, relays, shutdown).await?;

@@ -120,6 +120,30 @@ pub struct Fields {
     pub count: usize,
 }
 
+/// One entry of the dead-letter stream: the entry as it was, why it could not be stored, and when
+/// (the dead letter's own id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: String,
+    /// The id the entry had on the events stream.
+    pub original_id: String,
+    pub reason: String,
+    /// What was kept of the entry (empty when it had been trimmed before it was read).
+    pub fields: Fields,
+}
+
+impl DeadLetter {
+    /// Unix ms when it was dead-lettered (the millisecond part of its id).
+    pub fn at_ms(&self) -> Option<u64> {
+        self.id.split('-').next().and_then(|ms| ms.parse().ok())
+    }
+
+    /// Whether it holds something to put back on the stream (an event or sightings).
+    pub fn replayable(&self) -> bool {
+        self.fields.event.is_some() || self.fields.sightings.is_some()
+    }
+}
+
 /// Backlog numbers of the ingesters' group, for metrics, the admin api and import's pacing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupInfo {
@@ -414,10 +438,115 @@ impl EventStream {
                 if let Some(t) = &f.seen_ms {
                     cmd.arg(FIELD_SEEN_MS).arg(&t[..t.len().min(max_seen)]);
                 }
+                if let Some(s) = &f.sightings {
+                    cmd.arg(FIELD_SIGHTINGS).arg(&s[..s.len().min(max_event)]);
+                }
             }
             cmd.ignore();
         }
         pipe.query_async::<()>(conn).await
+    }
+
+    /// The newest dead letter's id: a walk over the dead letters stops there, so letters added
+    /// meanwhile (a replayed entry that fails again) are not read in the same walk.
+    pub async fn last_dead_letter_id<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> redis::RedisResult<Option<String>> {
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(&self.dead_letters)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        let Value::Array(items) = v else {
+            return Ok(None);
+        };
+        Ok(items.into_iter().next().and_then(parse_entry).map(|e| e.id))
+    }
+
+    /// Dead letters after `after` (exclusive; from the oldest when `None`) up to `until`
+    /// (inclusive), oldest first, at most `count`.
+    pub async fn dead_letter_page<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        after: Option<&str>,
+        until: &str,
+        count: usize,
+    ) -> redis::RedisResult<Vec<DeadLetter>> {
+        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let v: Value = redis::cmd("XRANGE")
+            .arg(&self.dead_letters)
+            .arg(start)
+            .arg(until)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(conn)
+            .await?;
+        let Value::Array(items) = v else {
+            return Ok(Vec::new());
+        };
+        Ok(items.into_iter().filter_map(parse_dead_letter).collect())
+    }
+
+    /// Puts dead letters back on the events stream as they were (an event with its relay and
+    /// time, or sightings), then removes them from the dead-letter stream: a crash in between
+    /// leaves them in both, and the ingester's gate stores a repeated event once. Letters with
+    /// nothing to put back stay. Returns the ids replayed.
+    pub async fn replay_dead_letters<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        letters: &[DeadLetter],
+    ) -> redis::RedisResult<Vec<String>> {
+        let replayable: Vec<&DeadLetter> = letters.iter().filter(|l| l.replayable()).collect();
+        if replayable.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for l in &replayable {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(&self.key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAXLEN)
+                .arg("*");
+            let f = &l.fields;
+            for (name, value) in [
+                (FIELD_EVENT, &f.event),
+                (FIELD_RELAY, &f.relay),
+                (FIELD_SEEN_MS, &f.seen_ms),
+                (FIELD_SIGHTINGS, &f.sightings),
+            ] {
+                if let Some(v) = value {
+                    cmd.arg(name).arg(v.as_slice());
+                }
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        let ids: Vec<String> = replayable.iter().map(|l| l.id.clone()).collect();
+        self.discard_dead_letters(conn, &ids).await?;
+        Ok(ids)
+    }
+
+    /// Removes dead letters for good; returns how many existed.
+    pub async fn discard_dead_letters<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        ids: &[String],
+    ) -> redis::RedisResult<u64> {
+        let mut removed = 0;
+        for chunk in ids.chunks(ACK_CHUNK) {
+            removed += redis::cmd("XDEL")
+                .arg(&self.dead_letters)
+                .arg(chunk)
+                .query_async::<u64>(conn)
+                .await?;
+        }
+        Ok(removed)
     }
 
     // ----- inspection and trimming
@@ -551,6 +680,30 @@ fn parse_read_reply(reply: Value) -> Vec<Entry> {
         .collect()
 }
 
+fn parse_dead_letter(v: Value) -> Option<DeadLetter> {
+    let Value::Array(parts) = &v else { return None };
+    let kv = match parts.get(1) {
+        Some(Value::Array(kv)) => kv.clone(),
+        _ => Vec::new(),
+    };
+    let (mut original_id, mut reason) = (String::new(), String::new());
+    let mut it = kv.iter();
+    while let (Some(k), Some(val)) = (it.next(), it.next()) {
+        match as_string(k).as_deref() {
+            Some(FIELD_ORIGINAL_ID) => original_id = as_string(val).unwrap_or_default(),
+            Some(FIELD_REASON) => reason = as_string(val).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let entry = parse_entry(v)?;
+    Some(DeadLetter {
+        id: entry.id,
+        original_id,
+        reason,
+        fields: entry.fields.unwrap_or_default(),
+    })
+}
+
 fn parse_entry(v: Value) -> Option<Entry> {
     let Value::Array(mut parts) = v else { return None };
     if parts.is_empty() {
@@ -590,6 +743,31 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn dead_letters_parse_with_their_reason_and_age() {
+        let v = Value::Array(vec![
+            bulk("1700000000123-4"),
+            Value::Array(vec![
+                bulk("id"),
+                bulk("1699999999999-0"),
+                bulk("reason"),
+                bulk("event rejected: too_large"),
+                bulk("e"),
+                bulk("{}"),
+                bulk("r"),
+                bulk("wss://x"),
+            ]),
+        ]);
+        let l = parse_dead_letter(v).expect("a dead letter");
+        assert_eq!(l.original_id, "1699999999999-0");
+        assert_eq!(l.reason, "event rejected: too_large");
+        assert_eq!(l.at_ms(), Some(1_700_000_000_123));
+        assert!(l.replayable());
+        let empty = parse_dead_letter(Value::Array(vec![bulk("5-0")])).expect("a trimmed one");
+        assert!(!empty.replayable() && empty.reason.is_empty());
+        assert!(parse_dead_letter(Value::Int(3)).is_none());
     }
 
     #[test]
