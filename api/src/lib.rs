@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod queries;
+pub mod relays;
 pub mod routes;
 pub mod service;
 pub mod stats;
@@ -137,8 +138,14 @@ pub struct AppState {
     pub names: dvmdash_core::redis_keys::RedisNames,
     pub service: service::Service,
     pub cache: Arc<cache::ResponseCache>,
+    /// `GET /api/relays/status`, read from Redis at most every [`RELAY_HEALTH_TTL`]: health must
+    /// be fresher than the statistics cache keeps answers, and is cheap to read.
+    pub relay_health: moka::future::Cache<(), axum::body::Bytes>,
     pub admin_token: Option<Arc<str>>,
 }
+
+/// How long one reading of relay health is served.
+pub const RELAY_HEALTH_TTL: Duration = Duration::from_secs(2);
 
 impl AppState {
     pub fn new(config: &Config, clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
@@ -159,6 +166,10 @@ impl AppState {
                 Duration::from_secs(config.cache_ttl_secs),
                 config.cache_mb * 1024 * 1024,
             )),
+            relay_health: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(RELAY_HEALTH_TTL)
+                .build(),
             admin_token: config
                 .admin_token
                 .as_ref()
@@ -264,6 +275,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/api/liveness/{id}", get(stats::liveness))
         .route("/api/relays/coverage", get(stats::relay_coverage))
         .route("/api/contextvm/traffic", get(stats::contextvm_traffic))
+        .route("/api/relays/status", get(stats::relay_status))
         .route("/api/dvms/{id}/relays", get(stats::dvm_relays))
         .route("/api/cache/stats", get(stats::cache_stats))
         .route("/api/openapi.json", get(openapi::document))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
     ContextvmTraffic, Directory, DvmList, DvmRelays, DvmStats, GlobalStats, KindList, KindStats, KindsUsage,
-    RelayCoverage, ServiceLiveness,
+    RelayCoverage, RelayHealth, ServiceLiveness,
 };
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
@@ -386,7 +386,9 @@ async fn every_page_in_a_real_browser() {
     let now = now_secs();
     let c = corpus(now);
     let (redis, clickhouse) = isolated();
-    let stack = common::start(common::args(redis, clickhouse, vec![])).await;
+    // One real relay (rust-nostr's) for the relays page's health.
+    let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("relay");
+    let stack = common::start(common::args(redis, clickhouse, vec![relay_url.clone()])).await;
     feed(&stack, &c.events).await;
     let base = stack.base.clone();
     let url = format!("{base}/api/stats/global/latest?timeRange=24h");
@@ -819,6 +821,54 @@ async fn every_page_in_a_real_browser() {
         traffic.seen_live_since
     );
     assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
+
+    // ---- relays: health now, from the collector's reports (three corpus events published to the
+    // watched relay: accepted, though already stored)
+    let status_url = format!("{base}/api/relays/status");
+    wait_for("the collector to connect", Duration::from_secs(60), || {
+        let url = status_url.clone();
+        async move {
+            let (h, _) = common::get_json::<RelayHealth>(&url).await;
+            h.filter(|h| h.relays.iter().any(|r| r.state == "connected"))
+        }
+    })
+    .await;
+    let publisher = dvmdash::simulate::Publisher::new(std::slice::from_ref(&relay_url));
+    for e in c.events.iter().filter(|e| e.kind == 5300).take(3) {
+        publisher.publish(e).await;
+    }
+    assert!(
+        publisher.settle(Duration::from_secs(30)).await,
+        "the relay took the events"
+    );
+    let health = wait_for("the collector to report them", Duration::from_secs(60), || {
+        let url = status_url.clone();
+        async move {
+            let (h, _) = common::get_json::<RelayHealth>(&url).await;
+            h.filter(|h| h.relays.iter().any(|r| r.accepted >= 3 && !r.paging.is_empty()))
+        }
+    })
+    .await;
+    let watched = health
+        .relays
+        .iter()
+        .find(|r| r.relay == relay_url)
+        .expect("the watched relay");
+    assert_eq!(watched.collectors, vec!["c1".to_owned()], "{watched:?}");
+    assert_eq!(health.collectors.len(), 1, "{health:?}");
+    b.open("/relays?timeRange=24h").await;
+    b.wait_count("[data-health-row]", health.relays.len()).await;
+    let row = format!("[data-health-row='{relay_url}']");
+    b.wait_text(&format!("{row} [data-col=state]"), "connected").await;
+    b.wait_text(&format!("{row} [data-col=accepted]"), &num(watched.accepted))
+        .await;
+    assert!(
+        b.text(&format!("{row} [data-col=paging]"))
+            .await
+            .is_some_and(|t| t.contains(" pass ")),
+        "the paging state is shown"
+    );
+    b.wait_count("[data-collectors] [data-collector]", 1).await;
 
     // ---- relays: the api's coverage, row by row
     let cov: RelayCoverage = api(&base, "/api/relays/coverage?timeRange=24h").await;

@@ -170,6 +170,12 @@ fn counters(s: &crate::RelayStatus) -> RelayCounters {
         last_event_ms: s.last_event_ms.load(Ordering::Relaxed),
         newest_created_at: s.newest_created_at.load(Ordering::Relaxed),
         eose_ms: s.eose_ms.load(Ordering::Relaxed),
+        rejected_by_reason: s
+            .rejected_by
+            .lock()
+            .map(|by| by.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect())
+            .unwrap_or_default(),
+        paging: s.paging.lock().ok().and_then(|p| p.clone()),
     }
 }
 

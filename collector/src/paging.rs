@@ -35,6 +35,16 @@ pub enum UntilReading {
     Exclusive,
 }
 
+impl UntilReading {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UntilReading::Unknown => "unknown",
+            UntilReading::Inclusive => "inclusive",
+            UntilReading::Exclusive => "exclusive",
+        }
+    }
+}
+
 /// What a relay was learned to do, kept across the passes of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayReading {
@@ -129,6 +139,16 @@ impl Paging {
     /// What was learned about the relay, for the next pass.
     pub fn reading(&self) -> RelayReading {
         self.reading
+    }
+
+    /// The pass's lower bound (unix s).
+    pub fn since(&self) -> u64 {
+        self.since
+    }
+
+    /// Every second newer than this is read completely.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
     }
 
     pub fn is_done(&self) -> bool {

@@ -168,6 +168,20 @@ pub struct RelayStatus {
     pub last_event_ms: AtomicU64,
     /// Milliseconds from the first backfill REQ to its EOSE, on the latest connection.
     pub eose_ms: AtomicU64,
+    /// `rejected` by reason.
+    pub rejected_by: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Where the paging of the current connection stands.
+    pub paging: std::sync::Mutex<Option<dvmdash_core::dto::PagingState>>,
+}
+
+impl RelayStatus {
+    /// Counts one rejection.
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut by) = self.rejected_by.lock() {
+            *by.entry(reason).or_default() += 1;
+        }
+    }
 }
 
 /// Watches one relay until `stop` is cancelled.
@@ -237,7 +251,7 @@ pub(crate) async fn handle_event(
     let (event, id, duplicate) = match checked {
         Ok(v) => v,
         Err(reason) => {
-            status.rejected.fetch_add(1, Ordering::Relaxed);
+            status.reject(reason.as_str());
             counter!(m::REJECTED, "relay" => relay.to_string(), "reason" => reason.as_str()).increment(1);
             debug!(relay = %relay, %reason, "event rejected");
             return Ok(None);

@@ -364,6 +364,7 @@ where
             split_seconds = p.split_seconds, until = ?p.reading().until, cap = p.reading().cap, "pass complete");
         self.pass_done = true;
         self.next_pass_at = next_pass(self.passes, &self.shared.options);
+        self.publish_paging();
     }
 
     fn on_notice(&self, message: &str) {
@@ -396,11 +397,32 @@ where
         };
         self.page_subscription = format!("{}-{}", self.pass_label, self.paging.requests);
         let subscription = self.page_subscription.clone();
-        self.send_req(&subscription, &[filter]).await
+        self.send_req(&subscription, &[filter]).await?;
+        self.publish_paging();
+        Ok(())
+    }
+
+    /// Shows where paging stands in the relay's status (published with the heartbeat).
+    fn publish_paging(&self) {
+        let p = &self.paging;
+        let reading = p.reading();
+        let state = dvmdash_core::dto::PagingState {
+            pass: self.pass_label.to_owned(),
+            passes: u64::from(self.passes) + 1,
+            done: self.pass_done,
+            requests: p.requests,
+            since: p.since(),
+            cursor: p.cursor(),
+            until: reading.until.as_str().to_owned(),
+            cap: reading.cap,
+        };
+        if let Ok(mut slot) = self.status.paging.lock() {
+            *slot = Some(state);
+        }
     }
 
     fn reject_message(&self) {
-        self.status.rejected.fetch_add(1, Ordering::Relaxed);
+        self.status.reject(m::MALFORMED_MESSAGE);
         counter!(m::REJECTED, "relay" => self.relay.to_string(), "reason" => m::MALFORMED_MESSAGE)
             .increment(1);
     }

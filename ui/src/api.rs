@@ -89,6 +89,11 @@ pub fn dvm(id: &str, r: TimeRange) -> String {
     format!("/api/stats/dvm/{}?{}", segment(id), range(r))
 }
 
+/// Not windowed: the collectors' counters since they started, read every refresh.
+pub fn relay_status() -> String {
+    "/api/relays/status".to_owned()
+}
+
 pub fn relay_coverage(r: TimeRange) -> String {
     format!("/api/relays/coverage?{}", range(r))
 }

@@ -11,12 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
 use dvmdash_core::dto::{RelayCounters, RelayEntry, RelayPriority};
-use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::telemetry::now_millis;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::relays::{CollectorView, read_collectors};
 
 /// Checks `Authorization: Bearer <token>` in constant time. Without a configured token the admin
 /// api is closed.
@@ -50,64 +49,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/admin/collectors", get(collectors))
         .route("/api/admin/status", get(status))
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
-}
-
-async fn conn(state: &AppState) -> ApiResult<redis::aio::MultiplexedConnection> {
-    Ok(state.redis.get_multiplexed_async_connection().await?)
-}
-
-/// Every collector's published state: heartbeat and per-relay counters.
-#[derive(Debug, Clone, Serialize)]
-pub struct CollectorView {
-    pub id: String,
-    pub last_heartbeat_ms: Option<u64>,
-    pub heartbeat_age_ms: Option<u64>,
-    /// Relays the coordinator assigned to it.
-    pub assigned: Vec<String>,
-    pub relays: BTreeMap<String, RelayCounters>,
-}
-
-async fn read_collectors(state: &AppState, names: &RedisNames) -> ApiResult<Vec<CollectorView>> {
-    let mut c = conn(state).await?;
-    let ids: Vec<(String, u64)> = redis::cmd("ZRANGE")
-        .arg(names.collectors())
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut c)
-        .await?;
-    let assignments: BTreeMap<String, String> = redis::cmd("HGETALL")
-        .arg(names.assignments())
-        .query_async(&mut c)
-        .await?;
-    let now = now_millis();
-    let mut out = Vec::new();
-    for (id, beat) in ids {
-        let hash: BTreeMap<String, String> = redis::cmd("HGETALL")
-            .arg(names.collector(&id))
-            .query_async(&mut c)
-            .await?;
-        let relays = hash
-            .iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.strip_prefix("relay:")?.to_owned(),
-                    serde_json::from_str(v).ok()?,
-                ))
-            })
-            .collect();
-        out.push(CollectorView {
-            assigned: assignments
-                .get(&id)
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or_default(),
-            last_heartbeat_ms: Some(beat),
-            heartbeat_age_ms: Some(now.saturating_sub(beat)),
-            id,
-            relays,
-        });
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -206,6 +206,35 @@ pub async fn payments(
     .await
 }
 
+/// `GET /api/relays/status`
+#[utoipa::path(get, path = "/api/relays/status", tag = "relays",
+    responses((status = 200, body = dvmdash_core::dto::RelayHealth),
+        (status = 503, description = "Redis is unavailable")))]
+pub async fn relay_status(State(state): State<AppState>) -> ApiResult<Response> {
+    let s = state.clone();
+    let body = state
+        .relay_health
+        .try_get_with((), async move {
+            let h = crate::relays::read_health(&s).await?;
+            serde_json::to_vec(&h)
+                .map(Bytes::from)
+                .map_err(|e| crate::error::ApiError::Internal(format!("serializing relay health: {e}")))
+        })
+        .await
+        .map_err(|e| (*e).clone())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", crate::RELAY_HEALTH_TTL.as_secs()),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// `GET /api/contextvm/traffic`
 #[utoipa::path(get, path = "/api/contextvm/traffic", tag = "contextvm", params(Window),
     responses((status = 200, body = dvmdash_core::dto::ContextvmTraffic), StatsErrors))]

@@ -1,6 +1,8 @@
 //! Types the api serves and the UI reads. Field names follow DVMDash's public API so existing
 //! clients keep working; timestamps are RFC 3339 UTC strings.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Unix seconds as RFC 3339 UTC with a `Z` (`1970-01-01T00:00:00Z`), the form of every api timestamp.
@@ -264,7 +266,7 @@ mod tests {
 }
 
 /// One relay in the registry (Redis hash `<prefix>:relays`, value JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelayEntry {
     /// `high` relays are watched by one more collector than `normal` ones.
@@ -301,6 +303,78 @@ pub struct RelayCounters {
     pub newest_created_at: u64,
     /// Milliseconds from REQ to EOSE on the latest connection.
     pub eose_ms: u64,
+    /// `rejected` by reason (bad signature, too large, future-dated, malformed message, ...).
+    #[serde(default)]
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Where paging through the relay's stored events stands; `None` before the first page.
+    #[serde(default)]
+    pub paging: Option<PagingState>,
+}
+
+/// Where a collector's paging through one relay's stored events stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PagingState {
+    /// `backfill` (from the resume point), `settle` (the same range again) or `catchup` (the
+    /// recent part, repeated).
+    pub pass: String,
+    /// Passes started on this connection.
+    pub passes: u64,
+    /// This pass has read its whole range.
+    pub done: bool,
+    /// REQs sent in this pass.
+    pub requests: u32,
+    /// The pass's range (unix s); every second after `cursor` is read completely.
+    pub since: u64,
+    pub cursor: u64,
+    /// How the relay treats `until`, as learned: `unknown`, `inclusive` or `exclusive`.
+    pub until: String,
+    /// The most events it returned for one REQ, as learned.
+    pub cap: u32,
+}
+
+/// `GET /api/relays/status`: every watched relay's health as its collectors report it, and the
+/// collectors themselves. Counters run since each collector started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayHealth {
+    pub timestamp: String,
+    pub relays: Vec<RelayHealthRow>,
+    pub collectors: Vec<CollectorHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayHealthRow {
+    pub relay: String,
+    /// `connected` (a collector holds a connection), `connecting` (assigned, no connection now)
+    /// or `unwatched` (no live collector is assigned).
+    pub state: String,
+    pub priority: RelayPriority,
+    /// Collectors assigned to it.
+    pub collectors: Vec<String>,
+    /// Summed over its collectors.
+    pub received: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub reconnects: u64,
+    /// The newest event any collector received from it.
+    pub last_event: Option<String>,
+    /// Its collectors' paging, one per collector.
+    pub paging: Vec<PagingState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CollectorHealth {
+    pub id: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_secs: f64,
+    pub assigned: Vec<String>,
+    /// Of those, the relays it holds a connection to.
+    pub connected: u64,
 }
 
 mod directory;

@@ -1,15 +1,17 @@
-//! `/relays`: which watched relays carry the DVM traffic in the window, and which deliver events no
-//! other watched relay does (their marginal coverage), so an operator sees which relays are worth
-//! watching.
+//! `/relays`: every watched relay's health now (connection, its collectors, events accepted,
+//! duplicates and rejections by reason, reconnects, the state of its backfill paging) and the
+//! collectors themselves; then which relays carry the DVM traffic in the window, and which deliver
+//! events no other watched relay does (their marginal coverage), so an operator sees which relays
+//! are worth watching.
 
-use dvmdash_core::dto::RelayCoverage;
+use dvmdash_core::dto::{PagingState, RelayCoverage, RelayHealth, RelayHealthRow};
 use sycamore::prelude::*;
 
 use super::banner;
 use crate::api;
 use crate::app::Ctx;
 use crate::components::{Empty, Skeleton};
-use crate::format::{clip, percent, thousands, window_words};
+use crate::format::{ago, clip, percent, thousands, utc, window_words};
 use crate::remote::remote;
 
 /// Relay URLs are shown up to this many characters (the whole URL is in the hover title).
@@ -21,15 +23,17 @@ pub fn Relays() -> View {
     crate::browser::set_title("Relays: dvmdash");
     let range = create_selector(move || ctx.range());
     let coverage = remote::<RelayCoverage>(move || Some(api::relay_coverage(range.get())));
+    let health = remote::<RelayHealth>(move || Some(api::relay_status()));
     view! {
         div(data-page="relays") {
             div(class="page-head") {
                 h1 { "Relays" }
                 p(class="muted") {
-                    "Which watched relays delivered the DVM traffic created in the window, and how much of it no other watched relay delivered: what would be missed without them."
+                    "Each watched relay's health now, then which relays delivered the DVM traffic created in the window and how much of it no other watched relay delivered: what would be missed without them."
                 }
             }
-            (banner(vec![coverage.error]))
+            (banner(vec![health.error, coverage.error]))
+            (move || health.data.get_clone().map(|h| health_panel(&h)).unwrap_or_default())
             (move || {
                 let r = range.get();
                 let Some(c) = coverage.data.get_clone() else {
@@ -64,8 +68,9 @@ pub fn Relays() -> View {
                     }
                 }).collect();
                 view! {
-                    p(class="muted", data-stat="coverage_summary") { (summary) }
                     section(class="panel") {
+                    h2 { "Coverage" }
+                    p(class="muted", data-stat="coverage_summary") { (summary) }
                         div(class="table-wrap") { table(class="data") {
                             thead { tr {
                                 th(scope="col") { "Relay" }
@@ -81,4 +86,111 @@ pub fn Relays() -> View {
             })
         }
     }
+}
+
+/// Health now: per relay its state and its collectors' counters; then the collectors.
+fn health_panel(h: &RelayHealth) -> View {
+    let now = crate::format::parse_time(&h.timestamp).unwrap_or_default();
+    if h.relays.is_empty() {
+        return view! { section(class="panel", data-health="") { h2 { "Health now" } Empty(message="No relay is registered.".to_owned()) } };
+    }
+    let rows: Vec<View> = h.relays.iter().map(|r| health_row(r, now)).collect();
+    let collectors: Vec<View> = h
+        .collectors
+        .iter()
+        .map(|c| {
+            let id = c.id.clone();
+            let key = c.id.clone();
+            let beat = format!("{:.0} s ago", c.heartbeat_age_secs);
+            let watching = format!("{} of {} connected", c.connected, c.assigned.len());
+            view! { li(data-collector=key) { code { (id) } " · heartbeat " (beat) " · " (watching) } }
+        })
+        .collect();
+    view! {
+        section(class="panel", data-health="") {
+            h2 { "Health now" }
+            p(class="muted") { "As the collectors report it with their heartbeats; counts since each collector started." }
+            div(class="table-wrap") { table(class="data") {
+                thead { tr {
+                    th(scope="col") { "Relay" }
+                    th(scope="col") { "State" }
+                    th(scope="col", class="num") { "Accepted" }
+                    th(scope="col", class="num") { "Duplicates" }
+                    th(scope="col", class="num", title="refused events and messages; hover a count for the reasons") { "Rejected" }
+                    th(scope="col", class="num") { "Reconnects" }
+                    th(scope="col", class="num") { "Last event" }
+                    th(scope="col") { "Paging" }
+                } }
+                tbody { (rows) }
+            } }
+            h3 { "Collectors" }
+            ul(class="plain", data-collectors="") { (collectors) }
+        }
+    }
+}
+
+fn health_row(r: &RelayHealthRow, now: u64) -> View {
+    let (url, title) = (r.relay.clone(), r.relay.clone());
+    let shown = clip(&r.relay, URL_MAX);
+    let state = r.state.clone();
+    let badge = match r.state.as_str() {
+        "connected" => "badge ok",
+        "connecting" => "badge warn",
+        _ => "badge",
+    };
+    let who = if r.collectors.is_empty() {
+        "no collector".to_owned()
+    } else {
+        r.collectors.join(", ")
+    };
+    let reasons = r
+        .rejected_by_reason
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (accepted, duplicates, rejected, reconnects) = (
+        thousands(r.accepted),
+        thousands(r.duplicates),
+        thousands(r.rejected),
+        thousands(r.reconnects),
+    );
+    let last = r
+        .last_event
+        .as_deref()
+        .map_or_else(|| "never".to_owned(), |t| ago(t, now));
+    let paging = r.paging.iter().map(paging_words).collect::<Vec<_>>().join("; ");
+    view! {
+        tr(data-health-row=url) {
+            td { code(title=title) { (shown) } div(class="muted small") { (who) } }
+            td { span(class=badge, data-col="state") { (state) } }
+            td(class="num", data-col="accepted") { (accepted) }
+            td(class="num", data-col="duplicates") { (duplicates) }
+            td(class="num", data-col="rejected", title=reasons) { (rejected) }
+            td(class="num", data-col="reconnects") { (reconnects) }
+            td(class="num muted") { (last) }
+            td(class="small", data-col="paging") { (paging) }
+        }
+    }
+}
+
+/// "catch-up pass 4, done · 12 REQs · cap 500, until inclusive" and the like.
+fn paging_words(p: &PagingState) -> String {
+    let pass = match p.pass.as_str() {
+        "catchup" => "catch-up",
+        other => other,
+    };
+    let progress = if p.done {
+        "done".to_owned()
+    } else {
+        format!("read back to {}", utc(&dvmdash_core::dto::rfc3339(p.cursor)))
+    };
+    format!(
+        "{pass} pass {}, {progress} · {} REQ{} · cap {}, until {}",
+        p.passes,
+        p.requests,
+        if p.requests == 1 { "" } else { "s" },
+        p.cap,
+        p.until
+    )
 }
