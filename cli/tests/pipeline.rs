@@ -705,3 +705,75 @@ async fn relay_coverage_and_reachability_match_a_known_split_across_two_real_rel
     );
     stack.stop().await;
 }
+
+/// A collector asked to stop returns promptly with everything it accepted on the stream. Its
+/// stream writer ends when the queue closes; a relay-task handle kept alive past the stop used to
+/// hold the queue open, so the writer waited until the process's stop timeout aborted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_collector_returns_promptly_with_what_it_accepted_written() {
+    let (redis, _) = isolated();
+    let (_relay, url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
+    let events: Vec<dvmdash_core::Event> = traffic(20, 11)
+        .into_iter()
+        .filter(|e| e.kind != 5 && (5000..7001).contains(&e.kind))
+        .collect();
+    let (_relays_tx, relays_rx) = tokio::sync::watch::channel(vec![url.clone()]);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let config = dvmdash_collector::Config {
+        collector_id: "c-stop".into(),
+        ..Default::default()
+    };
+    let collector = tokio::spawn(dvmdash_collector::run_with_relays(
+        config,
+        dvmdash_core::config::EventArgs::default(),
+        redis.clone(),
+        relays_rx,
+        Default::default(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    publish_all(&url, &events).await;
+    let stream = dvmdash_core::stream::EventStream::new(&redis.names());
+    let mut conn = redis
+        .client()
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let ids: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let length = || {
+        let (mut c, key) = (conn.clone(), stream.key().to_owned());
+        async move {
+            redis::cmd("XLEN")
+                .arg(key)
+                .query_async::<u64>(&mut c)
+                .await
+                .unwrap_or(0)
+        }
+    };
+    let want = ids.len() as u64;
+    wait_for("the events on the stream", Duration::from_secs(30), || {
+        let len = length();
+        async move { (len.await >= want).then_some(()) }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    stop.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(5), collector).await;
+    assert!(
+        ended.is_ok(),
+        "the collector returns within 5 s of its stop signal (took longer than {:?})",
+        started.elapsed()
+    );
+    ended.expect("ended").expect("no panic").expect("no error");
+    assert_eq!(
+        length().await,
+        ids.len() as u64,
+        "each accepted event written once"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(stream.key())
+        .query_async(&mut conn)
+        .await
+        .expect("cleanup");
+}

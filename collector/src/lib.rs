@@ -214,7 +214,10 @@ pub async fn run_with_relays(
         }
     }
 
-    // Intake stops first; the writer then drains what was already verified.
+    // Intake stops first; the writer then drains what was already verified and ends when the
+    // queue closes, which needs every sender gone: the relay tasks' shared state included (held
+    // by `tasks`, so it is consumed here). Keeping it alive left the writer waiting until the
+    // process's stop timeout aborted it, with accepted events still queued.
     tasks.stop_all().await;
     drop(shared);
     writer.await.context("stream writer panicked")?;
@@ -315,7 +318,7 @@ impl RelayTasks {
     }
 
     /// Stops every task, aborting those that do not finish within 5 s.
-    async fn stop_all(&mut self) {
+    async fn stop_all(mut self) {
         self.stop.cancel();
         for (url, (_, mut handle)) in std::mem::take(&mut self.running) {
             if tokio::time::timeout(Duration::from_secs(5), &mut handle)
