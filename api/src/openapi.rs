@@ -31,6 +31,12 @@ use crate::routes;
         routes::stats::relay_coverage,
         routes::stats::contextvm_traffic,
         routes::stats::relay_status,
+        routes::admin::list_relays,
+        routes::admin::add_relay,
+        routes::admin::set_priority,
+        routes::admin::remove_relay,
+        routes::admin::collectors,
+        routes::admin::status,
         routes::stats::dvm_relays,
         routes::stats::kinds_usage,
         routes::stats::cache_stats,
@@ -42,9 +48,30 @@ use crate::routes;
         (name = "contextvm", description = "ContextVM (MCP over Nostr) calls and responses, watched live"),
         (name = "relays", description = "Which watched relays carry the traffic, and where each DVM can be reached"),
         (name = "meta", description = "Health and cache"),
-    )
+        (name = "admin", description = "The relay registry, collectors and backlog; bearer token `DVMDASH_ADMIN_TOKEN`; never cached (`Cache-Control: no-store`)"),
+    ),
+    modifiers(&AdminToken)
 )]
 pub struct ApiDoc;
+
+/// The `admin_token` security scheme the admin endpoints require: `Authorization: Bearer <token>`.
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("the value of DVMDASH_ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// `GET /api/openapi.json`
 pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
@@ -79,6 +106,9 @@ mod tests {
             "/api/relays/coverage",
             "/api/contextvm/traffic",
             "/api/relays/status",
+            "/api/admin/relays",
+            "/api/admin/collectors",
+            "/api/admin/status",
             "/api/dvms/{id}/relays",
             "/api/kinds/usage",
             "/api/cache/stats",

@@ -19,7 +19,7 @@ async fn conn(state: &AppState) -> ApiResult<redis::aio::MultiplexedConnection> 
 }
 
 /// Every collector's published state: heartbeat and per-relay counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CollectorView {
     pub id: String,
     pub last_heartbeat_ms: Option<u64>,

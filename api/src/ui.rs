@@ -218,6 +218,7 @@ pub enum Page {
     History,
     Directory,
     Relays,
+    Admin,
     NotFound,
 }
 
@@ -233,6 +234,7 @@ pub fn page_of(path: &str) -> Page {
         ["history"] => Page::History,
         ["directory"] => Page::Directory,
         ["relays"] => Page::Relays,
+        ["admin"] => Page::Admin,
         _ => Page::NotFound,
     }
 }
@@ -329,6 +331,10 @@ async fn preview_for(state: &AppState, page: &Page, range: TimeRange) -> (Previe
                 "Relays",
                 "Which watched relays carry the Nostr DVM traffic, and which carry events no other relay does.",
             ),
+            ok,
+        ),
+        Page::Admin => (
+            static_preview("Admin", "The dvmdash operators' console (admin token required)."),
             ok,
         ),
         Page::NotFound => missing("This page"),
@@ -510,6 +516,7 @@ mod tests {
         assert_eq!(page_of("/history"), Page::History);
         assert_eq!(page_of("/directory"), Page::Directory);
         assert_eq!(page_of("/relays"), Page::Relays);
+        assert_eq!(page_of("/admin"), Page::Admin);
         assert_eq!(page_of("/nope/deeper"), Page::NotFound);
     }
 }

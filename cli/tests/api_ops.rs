@@ -40,6 +40,10 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
             request(&base, method, path, &[("Content-Type", "application/json")], body).await;
         assert_eq!(status, 401, "{method} {path}");
         assert!(head.contains("www-authenticate: bearer"), "{head}");
+        assert!(
+            head.contains("cache-control: no-store"),
+            "{method} {path}: {head}"
+        );
         let (status, _, _) = request(
             &base,
             method,
@@ -51,9 +55,10 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
         assert_eq!(status, 401, "{method} {path} with a wrong token");
     }
 
-    // With it: the registry, collectors and status.
-    let (status, _, body) = request(&base, "GET", "/api/admin/relays", &with_token, "").await;
+    // With it: the registry, collectors and status, never stored by a cache.
+    let (status, head, body) = request(&base, "GET", "/api/admin/relays", &with_token, "").await;
     assert_eq!(status, 200, "{body}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
     let relays: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(relays[0]["url"], relay_url.as_str());
     assert_eq!(relays[0]["added_by"], "config");
@@ -207,6 +212,26 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).expect("openapi json");
     assert!(doc["paths"]["/api/stats/global/latest"].is_object());
+    // Every admin endpoint is documented with the bearer scheme it needs.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer",
+        "{doc}"
+    );
+    for (path, method) in [
+        ("/api/admin/relays", "get"),
+        ("/api/admin/relays", "post"),
+        ("/api/admin/relays", "put"),
+        ("/api/admin/relays", "delete"),
+        ("/api/admin/collectors", "get"),
+        ("/api/admin/status", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(
+            op["security"][0]["admin_token"].is_array(),
+            "{method} {path}: {op}"
+        );
+        assert!(op["responses"]["401"].is_object(), "{method} {path}: {op}");
+    }
 
     // Past the per-address limit: 429 with Retry-After and a JSON body.
     let mut limited = None;

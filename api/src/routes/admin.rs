@@ -1,7 +1,8 @@
 //! `/api/admin`: the relay registry, collectors and pipeline backlog, behind `DVMDASH_ADMIN_TOKEN`.
 //!
 //! Nothing here starts or stops processes (DVMDash's admin could reboot containers): operators
-//! change the relay registry, and the coordinator rebalances by itself within a tick.
+//! change the relay registry, and the coordinator rebalances by itself within a tick. Every answer,
+//! refusals included, carries `Cache-Control: no-store`, and none goes through the public cache.
 
 use std::collections::BTreeMap;
 
@@ -49,9 +50,34 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/admin/collectors", get(collectors))
         .route("/api/admin/status", get(status))
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
+        .layer(axum::middleware::map_response(no_store))
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Admin answers describe the live system and may be personal to the operator: never stored by a
+/// browser or a proxy.
+async fn no_store(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// The security requirement and refusals shared by every admin endpoint in the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminErrors {
+    /// Bad input, with the parameter named.
+    #[response(status = 400)]
+    BadRequest(dvmdash_core::dto::ErrorBody),
+    /// No token, a wrong one, or no token configured (the admin api is then closed).
+    #[response(status = 401)]
+    Unauthorized(dvmdash_core::dto::ErrorBody),
+    /// Redis is unavailable.
+    #[response(status = 503)]
+    Unavailable(dvmdash_core::dto::ErrorBody),
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RelayView {
     pub url: String,
     #[serde(flatten)]
@@ -63,7 +89,9 @@ pub struct RelayView {
 }
 
 /// `GET /api/admin/relays`
-async fn list_relays(State(state): State<AppState>) -> ApiResult<Json<Vec<RelayView>>> {
+#[utoipa::path(get, path = "/api/admin/relays", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<RelayView>), AdminErrors))]
+pub async fn list_relays(State(state): State<AppState>) -> ApiResult<Json<Vec<RelayView>>> {
     let names = state.names.clone();
     let mut c = state.redis_manager().await?;
     let registry = dvmdash_core::registry::list(&mut c, &names).await?;
@@ -88,7 +116,7 @@ async fn list_relays(State(state): State<AppState>) -> ApiResult<Json<Vec<RelayV
     ))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelayChange {
     pub url: String,
@@ -119,7 +147,11 @@ fn body(
 }
 
 /// `POST /api/admin/relays` `{url, priority?}`: 201 when added, 200 when it was registered already.
-async fn add_relay(
+#[utoipa::path(post, path = "/api/admin/relays", tag = "admin", security(("admin_token" = [])),
+    request_body = RelayChange,
+    responses((status = 201, description = "added: `{url, added: true}`"),
+        (status = 200, description = "registered already: `{url, added: false}`"), AdminErrors))]
+pub async fn add_relay(
     State(state): State<AppState>,
     parsed: Result<Json<RelayChange>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
@@ -137,7 +169,11 @@ async fn add_relay(
 }
 
 /// `PUT /api/admin/relays` `{url, priority}`: changes a registered relay's priority.
-async fn set_priority(
+#[utoipa::path(put, path = "/api/admin/relays", tag = "admin", security(("admin_token" = [])),
+    request_body = RelayChange,
+    responses((status = 200, description = "`{url, priority}`"),
+        (status = 404, description = "the relay is not registered"), AdminErrors))]
+pub async fn set_priority(
     State(state): State<AppState>,
     parsed: Result<Json<RelayChange>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -155,13 +191,19 @@ async fn set_priority(
     Ok(Json(serde_json::json!({ "url": url, "priority": priority })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UrlQuery {
+    /// The relay's ws:// or wss:// URL.
     pub url: Option<String>,
 }
 
 /// `DELETE /api/admin/relays?url=`
-async fn remove_relay(
+#[utoipa::path(delete, path = "/api/admin/relays", tag = "admin", security(("admin_token" = [])),
+    params(UrlQuery),
+    responses((status = 200, description = "`{url, removed: true}`"),
+        (status = 404, description = "the relay is not registered"), AdminErrors))]
+pub async fn remove_relay(
     State(state): State<AppState>,
     Query(q): Query<UrlQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -179,12 +221,14 @@ async fn remove_relay(
 }
 
 /// `GET /api/admin/collectors`
-async fn collectors(State(state): State<AppState>) -> ApiResult<Json<Vec<CollectorView>>> {
+#[utoipa::path(get, path = "/api/admin/collectors", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<CollectorView>), AdminErrors))]
+pub async fn collectors(State(state): State<AppState>) -> ApiResult<Json<Vec<CollectorView>>> {
     let names = state.names.clone();
     Ok(Json(read_collectors(&state, &names).await?))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub stream: String,
     pub stream_length: u64,
@@ -200,7 +244,9 @@ pub struct Status {
 }
 
 /// `GET /api/admin/status`
-async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+#[utoipa::path(get, path = "/api/admin/status", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = Status), AdminErrors))]
+pub async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
     let names = state.names.clone();
     let mut c = state.redis_manager().await?;
     let stream = dvmdash_core::stream::EventStream::new(&names);
