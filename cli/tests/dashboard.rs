@@ -27,6 +27,8 @@ use serde_json::json;
 
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=1>";
 
+const ADMIN_TOKEN: &str = "dashboard-admin-token-0123456789";
+
 fn tag(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -388,7 +390,9 @@ async fn every_page_in_a_real_browser() {
     let (redis, clickhouse) = isolated();
     // One real relay (rust-nostr's) for the relays page's health.
     let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("relay");
-    let stack = common::start(common::args(redis, clickhouse, vec![relay_url.clone()])).await;
+    let mut args = common::args(redis, clickhouse, vec![relay_url.clone()]);
+    args.api.admin_token = Some(dvmdash_core::config::Secret::new(ADMIN_TOKEN));
+    let stack = common::start(args).await;
     feed(&stack, &c.events).await;
     let base = stack.base.clone();
     let url = format!("{base}/api/stats/global/latest?timeRange=24h");
@@ -822,6 +826,91 @@ async fn every_page_in_a_real_browser() {
     );
     assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
 
+    // ---- admin: the token form alone, a refused token, then the console managing the registry
+    b.open("/admin").await;
+    b.wait_present("[data-admin-login]").await;
+    assert_eq!(
+        b.count("[data-admin-relays]").await,
+        0,
+        "nothing but the form without a token"
+    );
+    let enter = |value: &str, form: &str| {
+        format!(
+            "const i = document.querySelector({form:?} + ' input'); i.value = {value:?}; \
+             i.dispatchEvent(new Event('input', {{bubbles: true}})); i.form.requestSubmit();"
+        )
+    };
+    b.js(&enter("wrong-token-0123456789", "[data-admin-login] form"))
+        .await;
+    b.wait_present("[data-admin-login] [data-admin-error]").await;
+    let refused = b.text("[data-admin-error]").await.unwrap_or_default();
+    assert!(refused.contains("refused"), "{refused}");
+    b.js(&enter(ADMIN_TOKEN, "[data-admin-login] form")).await;
+    b.wait_present(&format!("[data-admin-relay='{relay_url}']")).await;
+    b.wait_text("[data-admin-status] [data-stat=relays]", "1").await;
+    // A bad URL is refused inline; a new relay is added, watched, then removed and dropped.
+    b.js(&enter("http://not-a-relay.example", "[data-admin-add]"))
+        .await;
+    b.wait_present("[data-admin-relays] [data-admin-error]").await;
+    let said = b
+        .text("[data-admin-relays] [data-admin-error]")
+        .await
+        .unwrap_or_default();
+    assert!(said.contains("ws://"), "{said}");
+    let (_second, second_url) = dvmdash::demo::start_relay(0).await.expect("second relay");
+    b.js(&enter(&second_url, "[data-admin-add]")).await;
+    b.wait_present(&format!("[data-admin-relay='{second_url}']"))
+        .await;
+    let status_url = format!("{base}/api/relays/status");
+    wait_for(
+        "the collector to watch the added relay",
+        Duration::from_secs(30),
+        || {
+            let (status_url, url) = (status_url.clone(), second_url.clone());
+            async move {
+                let (h, _) = common::get_json::<RelayHealth>(&status_url).await;
+                h?.relays
+                    .iter()
+                    .any(|r| r.relay == url && r.state == "connected")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    b.wait_text(
+        &format!("[data-admin-relay='{second_url}'] [data-col=collectors]"),
+        "c1",
+    )
+    .await;
+    b.click(&format!("[data-remove='{second_url}']")).await;
+    b.wait_count("[data-admin-relay]", 1).await;
+    // The collector lets it go: no longer assigned (the health view lists registered relays only).
+    let collectors_url = format!("{base}/api/admin/collectors");
+    wait_for(
+        "the collector to drop the removed relay",
+        Duration::from_secs(30),
+        || {
+            let (url, gone) = (collectors_url.clone(), second_url.clone());
+            async move {
+                let text = reqwest::Client::new()
+                    .get(&url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                let c: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let assigned = c[0]["assigned"].as_array()?;
+                (!assigned.iter().any(|u| u.as_str() == Some(gone.as_str()))).then_some(())
+            }
+        },
+    )
+    .await;
+    b.assert_clean("/admin", &["status of 401", "status of 400"])
+        .await;
+
     // ---- relays: health now, from the collector's reports (three corpus events published to the
     // watched relay: accepted, though already stored)
     let status_url = format!("{base}/api/relays/status");
@@ -924,6 +1013,7 @@ async fn every_page_in_a_real_browser() {
             "/directory?family=contextvm&timeRange=24h".to_owned(),
         ),
         ("relays", "/relays?timeRange=24h".to_owned()),
+        ("admin", "/admin".to_owned()),
         ("not-found", "/dvm-stats/nobody".to_owned()),
     ]
     .into_iter()

@@ -136,6 +136,71 @@ pub fn directory(s: &ListState, family: &str, page_size: u64) -> String {
     format!("/api/directory{}", q.to_search())
 }
 
+pub const ADMIN_STATUS: &str = "/api/admin/status";
+pub const ADMIN_RELAYS: &str = "/api/admin/relays";
+pub const ADMIN_COLLECTORS: &str = "/api/admin/collectors";
+
+/// `DELETE` target for one relay.
+pub fn admin_relay(url: &str) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("url", url)
+        .finish();
+    format!("{ADMIN_RELAYS}?{q}")
+}
+
+/// One admin api call with the bearer token; JSON body in and out.
+#[cfg(target_arch = "wasm32")]
+pub async fn admin<T: serde::de::DeserializeOwned>(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<String>,
+) -> Result<T, ApiError> {
+    use dvmdash_core::dto::ErrorBody;
+    use gloo_net::http::{Method, RequestBuilder};
+    let method = match method {
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "DELETE" => Method::DELETE,
+        _ => Method::GET,
+    };
+    let req = RequestBuilder::new(url)
+        .method(method)
+        .header("Authorization", &format!("Bearer {token}"));
+    let sent = match body {
+        Some(b) => {
+            req.header("Content-Type", "application/json")
+                .body(b)
+                .map_err(|e| ApiError {
+                    status: None,
+                    message: format!("cannot send: {e}"),
+                })?
+                .send()
+                .await
+        }
+        None => req.send().await,
+    };
+    let resp = sent.map_err(|e| ApiError {
+        status: None,
+        message: format!("network error: {e}"),
+    })?;
+    let status = resp.status();
+    if !resp.ok() {
+        let message = match resp.json::<ErrorBody>().await {
+            Ok(body) => body.error,
+            Err(_) => format!("HTTP {status}"),
+        };
+        return Err(ApiError {
+            status: Some(status),
+            message,
+        });
+    }
+    resp.json::<T>().await.map_err(|e| ApiError {
+        status: Some(status),
+        message: format!("unexpected answer from {url}: {e}"),
+    })
+}
+
 #[cfg(target_arch = "wasm32")]
 pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     use dvmdash_core::dto::ErrorBody;

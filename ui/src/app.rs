@@ -87,6 +87,7 @@ pub fn App() -> View {
                             AppRoute::History => view! { pages::history::History() },
                             AppRoute::Directory => view! { pages::directory::DirectoryPage() },
                             AppRoute::Relays => view! { pages::relays::Relays() },
+                            AppRoute::Admin => view! { pages::admin::Admin() },
                             AppRoute::NotFound => view! { pages::not_found::NotFound(what="This page".to_owned()) },
                         })
                     }
@@ -95,6 +96,8 @@ pub fn App() -> View {
                         a(href="/api/openapi.json", rel="external") { "API" }
                         " · "
                         a(href="https://github.com/nostr-protocol/nips/blob/master/90.md", rel="external") { "NIP-90" }
+                        " · "
+                        a(href="/admin") { "Admin" }
                     }
                 }
             }
@@ -126,7 +129,7 @@ fn TopBar(route: ReadSignal<AppRoute>) -> View {
                 AppRoute::History => 4,
                 AppRoute::Directory => 5,
                 AppRoute::Relays => 6,
-                AppRoute::NotFound => 9,
+                AppRoute::Admin | AppRoute::NotFound => 9,
             };
             if current == section {
                 "nav-link active"

@@ -26,6 +26,8 @@ pub enum AppRoute {
     Directory,
     #[to("/relays")]
     Relays,
+    #[to("/admin")]
+    Admin,
     #[not_found]
     NotFound,
 }

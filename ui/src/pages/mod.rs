@@ -1,6 +1,7 @@
 //! One module per page. Each reads its state from the URL (`Ctx::query`), fetches its api answers
 //! through [`crate::remote`], and renders with the shared components.
 
+pub mod admin;
 pub mod directory;
 pub mod dvm;
 pub mod dvms;
