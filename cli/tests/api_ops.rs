@@ -208,6 +208,31 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 
     // The OpenAPI document describes the public api.
+    // Every change above is audited by token fingerprint, newest first; the token is nowhere.
+    let (status, _, body) = request(&base, "GET", "/api/admin/audit", &with_token, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(TOKEN), "the audit never holds the token");
+    let audit: serde_json::Value = serde_json::from_str(&body).expect("audit json");
+    let entries = audit.as_array().expect("a list");
+    let actions: Vec<&str> = entries.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"add") && actions.contains(&"remove"), "{audit}");
+    let fingerprint = dvmdash_api::routes::admin::token_fingerprint(TOKEN);
+    assert!(
+        entries.iter().all(|e| e["actor"] == fingerprint.as_str()),
+        "{audit}"
+    );
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()),
+        "newest first"
+    );
+    let (status, _, _) = request(&base, "GET", "/api/admin/audit?limit=0", &with_token, "").await;
+    assert_eq!(status, 400);
+    let (status, head, _) = request(&base, "GET", "/api/admin/audit", &[], "").await;
+    assert_eq!(status, 401);
+    assert!(head.contains("cache-control: no-store"), "{head}");
+
     let (status, _, body) = request(&base, "GET", "/api/openapi.json", &[], "").await;
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).expect("openapi json");

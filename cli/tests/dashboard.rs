@@ -908,6 +908,9 @@ async fn every_page_in_a_real_browser() {
         },
     )
     .await;
+    // Both changes are in the audit list the panel shows.
+    b.wait_present("[data-admin-audit] [data-audit=add]").await;
+    b.wait_present("[data-admin-audit] [data-audit=remove]").await;
     b.assert_clean("/admin", &["status of 401", "status of 400"])
         .await;
 

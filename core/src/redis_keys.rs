@@ -103,6 +103,11 @@ impl RedisNames {
         format!("{}:live:since", self.prefix)
     }
 
+    /// Admin changes, newest first (a capped list of JSON entries).
+    pub fn admin_audit(&self) -> String {
+        format!("{}:admin:audit", self.prefix)
+    }
+
     /// The coordinator leader lease.
     pub fn coordinator_leader(&self) -> String {
         format!("{}:coordinator:leader", self.prefix)

@@ -139,6 +139,7 @@ pub fn directory(s: &ListState, family: &str, page_size: u64) -> String {
 pub const ADMIN_STATUS: &str = "/api/admin/status";
 pub const ADMIN_RELAYS: &str = "/api/admin/relays";
 pub const ADMIN_COLLECTORS: &str = "/api/admin/collectors";
+pub const ADMIN_AUDIT: &str = "/api/admin/audit?limit=50";
 
 /// `DELETE` target for one relay.
 pub fn admin_relay(url: &str) -> String {

@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/api/admin/collectors", get(collectors))
         .route("/api/admin/status", get(status))
+        .route("/api/admin/audit", get(audit_log))
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
         .layer(axum::middleware::map_response(no_store))
 }
@@ -86,6 +87,100 @@ pub struct RelayView {
     pub collectors: Vec<String>,
     /// What each collector reports about it.
     pub metrics: BTreeMap<String, RelayCounters>,
+}
+
+/// One audited admin change: who (by token fingerprint), what, when.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// `token:` and the first 12 hex digits of the token's SHA-256: which credential acted,
+    /// without the credential.
+    pub actor: String,
+    /// `add`, `priority` or `remove`.
+    pub action: String,
+    pub relay: String,
+    /// What changed, in words.
+    pub detail: String,
+}
+
+/// Audit entries kept (newest first).
+const AUDIT_KEEP: isize = 1000;
+
+/// The fingerprint of a token: never the token itself.
+pub fn token_fingerprint(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    format!("token:{}", &hex::encode(digest)[..12])
+}
+
+/// Records a change in the log and in the audit list; a Redis failure is logged, not fatal (the
+/// change itself is done).
+async fn audit(state: &AppState, action: &str, relay: &str, detail: String) {
+    let entry = AuditEntry {
+        at: dvmdash_core::dto::rfc3339(dvmdash_core::telemetry::now_secs()),
+        actor: token_fingerprint(state.admin_token.as_deref().unwrap_or_default()),
+        action: action.to_owned(),
+        relay: relay.to_owned(),
+        detail,
+    };
+    tracing::info!(actor = %entry.actor, action, relay, detail = %entry.detail, "admin change");
+    let Ok(json) = serde_json::to_string(&entry) else {
+        return;
+    };
+    let key = state.names.admin_audit();
+    let mut c = match state.redis_manager().await {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not keep the admin change in the audit list");
+            return;
+        }
+    };
+    let saved: redis::RedisResult<()> = redis::pipe()
+        .cmd("LPUSH")
+        .arg(&key)
+        .arg(json)
+        .ignore()
+        .cmd("LTRIM")
+        .arg(&key)
+        .arg(0)
+        .arg(AUDIT_KEEP - 1)
+        .ignore()
+        .query_async(&mut c)
+        .await;
+    if let Err(err) = saved {
+        tracing::warn!(error = %err, "could not keep the admin change in the audit list");
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Most entries, newest first (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/admin/audit?limit=`
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("admin_token" = [])),
+    params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>), AdminErrors))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad("limit", "limit must be 1 to 1000"));
+    }
+    let mut c = state.redis_manager().await?;
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(state.names.admin_audit())
+        .arg(0)
+        .arg(limit as isize - 1)
+        .query_async(&mut c)
+        .await?;
+    Ok(Json(
+        raw.iter().filter_map(|j| serde_json::from_str(j).ok()).collect(),
+    ))
 }
 
 /// `GET /api/admin/relays`
@@ -159,7 +254,12 @@ pub async fn add_relay(
     let url = relay_url(&change.url)?;
     let mut c = state.redis_manager().await?;
     let added = dvmdash_core::registry::upsert(&mut c, &state.names, &url, change.priority, "admin").await?;
-    tracing::info!(relay = %url, added, "relay registry changed by admin");
+    let detail = match (added, change.priority) {
+        (true, p) => format!("added with priority {}", p.unwrap_or_default().as_str()),
+        (false, Some(p)) => format!("already registered; priority {}", p.as_str()),
+        (false, None) => "already registered".to_owned(),
+    };
+    audit(&state, "add", &url, detail).await;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -188,6 +288,13 @@ pub async fn set_priority(
         return Err(ApiError::NotFound(format!("relay {url} is not registered")));
     }
     dvmdash_core::registry::upsert(&mut c, &state.names, &url, Some(priority), "admin").await?;
+    audit(
+        &state,
+        "priority",
+        &url,
+        format!("priority set to {}", priority.as_str()),
+    )
+    .await;
     Ok(Json(serde_json::json!({ "url": url, "priority": priority })))
 }
 
@@ -216,7 +323,7 @@ pub async fn remove_relay(
     if !dvmdash_core::registry::remove(&mut c, &state.names, &url).await? {
         return Err(ApiError::NotFound(format!("relay {url} is not registered")));
     }
-    tracing::info!(relay = %url, "relay removed by admin");
+    audit(&state, "remove", &url, "removed".to_owned()).await;
     Ok(Json(serde_json::json!({ "url": url, "removed": true })))
 }
 

@@ -287,6 +287,15 @@ pub enum RelayPriority {
     High,
 }
 
+impl RelayPriority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayPriority::Normal => "normal",
+            RelayPriority::High => "high",
+        }
+    }
+}
+
 /// A collector's view of one relay, published with its heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

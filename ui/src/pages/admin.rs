@@ -48,12 +48,22 @@ struct Collector {
     assigned: Vec<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct AuditEntry {
+    at: String,
+    actor: String,
+    action: String,
+    relay: String,
+    detail: String,
+}
+
 /// Everything the console shows, read together.
 #[derive(Debug, Clone, PartialEq)]
 struct Console {
     status: Status,
     relays: Vec<Relay>,
     collectors: Vec<Collector>,
+    audit: Vec<AuditEntry>,
 }
 
 async fn load(token: &str) -> Result<Console, ApiError> {
@@ -61,6 +71,7 @@ async fn load(token: &str) -> Result<Console, ApiError> {
         status: api::admin("GET", api::ADMIN_STATUS, token, None).await?,
         relays: api::admin("GET", api::ADMIN_RELAYS, token, None).await?,
         collectors: api::admin("GET", api::ADMIN_COLLECTORS, token, None).await?,
+        audit: api::admin("GET", api::ADMIN_AUDIT, token, None).await?,
     })
 }
 
@@ -118,6 +129,7 @@ pub fn Admin() -> View {
             (status_panel(&c.status))
             (relays_panel(&c.relays, act))
             (collectors_panel(&c.collectors))
+            (audit_panel(&c.audit))
         }
     };
     view! {
@@ -294,6 +306,36 @@ fn relays_panel(relays: &[Relay], act: Actions) -> View {
             (move || act.error.get_clone().map(|e| view! { p(class="form-error", role="alert", data-admin-error="") { (e) } }).unwrap_or_default())
         }
     }
+}
+
+/// The latest registry changes, newest first, each with the fingerprint of the token that made it.
+fn audit_panel(entries: &[AuditEntry]) -> View {
+    let items: Vec<View> = entries
+        .iter()
+        .take(50)
+        .map(|e| {
+            let (at, actor, action, relay, detail) = (
+                crate::format::utc(&e.at),
+                e.actor.clone(),
+                e.action.clone(),
+                clip(&e.relay, 60),
+                e.detail.clone(),
+            );
+            let key = action.clone();
+            view! {
+                li(data-audit=key) {
+                    span(class="muted") { (at) } " · " code { (actor) } " · " strong { (action) } " "
+                    code { (relay) } ": " (detail)
+                }
+            }
+        })
+        .collect();
+    let body = if entries.is_empty() {
+        view! { Empty(message="No change was made through the admin api yet.".to_owned()) }
+    } else {
+        view! { ul(class="plain") { (items) } }
+    };
+    view! { section(class="panel", data-admin-audit="") { h2 { "Recent changes" } (body) } }
 }
 
 fn collectors_panel(collectors: &[Collector]) -> View {
