@@ -157,7 +157,6 @@ pub async fn admin<T: serde::de::DeserializeOwned>(
     token: &str,
     body: Option<String>,
 ) -> Result<T, ApiError> {
-    use dvmdash_core::dto::ErrorBody;
     use gloo_net::http::{Method, RequestBuilder};
     let method = match method {
         "POST" => Method::POST,
@@ -181,32 +180,23 @@ pub async fn admin<T: serde::de::DeserializeOwned>(
         }
         None => req.send().await,
     };
-    let resp = sent.map_err(|e| ApiError {
-        status: None,
-        message: format!("network error: {e}"),
-    })?;
-    let status = resp.status();
-    if !resp.ok() {
-        let message = match resp.json::<ErrorBody>().await {
-            Ok(body) => body.error,
-            Err(_) => format!("HTTP {status}"),
-        };
-        return Err(ApiError {
-            status: Some(status),
-            message,
-        });
-    }
-    resp.json::<T>().await.map_err(|e| ApiError {
-        status: Some(status),
-        message: format!("unexpected answer from {url}: {e}"),
-    })
+    answer(sent, url).await
 }
 
 #[cfg(target_arch = "wasm32")]
 pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    answer(gloo_net::http::Request::get(url).send().await, url).await
+}
+
+/// An answer as the pages need it: the JSON, or an error worded from the api's body (with the wait
+/// after a 429).
+#[cfg(target_arch = "wasm32")]
+async fn answer<T: serde::de::DeserializeOwned>(
+    sent: Result<gloo_net::http::Response, gloo_net::Error>,
+    url: &str,
+) -> Result<T, ApiError> {
     use dvmdash_core::dto::ErrorBody;
-    use gloo_net::http::Request;
-    let resp = Request::get(url).send().await.map_err(|e| ApiError {
+    let resp = sent.map_err(|e| ApiError {
         status: None,
         message: format!("network error: {e}"),
     })?;

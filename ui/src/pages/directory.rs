@@ -119,15 +119,18 @@ fn server_name(s: &dvmdash_core::dto::ContextvmServer, range: dvmdash_core::dto:
         };
         return view! { DvmLink(dvm=dvm, range=range) };
     }
-    let npub = npub_of(&s.server_id);
-    let text = s
-        .server_name
-        .as_deref()
+    plain_name(&s.server_id, s.server_name.as_deref(), None)
+}
+
+/// A service without a DVM page: its avatar and name, or its shortened npub.
+fn plain_name(id: &str, name: Option<&str>, picture: Option<&str>) -> View {
+    let npub = npub_of(id);
+    let text = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map_or_else(|| short_npub(&npub), |n| clip(n, 48));
-    let face = avatar(s.server_name.as_deref(), None, "avatar sm");
-    let id = s.server_id.clone();
+    let face = avatar(name, picture, "avatar sm");
+    let id = id.to_owned();
     view! { span(class="dvm-link", title=npub, data-dvm=id) { (face) span(class="dvm-name") { (text) } } }
 }
 
@@ -272,16 +275,7 @@ fn name_of(e: &DirectoryEntry, range: dvmdash_core::dto::TimeRange) -> View {
         };
         return view! { DvmLink(dvm=dvm, range=range) };
     }
-    let npub = npub_of(&e.id);
-    let text = e
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map_or_else(|| short_npub(&npub), |n| clip(n, 48));
-    let face = avatar(e.name.as_deref(), e.picture.as_deref(), "avatar sm");
-    let id = e.id.clone();
-    view! { span(class="dvm-link", title=npub, data-dvm=id) { (face) span(class="dvm-name") { (text) } } }
+    plain_name(&e.id, e.name.as_deref(), e.picture.as_deref())
 }
 
 fn card(e: DirectoryEntry, range: dvmdash_core::dto::TimeRange, now: u64) -> View {
