@@ -85,6 +85,12 @@ pub fn Admin() -> View {
     let load_error = create_signal(None::<String>);
     let action_error = create_signal(None::<String>);
     let reload = create_signal(0u32);
+    // The add form's fields live here, not in the panel: the console re-renders on every refresh
+    // and must not wipe what the operator is typing.
+    let form = AddForm {
+        url: create_signal(String::new()),
+        priority: create_signal("normal".to_owned()),
+    };
 
     let forget = move |why: Option<String>| {
         crate::browser::session_remove(TOKEN_KEY);
@@ -99,7 +105,9 @@ pub fn Admin() -> View {
         spawn_local_scoped(async move {
             match load(&t).await {
                 Ok(c) => {
-                    console.set(Some(c));
+                    if console.with_untracked(|old| old.as_ref() != Some(&c)) {
+                        console.set(Some(c));
+                    }
                     load_error.set(None);
                 }
                 Err(e) if e.status == Some(401) => forget(Some(
@@ -114,22 +122,27 @@ pub fn Admin() -> View {
         if token.with(Option::is_none) {
             return login_form(token, login_error);
         }
-        let Some(c) = console.get_clone() else {
-            return view! { p(class="muted") { "Checking the token…" } };
-        };
         let act = Actions {
             token,
             reload,
             error: action_error,
         };
+        // Each part follows the console on its own; the add form is built once per token, so a
+        // refresh never takes the operator's focus or typing away.
+        let loaded = create_selector(move || console.with(Option::is_some));
+        // Views are built from a clone: building them inside `with` would create reactive nodes
+        // while the signal is borrowed (a panic in Sycamore).
+        let part =
+            move |f: fn(&Console) -> View| move || console.get_clone().map(|c| f(&c)).unwrap_or_default();
         view! {
             div(class="toolbar") {
                 button(class="btn small", data-admin-lock="", on:click=move |_| forget(None)) { "Forget the token" }
             }
-            (status_panel(&c.status))
-            (relays_panel(&c.relays, act))
-            (collectors_panel(&c.collectors))
-            (audit_panel(&c.audit))
+            (move || if loaded.get() { view! {} } else { view! { p(class="muted") { "Checking the token…" } } })
+            (part(|c| status_panel(&c.status)))
+            (move || if loaded.get() { relays_panel(console, act, form) } else { view! {} })
+            (part(|c| collectors_panel(&c.collectors)))
+            (part(|c| audit_panel(&c.audit)))
         }
     };
     view! {
@@ -232,9 +245,15 @@ impl Actions {
     }
 }
 
-fn relays_panel(relays: &[Relay], act: Actions) -> View {
-    let new_url = create_signal(String::new());
-    let new_priority = create_signal("normal".to_owned());
+/// The add-relay form's fields.
+#[derive(Clone, Copy)]
+struct AddForm {
+    url: Signal<String>,
+    priority: Signal<String>,
+}
+
+fn relays_panel(console: Signal<Option<Console>>, act: Actions, form: AddForm) -> View {
+    let (new_url, new_priority) = (form.url, form.priority);
     let add = move |e: web_sys::SubmitEvent| {
         e.prevent_default();
         let body = serde_json::json!({
@@ -244,6 +263,32 @@ fn relays_panel(relays: &[Relay], act: Actions) -> View {
         act.run("POST", api::ADMIN_RELAYS.to_owned(), Some(body.to_string()));
         new_url.set(String::new());
     };
+    let table = move || {
+        console
+            .get_clone()
+            .map(|c| relays_table(&c.relays, act))
+            .unwrap_or_default()
+    };
+    view! {
+        section(class="panel", data-admin-relays="") {
+            h2 { "Relays" }
+            (table)
+            form(class="toolbar", on:submit=add, data-admin-add="") {
+                input(class="search", r#type="text", placeholder="wss://relay.example.com", aria-label="Relay URL",
+                    maxlength="512", bind:value=new_url)
+                select(aria-label="Priority", bind:value=new_priority) {
+                    option(value="normal") { "normal" }
+                    option(value="high") { "high" }
+                }
+                button(class="btn", r#type="submit") { "Add relay" }
+            }
+            (move || act.error.get_clone().map(|e| view! { p(class="form-error", role="alert", data-admin-error="") { (e) } }).unwrap_or_default())
+        }
+    }
+}
+
+/// The registry's rows with their buttons.
+fn relays_table(relays: &[Relay], act: Actions) -> View {
     let rows: Vec<View> = relays
         .iter()
         .map(|r| {
@@ -274,7 +319,7 @@ fn relays_panel(relays: &[Relay], act: Actions) -> View {
             }
         })
         .collect();
-    let table = if relays.is_empty() {
+    if relays.is_empty() {
         view! { Empty(message="No relay is registered.".to_owned()) }
     } else {
         view! {
@@ -288,22 +333,6 @@ fn relays_panel(relays: &[Relay], act: Actions) -> View {
                 } }
                 tbody { (rows) }
             } }
-        }
-    };
-    view! {
-        section(class="panel", data-admin-relays="") {
-            h2 { "Relays" }
-            (table)
-            form(class="toolbar", on:submit=add, data-admin-add="") {
-                input(class="search", r#type="text", placeholder="wss://relay.example.com", aria-label="Relay URL",
-                    maxlength="512", bind:value=new_url)
-                select(aria-label="Priority", bind:value=new_priority) {
-                    option(value="normal") { "normal" }
-                    option(value="high") { "high" }
-                }
-                button(class="btn", r#type="submit") { "Add relay" }
-            }
-            (move || act.error.get_clone().map(|e| view! { p(class="form-error", role="alert", data-admin-error="") { (e) } }).unwrap_or_default())
         }
     }
 }

@@ -47,9 +47,11 @@ pub fn DirectoryPage() -> View {
     });
     let live_calls = move || {
         let range = state.with(|s| s.range);
+        // Built from a clone, not inside `with`: building views creates reactive nodes.
         traffic
             .data
-            .with(|t| t.as_ref().map(|t| live_calls_panel(t, range)))
+            .get_clone()
+            .map(|t| live_calls_panel(&t, range))
             .unwrap_or_default()
     };
 

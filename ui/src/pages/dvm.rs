@@ -89,10 +89,10 @@ pub fn Dvm(id: String) -> View {
                 let competitors = competitors_panel(perf.data.get_clone(), &d, r);
                 let liveness = liveness_panel(live.data.get_clone());
                 let reachable = relays_panel(relays.data.get_clone());
-                let mcp = contextvm.data.with(|t| t.as_ref().and_then(|t| {
+                let mcp = contextvm.data.get_clone().and_then(|t| {
                     let row = t.servers.iter().find(|s| s.server_id == me)?;
                     Some(contextvm_panel(row, t.seen_live_since.as_deref()))
-                })).unwrap_or_default();
+                }).unwrap_or_default();
                 let (results, feedback, requests, answered) = (d.total_responses, d.total_feedback, d.total_requests, d.jobs_answered);
                 let spec = *spec;
                 view! {
