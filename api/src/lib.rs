@@ -472,6 +472,14 @@ mod tests {
             ("GET", "/api/admin/relays"),
             ("POST", "/api/admin/relays"),
             ("DELETE", "/api/admin/relays?url=wss://x"),
+            ("GET", "/api/admin/stream"),
+            ("GET", "/api/admin/clickhouse"),
+            ("GET", "/api/admin/dead-letters"),
+            ("POST", "/api/admin/dead-letters/replay"),
+            ("POST", "/api/admin/dead-letters/discard"),
+            ("GET", "/api/admin/audit"),
+            ("GET", "/api/admin/collectors"),
+            ("PUT", "/api/admin/relays"),
         ] {
             let (status, body) = admin(method, uri, None, "{}").await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
@@ -513,6 +521,15 @@ mod tests {
             r#"{"url": "http://x"}"#,
             r#"{"url": "wss://a", "extra": 1}"#,
             r#"{"url": "wss://a", "priority": "max"}"#,
+            // Credentials never go into the registry (it is shown on the public relays page).
+            r#"{"url": "wss://user:secret@relay.example"}"#,
+            r#"{"url": "wss://token@relay.example/"}"#,
+            r#"{"url": "wss://relay.example/\u0000x"}"#,
+            r#"{"url": "wss://relay.example/a\u001bb"}"#,
+            r#"{"url": "wss://"}"#,
+            r#"{"url": "wss:///path"}"#,
+            r#"{"url": "javascript://relay.example"}"#,
+            r#"{"url": "wss://rel ay.example"}"#,
         ] {
             let (status, json) = admin("POST", "/api/admin/relays", t, body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
@@ -522,6 +539,42 @@ mod tests {
             admin("POST", "/api/admin/relays", t, &long).await.0,
             StatusCode::BAD_REQUEST
         );
+        let long_path = format!(r#"{{"url": "wss://relay.example/{}"}}"#, "p".repeat(600));
+        assert_eq!(
+            admin("POST", "/api/admin/relays", t, &long_path).await.0,
+            StatusCode::BAD_REQUEST,
+            "length-limited"
+        );
+        // Dead-letter actions name exactly one selection, by valid ids, before Redis is touched.
+        for body in [
+            "",
+            "{}",
+            r#"{"all": false}"#,
+            r#"{"ids": []}"#,
+            r#"{"ids": ["1-0"], "all": true}"#,
+            r#"{"ids": ["1-0", "../../etc"]}"#,
+            r#"{"ids": ["1-0"], "sql": "DROP"}"#,
+            r#"{"reason": ""}"#,
+        ] {
+            for path in [
+                "/api/admin/dead-letters/replay",
+                "/api/admin/dead-letters/discard",
+            ] {
+                let (status, json) = admin("POST", path, t, body).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {json}");
+            }
+        }
+        for query in [
+            "limit=0",
+            "limit=501",
+            "limit=x",
+            "after=1-x",
+            "after=%2B",
+            "reason=",
+        ] {
+            let (status, json) = admin("GET", &format!("/api/admin/dead-letters?{query}"), t, "").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {json}");
+        }
         assert_eq!(
             admin("PUT", "/api/admin/relays", t, r#"{"url": "wss://a"}"#)
                 .await

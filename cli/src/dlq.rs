@@ -6,17 +6,14 @@
 //! from the dead-letter stream (`EventStream::replay_dead_letters`); the ingester's exactly-once
 //! gate makes replaying an event twice count it once. `--dry-run` only reports.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use dvmdash_core::config::RedisArgs;
-use dvmdash_core::stream::{DeadLetter, EventStream};
+pub use dvmdash_core::dead_letters::Summary;
+use dvmdash_core::dead_letters::{self, Change, LetterView, Selection};
+use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_millis;
-use serde::Serialize;
-
-/// Dead letters read per round trip.
-const PAGE: usize = 500;
 
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
@@ -78,64 +75,13 @@ fn parse_reason(s: &str) -> Result<String, String> {
 }
 
 impl Filter {
-    pub fn matches(&self, l: &DeadLetter, now_ms: u64) -> bool {
-        let age = Duration::from_millis(now_ms.saturating_sub(l.at_ms().unwrap_or(0)));
-        self.reason
-            .as_ref()
-            .is_none_or(|r| l.reason.to_lowercase().contains(r))
-            && self.older_than.is_none_or(|d| age >= d)
-            && self.newer_than.is_none_or(|d| age <= d)
-    }
-}
-
-/// What an action found and did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    /// Dead letters read.
-    pub total: u64,
-    /// Of those, the ones the filters matched, per reason.
-    pub matched: u64,
-    pub by_reason: BTreeMap<String, u64>,
-    /// Replayed or discarded (0 on a dry run or a list).
-    pub changed: u64,
-    /// Matched but with nothing to put back (trimmed before they were read): they stay.
-    pub not_replayable: u64,
-}
-
-/// One dead letter as `list --json` prints it.
-#[derive(Debug, Serialize)]
-struct Row<'a> {
-    id: &'a str,
-    original_id: &'a str,
-    reason: &'a str,
-    dead_lettered_at: String,
-    relay: Option<String>,
-    event_id: Option<String>,
-    kind: Option<u64>,
-    sightings: bool,
-}
-
-fn row(l: &DeadLetter) -> Row<'_> {
-    let event: Option<serde_json::Value> = l
-        .fields
-        .event
-        .as_deref()
-        .and_then(|e| serde_json::from_slice(e).ok());
-    Row {
-        id: &l.id,
-        original_id: &l.original_id,
-        reason: &l.reason,
-        dead_lettered_at: dvmdash_core::dto::rfc3339(l.at_ms().unwrap_or(0) / 1000),
-        relay: l
-            .fields
-            .relay
-            .as_deref()
-            .map(|r| String::from_utf8_lossy(r).into_owned()),
-        event_id: event
-            .as_ref()
-            .and_then(|e| e.get("id")?.as_str().map(str::to_owned)),
-        kind: event.as_ref().and_then(|e| e.get("kind")?.as_u64()),
-        sightings: l.fields.sightings.is_some(),
+    fn selection(&self) -> Selection {
+        Selection {
+            reason: self.reason.clone(),
+            older_than: self.older_than,
+            newer_than: self.newer_than,
+            ids: None,
+        }
     }
 }
 
@@ -147,80 +93,56 @@ pub async fn run(args: DlqArgs, redis: RedisArgs) -> anyhow::Result<Summary> {
         .await
         .context("cannot reach Redis")?;
     let stream = EventStream::new(&redis.names());
-    let now = now_millis();
-    let mut summary = Summary::default();
-    let mut shown = 0u64;
-    let mut after: Option<String> = None;
-    let until = stream
-        .last_dead_letter_id(&mut conn)
-        .await
-        .context("reading the dead-letter stream")?;
-    if let DlqAction::List { json: false, .. } = &args.action {
+    let (filter, change) = match &args.action {
+        DlqAction::List { filter, .. } => (filter, Change::None),
+        DlqAction::Replay { filter, dry_run } => {
+            (filter, if *dry_run { Change::None } else { Change::Replay })
+        }
+        DlqAction::Discard { filter, dry_run } => {
+            (filter, if *dry_run { Change::None } else { Change::Discard })
+        }
+    };
+    let (limit, json) = match &args.action {
+        DlqAction::List { limit, json, .. } => (*limit, *json),
+        _ => (0, false),
+    };
+    if matches!(args.action, DlqAction::List { json: false, .. }) {
         println!(
             "{:<21}  {:<20}  {:<22}  reason",
             "dead letter", "when (UTC)", "event"
         );
     }
-    while let Some(until) = until.as_deref() {
-        let page = stream
-            .dead_letter_page(&mut conn, after.as_deref(), until, PAGE)
-            .await
-            .context("reading the dead-letter stream")?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        summary.total += page.len() as u64;
-        let (filter, changing) = match &args.action {
-            DlqAction::List { filter, .. } => (filter, None),
-            DlqAction::Replay { filter, dry_run } => (filter, Some((true, *dry_run))),
-            DlqAction::Discard { filter, dry_run } => (filter, Some((false, *dry_run))),
-        };
-        let matched: Vec<DeadLetter> = page.into_iter().filter(|l| filter.matches(l, now)).collect();
-        for l in &matched {
-            summary.matched += 1;
-            *summary.by_reason.entry(l.reason.clone()).or_default() += 1;
-        }
-        match (&args.action, changing) {
-            (DlqAction::List { limit, json, .. }, _) => {
-                for l in matched.iter().take(limit.saturating_sub(shown) as usize) {
-                    print_row(l, *json)?;
-                    shown += 1;
-                }
+    let mut shown = 0u64;
+    let mut printed = Ok(());
+    let mut would_not_replay = 0u64;
+    let mut summary = dead_letters::walk(
+        &mut conn,
+        &stream,
+        &filter.selection(),
+        change,
+        now_millis(),
+        u64::MAX,
+        |l| {
+            if shown < limit && printed.is_ok() {
+                printed = print_row(&LetterView::from(l), json);
+                shown += 1;
             }
-            (_, Some((replay, dry_run))) => {
-                let replayable = matched.iter().filter(|l| l.replayable()).count() as u64;
-                summary.not_replayable += if replay {
-                    matched.len() as u64 - replayable
-                } else {
-                    0
-                };
-                if dry_run {
-                    continue;
-                }
-                if replay {
-                    let done = stream
-                        .replay_dead_letters(&mut conn, &matched)
-                        .await
-                        .context("replaying dead letters")?;
-                    summary.changed += done.len() as u64;
-                } else {
-                    let ids: Vec<String> = matched.iter().map(|l| l.id.clone()).collect();
-                    summary.changed += stream
-                        .discard_dead_letters(&mut conn, &ids)
-                        .await
-                        .context("discarding dead letters")?;
-                }
-            }
-            _ => {}
-        }
+            would_not_replay += u64::from(!l.replayable());
+        },
+    )
+    .await
+    .context("walking the dead-letter stream")?;
+    printed?;
+    if let DlqAction::Replay { dry_run: true, .. } = args.action {
+        summary.not_replayable = would_not_replay;
     }
     print_summary(&args.action, &summary);
     Ok(summary)
 }
 
-fn print_row(l: &DeadLetter, json: bool) -> anyhow::Result<()> {
-    let r = row(l);
+fn print_row(r: &LetterView, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", serde_json::to_string(r)?);
         return Ok(());
     }
     let what = match (&r.event_id, r.kind, r.sightings) {
@@ -277,39 +199,6 @@ fn print_summary(action: &DlqAction, s: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dvmdash_core::stream::Fields;
-
-    fn letter(id: &str, reason: &str) -> DeadLetter {
-        DeadLetter {
-            id: id.to_owned(),
-            original_id: "1-0".into(),
-            reason: reason.to_owned(),
-            fields: Fields::default(),
-        }
-    }
-
-    #[test]
-    fn filters_by_reason_and_age() {
-        let now = 10_000_000;
-        let old = letter("1000000-0", "Invalid signature");
-        let new = letter("9990000-0", "not an event: bad JSON");
-        let f = Filter {
-            reason: Some("signature".into()),
-            ..Filter::default()
-        };
-        assert!(f.matches(&old, now) && !f.matches(&new, now));
-        let f = Filter {
-            older_than: Some(Duration::from_secs(60)),
-            ..Filter::default()
-        };
-        assert!(f.matches(&old, now) && !f.matches(&new, now));
-        let f = Filter {
-            newer_than: Some(Duration::from_secs(60)),
-            ..Filter::default()
-        };
-        assert!(!f.matches(&old, now) && f.matches(&new, now));
-        assert!(Filter::default().matches(&old, now));
-    }
 
     #[test]
     fn reasons_must_be_reasonable() {

@@ -8,8 +8,7 @@
 use dvmdash_testkit as common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dvmdash_core::Event;
 use dvmdash_core::dto::{
@@ -19,10 +18,10 @@ use dvmdash_core::dto::{
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_secs;
 use dvmdash_core::validate::Keys;
+use dvmdash_testkit::browser::Page as Browser;
 use dvmdash_testkit::required;
 use dvmdash_testkit::{isolated, wait_for};
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::json;
 
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=1>";
@@ -210,172 +209,6 @@ async fn feed(stack: &common::Stack, events: &[Event]) {
         .append(&mut conn, "wss://relay.example", now_secs() * 1000, &json)
         .await
         .expect("append the corpus");
-}
-
-/// chromedriver's log endpoint (not in the W3C protocol): the browser console since the last call.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
-    }
-}
-
-struct Browser {
-    session: common::browser::Session,
-    client: Client,
-    base: String,
-    shots: PathBuf,
-}
-
-impl Browser {
-    async fn start(base: &str) -> Self {
-        let session = common::browser::start(1280, 900, true).await;
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-        let shots = target.join("screenshots");
-        std::fs::create_dir_all(&shots).expect("screenshot dir");
-        Browser {
-            client: session.client.clone(),
-            session,
-            base: base.to_owned(),
-            shots,
-        }
-    }
-
-    async fn open(&self, path: &str) {
-        self.client
-            .goto(&format!("{}{path}", self.base))
-            .await
-            .unwrap_or_else(|e| panic!("open {path}: {e}"));
-    }
-
-    /// Console messages at error level since the last call, minus those `allowed` names.
-    async fn console_errors(&self, allowed: &[&str]) -> Vec<String> {
-        let log = self.client.issue_cmd(BrowserLog).await.expect("browser log");
-        log.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-            .filter(|m| !allowed.iter().any(|a| m.contains(a)))
-            .collect()
-    }
-
-    async fn assert_clean(&self, page: &str, allowed: &[&str]) {
-        let errors = self.console_errors(allowed).await;
-        assert!(errors.is_empty(), "console errors on {page}: {errors:#?}");
-    }
-
-    async fn text(&self, css: &str) -> Option<String> {
-        let el = self.client.find(Locator::Css(css)).await.ok()?;
-        el.text().await.ok()
-    }
-
-    /// Waits until `css` shows `want` (numbers compared without thousands separators).
-    async fn wait_text(&self, css: &str, want: &str) {
-        let mut last = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            last = self.text(css).await;
-            if last.as_deref().map(|t| t.replace(',', "").trim().to_owned()) == Some(want.to_owned()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{css} shows {last:?}, want {want:?} (url {:?})", self.url().await);
-    }
-
-    /// Waits until `css` shows text containing `needle`.
-    async fn wait_contains(&self, css: &str, needle: &str) {
-        let mut last = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            last = self.text(css).await;
-            if last.as_deref().is_some_and(|t| t.contains(needle)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{css} shows {last:?}, want it to contain {needle:?}");
-    }
-
-    async fn wait_present(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.client.find(Locator::Css(css)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{css} never appeared on {:?}", self.url().await);
-    }
-
-    async fn count(&self, css: &str) -> usize {
-        self.client
-            .find_all(Locator::Css(css))
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0)
-    }
-
-    async fn wait_count(&self, css: &str, want: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut n = 0;
-        while Instant::now() < deadline {
-            n = self.count(css).await;
-            if n == want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{css}: {n} elements, want {want} on {:?}", self.url().await);
-    }
-
-    async fn url(&self) -> String {
-        self.client
-            .current_url()
-            .await
-            .map(|u| u.to_string())
-            .unwrap_or_default()
-    }
-
-    async fn wait_url(&self, has: &str, lacks: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut u = String::new();
-        while Instant::now() < deadline {
-            u = self.url().await;
-            if u.contains(has) && (lacks.is_empty() || !u.contains(lacks)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("url {u} should contain {has:?} and not {lacks:?}");
-    }
-
-    async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
-    }
-
-    async fn js(&self, script: &str) -> serde_json::Value {
-        self.client.execute(script, vec![]).await.expect("script")
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
-    }
 }
 
 fn num(n: u64) -> String {
@@ -1070,6 +903,6 @@ async fn every_page_in_a_real_browser() {
     b.assert_clean("screenshots", &["status of 404", "status of 400"])
         .await;
     eprintln!("screenshots in {}", b.shots.display());
-    b.session.client.clone().close().await.expect("close browser");
+    b.client.clone().close().await.expect("close browser");
     stack.stop().await;
 }

@@ -9,6 +9,7 @@
 //! - [`redis_keys`] - Redis key and stream names
 //! - [`validate`] (feature `verify`) - the verification gate and signing keys
 //! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
+//! - [`dead_letters`] (feature `server`) - listing, replaying and discarding dead letters
 //! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
 
 pub mod dto;
@@ -24,6 +25,8 @@ pub mod validate;
 
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod dead_letters;
 #[cfg(feature = "server")]
 pub mod lease;
 #[cfg(feature = "server")]

@@ -515,7 +515,13 @@ pub fn normalize_relay_url(raw: &str) -> Option<String> {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '@') || raw.len() > 512 {
+    // No credentials (`user:pass@`), no control characters anywhere, bounded length: relay URLs
+    // are shown on public pages and written into logs.
+    if host.is_empty()
+        || host.contains(|c: char| c.is_whitespace() || c == '@')
+        || raw.contains(char::is_control)
+        || raw.len() > 512
+    {
         return None;
     }
     let path = path.trim_end_matches('/');

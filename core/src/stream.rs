@@ -155,6 +155,47 @@ pub struct GroupInfo {
     pub last_delivered: Option<String>,
 }
 
+/// One consumer group of the events stream, as `XINFO GROUPS` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSummary {
+    pub name: String,
+    pub consumers: u64,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group (Redis >= 7).
+    pub lag: Option<u64>,
+    pub last_delivered: Option<String>,
+}
+
+/// One consumer of a group, as `XINFO CONSUMERS` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsumerSummary {
+    pub name: String,
+    /// Entries delivered to it and not yet acknowledged.
+    pub pending: u64,
+    /// Milliseconds since its last read or claim.
+    pub idle_ms: u64,
+    /// Milliseconds since its last successful read (Redis >= 7.2).
+    pub inactive_ms: Option<u64>,
+}
+
+/// The oldest entry a group has delivered and not had acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OldestPending {
+    pub id: String,
+    /// The consumer holding it.
+    pub consumer: String,
+    /// Milliseconds since it was last delivered.
+    pub idle_ms: u64,
+    /// How many times it was delivered.
+    pub deliveries: u64,
+    /// Milliseconds since it was appended (from its id), at the caller's clock.
+    pub age_ms: u64,
+}
+
 /// The events stream and its dead-letter stream under one key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventStream {
@@ -491,6 +532,29 @@ impl EventStream {
         Ok(items.into_iter().filter_map(parse_dead_letter).collect())
     }
 
+    /// The dead letters with these ids that still exist, in the order given.
+    pub async fn dead_letters_by_id<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        ids: &[String],
+    ) -> redis::RedisResult<Vec<DeadLetter>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XRANGE").arg(&self.dead_letters).arg(id).arg(id);
+        }
+        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Array(items) => items.into_iter().next().and_then(parse_dead_letter),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Puts dead letters back on the events stream as they were (an event with its relay and
     /// time, or sightings), then removes them from the dead-letter stream: a crash in between
     /// leaves them in both, and the ingester's gate stores a repeated event once. Letters with
@@ -554,38 +618,23 @@ impl EventStream {
     /// Length of the stream and the ingesters' group's pending count, lag and last delivery.
     pub async fn group_info<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<GroupInfo> {
         let length: u64 = redis::cmd("XLEN").arg(&self.key).query_async(conn).await?;
-        let reply: Value = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&self.key)
-            .query_async(conn)
-            .await?;
-        let mut info = GroupInfo {
-            length,
-            ..Default::default()
-        };
-        if let Value::Array(groups) = reply {
-            for g in groups {
-                let pairs = match g {
-                    Value::Array(items) => items
-                        .chunks(2)
-                        .filter_map(|p| Some((as_string(p.first()?)?, p.get(1)?.clone())))
-                        .collect::<Vec<_>>(),
-                    Value::Map(items) => items
-                        .into_iter()
-                        .filter_map(|(k, v)| Some((as_string(&k)?, v)))
-                        .collect(),
-                    _ => continue,
-                };
-                let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-                if get("name").and_then(as_string).as_deref() != Some(INGESTER_GROUP) {
-                    continue;
-                }
-                info.pending = get("pending").and_then(as_u64).unwrap_or(0);
-                info.lag = get("lag").and_then(as_u64);
-                info.last_delivered = get("last-delivered-id").and_then(as_string);
-            }
-        }
-        Ok(info)
+        let ingesters = self
+            .groups(conn)
+            .await?
+            .into_iter()
+            .find(|g| g.name == INGESTER_GROUP);
+        Ok(ingesters.map_or(
+            GroupInfo {
+                length,
+                ..Default::default()
+            },
+            |g| GroupInfo {
+                length,
+                pending: g.pending,
+                lag: g.lag,
+                last_delivered: g.last_delivered,
+            },
+        ))
     }
 
     /// The id below which every entry was delivered to the ingesters and acknowledged: the oldest
@@ -626,6 +675,93 @@ impl EventStream {
             .await
     }
 
+    /// Every consumer group of the stream (normally only the ingesters').
+    pub async fn groups<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<Vec<GroupSummary>> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.key)
+            .query_async(conn)
+            .await?;
+        Ok(info_records(reply)
+            .into_iter()
+            .map(|r| {
+                let get = |name: &str| r.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                GroupSummary {
+                    name: get("name").and_then(as_string).unwrap_or_default(),
+                    consumers: get("consumers").and_then(as_u64).unwrap_or(0),
+                    pending: get("pending").and_then(as_u64).unwrap_or(0),
+                    lag: get("lag").and_then(as_u64),
+                    last_delivered: get("last-delivered-id").and_then(as_string),
+                }
+            })
+            .collect())
+    }
+
+    /// The consumers of `group` with what each holds and how long it has been idle.
+    pub async fn consumers<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        group: &str,
+    ) -> redis::RedisResult<Vec<ConsumerSummary>> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(group)
+            .query_async(conn)
+            .await?;
+        Ok(info_records(reply)
+            .into_iter()
+            .map(|r| {
+                let get = |name: &str| r.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                ConsumerSummary {
+                    name: get("name").and_then(as_string).unwrap_or_default(),
+                    pending: get("pending").and_then(as_u64).unwrap_or(0),
+                    idle_ms: get("idle").and_then(as_u64).unwrap_or(0),
+                    inactive_ms: get("inactive").and_then(as_u64),
+                }
+            })
+            .collect())
+    }
+
+    /// The oldest entry `group` has pending, if any.
+    pub async fn oldest_pending<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        group: &str,
+        now_ms: u64,
+    ) -> redis::RedisResult<Option<OldestPending>> {
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(&self.key)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        let Value::Array(items) = reply else {
+            return Ok(None);
+        };
+        let Some(Value::Array(first)) = items.into_iter().next() else {
+            return Ok(None);
+        };
+        let field = |i: usize| first.get(i);
+        let Some(id) = field(0).and_then(as_string) else {
+            return Ok(None);
+        };
+        let appended: u64 = id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(now_ms);
+        Ok(Some(OldestPending {
+            consumer: field(1).and_then(as_string).unwrap_or_default(),
+            idle_ms: field(2).and_then(as_u64).unwrap_or(0),
+            deliveries: field(3).and_then(as_u64).unwrap_or(0),
+            age_ms: now_ms.saturating_sub(appended),
+            id,
+        }))
+    }
+
     /// Entries waiting in the dead-letter stream.
     pub async fn dead_letters<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<u64> {
         redis::cmd("XLEN").arg(&self.dead_letters).query_async(conn).await
@@ -655,6 +791,31 @@ pub fn as_u64(v: &Value) -> Option<u64> {
         Value::SimpleString(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// The records of an `XINFO` reply as name/value pairs (arrays in RESP2, maps in RESP3).
+fn info_records(reply: Value) -> Vec<Vec<(String, Value)>> {
+    let Value::Array(records) = reply else {
+        return Vec::new();
+    };
+    records
+        .into_iter()
+        .filter_map(|r| match r {
+            Value::Array(items) => Some(
+                items
+                    .chunks(2)
+                    .filter_map(|p| Some((as_string(p.first()?)?, p.get(1)?.clone())))
+                    .collect(),
+            ),
+            Value::Map(items) => Some(
+                items
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((as_string(&k)?, v)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 fn parse_read_reply(reply: Value) -> Vec<Entry> {

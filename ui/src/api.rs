@@ -140,6 +140,20 @@ pub const ADMIN_STATUS: &str = "/api/admin/status";
 pub const ADMIN_RELAYS: &str = "/api/admin/relays";
 pub const ADMIN_COLLECTORS: &str = "/api/admin/collectors";
 pub const ADMIN_AUDIT: &str = "/api/admin/audit?limit=50";
+pub const ADMIN_STREAM: &str = "/api/admin/stream";
+pub const ADMIN_CLICKHOUSE: &str = "/api/admin/clickhouse";
+pub const ADMIN_REPLAY: &str = "/api/admin/dead-letters/replay";
+pub const ADMIN_DISCARD: &str = "/api/admin/dead-letters/discard";
+
+/// One page of dead letters, after `after` (from the oldest when `None`).
+pub fn admin_dead_letters(after: Option<&str>, page_size: u32) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("limit", &page_size.to_string());
+    if let Some(a) = after {
+        q.append_pair("after", a);
+    }
+    format!("/api/admin/dead-letters?{}", q.finish())
+}
 
 /// `DELETE` target for one relay.
 pub fn admin_relay(url: &str) -> String {

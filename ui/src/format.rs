@@ -46,6 +46,21 @@ pub fn duration(secs: Option<f64>) -> String {
     }
 }
 
+/// Bytes in binary units: `512` -> `512 B`, `1536` -> `1.5 KiB`, `3221225472` -> `3.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// Millisatoshis as people read prices: `500` -> `500 msat`, `21000` -> `21 sats`,
 /// `1500000` -> `1,500 sats`.
 pub fn msat(m: u64) -> String {
@@ -173,6 +188,15 @@ pub fn kind_ranges(kinds: &[u16]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bytes_in_binary_units() {
+        assert_eq!(super::bytes(0), "0 B");
+        assert_eq!(super::bytes(1023), "1023 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(super::bytes(u64::MAX), "16384.0 PiB");
+    }
 
     #[test]
     fn kinds_as_runs() {

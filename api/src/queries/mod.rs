@@ -9,6 +9,7 @@
 //! - [`history`] - monthly rollups
 //! - [`liveness`] - the 5-minute slot ends at which each service was alive
 //! - [`quality`] - deviations from the specs, deletions of others' events
+//! - [`storage`] - ClickHouse's own health: table sizes, TTL extent, rollup lag, migrations
 //! - [`payments`] - zap receipts paying DVMs, what they zapped, amounts asked
 
 pub mod contextvm;
@@ -19,6 +20,7 @@ pub mod jobs;
 pub mod liveness;
 pub mod payments;
 pub mod quality;
+pub mod storage;
 pub mod window;
 
 use dvmdash_core::dto::TimeRange;

@@ -4,7 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use std::path::PathBuf;
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::env::{free_port, required_for};
 
@@ -75,5 +78,173 @@ pub async fn start(width: u32, height: u32, console_log: bool) -> Session {
         client,
         _driver: driver,
         _profile: profile,
+    }
+}
+
+/// chromedriver's log endpoint (not in the W3C protocol): the browser console since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// One browser tab on the dashboard at `base`, with the waits and checks the browser tests share.
+/// Screenshots go to `<target>/screenshots/`.
+pub struct Page {
+    _session: Session,
+    pub client: Client,
+    base: String,
+    pub shots: PathBuf,
+}
+
+impl Page {
+    pub async fn start(base: &str) -> Self {
+        let session = start(1280, 900, true).await;
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        let shots = target.join("screenshots");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        Page {
+            client: session.client.clone(),
+            _session: session,
+            base: base.to_owned(),
+            shots,
+        }
+    }
+
+    pub async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// Console messages at error level since the last call, minus those `allowed` names.
+    pub async fn console_errors(&self, allowed: &[&str]) -> Vec<String> {
+        let log = self.client.issue_cmd(BrowserLog).await.expect("browser log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .filter(|m| !allowed.iter().any(|a| m.contains(a)))
+            .collect()
+    }
+
+    pub async fn assert_clean(&self, page: &str, allowed: &[&str]) {
+        let errors = self.console_errors(allowed).await;
+        assert!(errors.is_empty(), "console errors on {page}: {errors:#?}");
+    }
+
+    pub async fn text(&self, css: &str) -> Option<String> {
+        let el = self.client.find(Locator::Css(css)).await.ok()?;
+        el.text().await.ok()
+    }
+
+    /// Waits until `css` shows `want` (numbers compared without thousands separators).
+    pub async fn wait_text(&self, css: &str, want: &str) {
+        let mut last = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            last = self.text(css).await;
+            if last.as_deref().map(|t| t.replace(',', "").trim().to_owned()) == Some(want.to_owned()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} shows {last:?}, want {want:?} (url {:?})", self.url().await);
+    }
+
+    /// Waits until `css` shows text containing `needle`.
+    pub async fn wait_contains(&self, css: &str, needle: &str) {
+        let mut last = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            last = self.text(css).await;
+            if last.as_deref().is_some_and(|t| t.contains(needle)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} shows {last:?}, want it to contain {needle:?}");
+    }
+
+    pub async fn wait_present(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never appeared on {:?}", self.url().await);
+    }
+
+    pub async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    }
+
+    pub async fn wait_count(&self, css: &str, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            n = self.count(css).await;
+            if n == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css}: {n} elements, want {want} on {:?}", self.url().await);
+    }
+
+    pub async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    pub async fn wait_url(&self, has: &str, lacks: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut u = String::new();
+        while Instant::now() < deadline {
+            u = self.url().await;
+            if u.contains(has) && (lacks.is_empty() || !u.contains(lacks)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("url {u} should contain {has:?} and not {lacks:?}");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.expect("script")
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
     }
 }

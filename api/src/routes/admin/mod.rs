@@ -1,4 +1,5 @@
-//! `/api/admin`: the relay registry, collectors and pipeline backlog, behind `DVMDASH_ADMIN_TOKEN`.
+//! `/api/admin`: the relay registry, collectors, the stream and its dead letters ([`pipeline`]) and
+//! ClickHouse's table health ([`storage`]), behind `DVMDASH_ADMIN_TOKEN`.
 //!
 //! Nothing here starts or stops processes (DVMDash's admin could reboot containers): operators
 //! change the relay registry, and the coordinator rebalances by itself within a tick. Every answer,
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::relays::{CollectorView, read_collectors};
+
+pub mod pipeline;
+pub mod storage;
 
 /// Checks `Authorization: Bearer <token>` in constant time. Without a configured token the admin
 /// api is closed.
@@ -50,6 +54,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/admin/collectors", get(collectors))
         .route("/api/admin/status", get(status))
         .route("/api/admin/audit", get(audit_log))
+        .route("/api/admin/stream", get(pipeline::stream))
+        .route("/api/admin/dead-letters", get(pipeline::dead_letters))
+        .route(
+            "/api/admin/dead-letters/replay",
+            axum::routing::post(pipeline::replay),
+        )
+        .route(
+            "/api/admin/dead-letters/discard",
+            axum::routing::post(pipeline::discard),
+        )
+        .route("/api/admin/clickhouse", get(storage::clickhouse))
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
         .layer(axum::middleware::map_response(no_store))
 }
@@ -97,9 +112,11 @@ pub struct AuditEntry {
     /// `token:` and the first 12 hex digits of the token's SHA-256: which credential acted,
     /// without the credential.
     pub actor: String,
-    /// `add`, `priority` or `remove`.
+    /// `add`, `priority`, `remove` (relays), `replay` or `discard` (dead letters).
     pub action: String,
-    pub relay: String,
+    /// What it acted on: a relay URL, or which dead letters.
+    #[serde(alias = "relay")]
+    pub target: String,
     /// What changed, in words.
     pub detail: String,
 }
@@ -116,15 +133,15 @@ pub fn token_fingerprint(token: &str) -> String {
 
 /// Records a change in the log and in the audit list; a Redis failure is logged, not fatal (the
 /// change itself is done).
-async fn audit(state: &AppState, action: &str, relay: &str, detail: String) {
+async fn audit(state: &AppState, action: &str, target: &str, detail: String) {
     let entry = AuditEntry {
         at: dvmdash_core::dto::rfc3339(dvmdash_core::telemetry::now_secs()),
         actor: token_fingerprint(state.admin_token.as_deref().unwrap_or_default()),
         action: action.to_owned(),
-        relay: relay.to_owned(),
+        target: target.to_owned(),
         detail,
     };
-    tracing::info!(actor = %entry.actor, action, relay, detail = %entry.detail, "admin change");
+    tracing::info!(actor = %entry.actor, action, target, detail = %entry.detail, "admin change");
     let Ok(json) = serde_json::to_string(&entry) else {
         return;
     };

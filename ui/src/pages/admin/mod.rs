@@ -2,8 +2,12 @@
 //! entered once, kept in this tab's session storage (never a cookie, so no request can carry it
 //! without this page) and sent as a bearer header. A refused token says so and is forgotten.
 //! Relays can be added, removed and prioritized (the api's validation errors are shown inline);
-//! collectors, their assignments, the coordinator's leader and the stream backlog are read-only.
+//! dead letters can be replayed or discarded ([`pipeline`]). Collectors, their assignments, the
+//! coordinator's leader, the stream backlog and ClickHouse's tables ([`storage`]) are read-only.
 //! Nothing here runs queries or controls processes.
+
+mod pipeline;
+mod storage;
 
 use serde::Deserialize;
 use sycamore::futures::spawn_local_scoped;
@@ -13,6 +17,8 @@ use crate::api::{self, ApiError};
 use crate::app::Ctx;
 use crate::components::Empty;
 use crate::format::{clip, thousands};
+use pipeline::{LetterPage, LetterState, StreamView};
+use storage::StorageView;
 
 const TOKEN_KEY: &str = "dvmdash-admin-token";
 
@@ -53,7 +59,8 @@ struct AuditEntry {
     at: String,
     actor: String,
     action: String,
-    relay: String,
+    #[serde(alias = "relay")]
+    target: String,
     detail: String,
 }
 
@@ -64,14 +71,21 @@ struct Console {
     relays: Vec<Relay>,
     collectors: Vec<Collector>,
     audit: Vec<AuditEntry>,
+    stream: StreamView,
+    letters: LetterPage,
+    storage: StorageView,
 }
 
-async fn load(token: &str) -> Result<Console, ApiError> {
+async fn load(token: &str, after: Option<&str>) -> Result<Console, ApiError> {
+    let letters = api::admin_dead_letters(after, pipeline::PAGE_SIZE);
     Ok(Console {
         status: api::admin("GET", api::ADMIN_STATUS, token, None).await?,
         relays: api::admin("GET", api::ADMIN_RELAYS, token, None).await?,
         collectors: api::admin("GET", api::ADMIN_COLLECTORS, token, None).await?,
         audit: api::admin("GET", api::ADMIN_AUDIT, token, None).await?,
+        stream: api::admin("GET", api::ADMIN_STREAM, token, None).await?,
+        letters: api::admin("GET", &letters, token, None).await?,
+        storage: api::admin("GET", api::ADMIN_CLICKHOUSE, token, None).await?,
     })
 }
 
@@ -91,6 +105,7 @@ pub fn Admin() -> View {
         url: create_signal(String::new()),
         priority: create_signal("normal".to_owned()),
     };
+    let letters = LetterState::new();
 
     let forget = move |why: Option<String>| {
         crate::browser::session_remove(TOKEN_KEY);
@@ -101,9 +116,10 @@ pub fn Admin() -> View {
     create_effect(move || {
         ctx.tick.track();
         reload.track();
+        let after = letters.after.get_clone();
         let Some(t) = token.get_clone() else { return };
         spawn_local_scoped(async move {
-            match load(&t).await {
+            match load(&t, after.as_deref()).await {
                 Ok(c) => {
                     if console.with_untracked(|old| old.as_ref() != Some(&c)) {
                         console.set(Some(c));
@@ -142,6 +158,9 @@ pub fn Admin() -> View {
             (part(|c| status_panel(&c.status)))
             (move || if loaded.get() { relays_panel(console, act, form) } else { view! {} })
             (part(|c| collectors_panel(&c.collectors)))
+            (part(|c| pipeline::stream_panel(&c.stream)))
+            (move || if loaded.get() { pipeline::letters_panel(console, token, reload, letters) } else { view! {} })
+            (part(|c| storage::storage_panel(&c.storage)))
             (part(|c| audit_panel(&c.audit)))
         }
     };
@@ -149,7 +168,7 @@ pub fn Admin() -> View {
         div(data-page="admin") {
             div(class="page-head") {
                 h1 { "Admin" }
-                p(class="muted") { "The relay registry, collectors and backlog, behind the admin token. Read-only apart from the relay registry." }
+                p(class="muted") { "The relay registry, collectors, the stream and its dead letters, and ClickHouse's tables, behind the admin token. Changes only the relay registry and the dead letters." }
             }
             (move || load_error.get_clone().map(|e| view! { div(class="banner error", role="alert") { (e) } }).unwrap_or_default())
             (body)
@@ -217,7 +236,6 @@ fn status_panel(s: &Status) -> View {
         p(class="muted") {
             "Coordinator leader: " code(data-stat="leader") { (leader) }
             " · unwatched relays: " span(data-stat="unwatched") { (unwatched) }
-            " · dead letters are handled with " code { "dvmdash dlq" }
         }
     }
 }
@@ -343,18 +361,18 @@ fn audit_panel(entries: &[AuditEntry]) -> View {
         .iter()
         .take(50)
         .map(|e| {
-            let (at, actor, action, relay, detail) = (
+            let (at, actor, action, target, detail) = (
                 crate::format::utc(&e.at),
                 e.actor.clone(),
                 e.action.clone(),
-                clip(&e.relay, 60),
+                clip(&e.target, 60),
                 e.detail.clone(),
             );
             let key = action.clone();
             view! {
                 li(data-audit=key) {
                     span(class="muted") { (at) } " · " code { (actor) } " · " strong { (action) } " "
-                    code { (relay) } ": " (detail)
+                    code { (target) } ": " (detail)
                 }
             }
         })
