@@ -140,7 +140,7 @@ pub struct AppState {
     pub cache: Arc<cache::ResponseCache>,
     /// `GET /api/relays/status`, read from Redis at most every [`RELAY_HEALTH_TTL`]: health must
     /// be fresher than the statistics cache keeps answers, and is cheap to read.
-    pub relay_health: moka::future::Cache<(), axum::body::Bytes>,
+    pub relay_health: moka::future::Cache<dvmdash_core::dto::TimeRange, axum::body::Bytes>,
     pub admin_token: Option<Arc<str>>,
 }
 

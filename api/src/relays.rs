@@ -1,11 +1,13 @@
 //! Relay and collector health as the collectors publish it with their heartbeats (Redis hash
 //! `<prefix>:collector:<id>`, one `relay:<url>` field of `RelayCounters` JSON each), for the admin
-//! api and the public `GET /api/relays/status`.
+//! api and the public `GET /api/relays/status`, with each relay's counts over a window from the
+//! hourly counts the collectors keep (`core::relay_counts`).
 
 use std::collections::BTreeMap;
 
 use dvmdash_core::dto::{
-    CollectorHealth, PagingState, RelayCounters, RelayEntry, RelayHealth, RelayHealthRow,
+    CollectorHealth, PagingState, RelayCounters, RelayEntry, RelayHealth, RelayHealthRow, RelayWindowCounts,
+    TimeRange,
 };
 use dvmdash_core::redis_keys::RedisNames;
 use dvmdash_core::telemetry::now_millis;
@@ -77,6 +79,7 @@ pub async fn read_collectors(state: &AppState, names: &RedisNames) -> ApiResult<
 pub fn health(
     registry: &BTreeMap<String, RelayEntry>,
     collectors: &[CollectorView],
+    window: &Windowed,
     now_ms: u64,
 ) -> RelayHealth {
     let relays = registry
@@ -116,6 +119,7 @@ pub fn health(
                     .iter()
                     .filter_map(|r| r.paging.clone())
                     .collect::<Vec<PagingState>>(),
+                in_window: window.counts.get(url).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -134,18 +138,35 @@ pub fn health(
         .collect();
     RelayHealth {
         timestamp: dvmdash_core::dto::rfc3339(now_ms / 1000),
+        window: window.range.as_str().to_owned(),
+        window_since: dvmdash_core::dto::rfc3339(window.since),
         relays,
         collectors,
     }
 }
 
-/// Reads the registry and the collectors and composes [`health`].
-pub async fn read_health(state: &AppState) -> ApiResult<RelayHealth> {
+/// Every relay's counters over a window (`core::relay_counts`).
+#[derive(Debug, Clone, Default)]
+pub struct Windowed {
+    pub range: TimeRange,
+    /// Unix start of the first hour counted.
+    pub since: u64,
+    pub counts: BTreeMap<String, RelayWindowCounts>,
+}
+
+/// Reads the registry, the collectors and the window's hourly counts and composes [`health`].
+pub async fn read_health(state: &AppState, range: TimeRange) -> ApiResult<RelayHealth> {
     let names = state.names.clone();
     let mut c = state.redis_manager().await?;
     let registry = dvmdash_core::registry::list(&mut c, &names).await?;
     let collectors = read_collectors(state, &names).await?;
-    Ok(health(&registry, &collectors, now_millis()))
+    let now = now_millis();
+    let now_secs = now / 1000;
+    let (since, counts) =
+        dvmdash_core::relay_counts::read(&mut c, &names, now_secs.saturating_sub(range.seconds()), now_secs)
+            .await?;
+    let window = Windowed { range, since, counts };
+    Ok(health(&registry, &collectors, &window, now))
 }
 
 #[cfg(test)]
@@ -186,7 +207,36 @@ mod tests {
             ),
             view("c2", vec![("wss://a", counters(false, 7, "bad_signature"))]),
         ];
-        let h = health(&registry, &collectors, 1_700_000_100_000);
+        let window = Windowed {
+            range: TimeRange::Day,
+            since: 1_699_916_400,
+            counts: BTreeMap::from([(
+                "wss://a".to_owned(),
+                RelayWindowCounts {
+                    accepted: 3,
+                    ..RelayWindowCounts::default()
+                },
+            )]),
+        };
+        let h = health(&registry, &collectors, &window, 1_700_000_100_000);
+        assert_eq!(
+            (h.window.as_str(), h.window_since.as_str()),
+            ("24h", "2023-11-13T23:00:00Z")
+        );
+        assert_eq!(
+            h.relays
+                .iter()
+                .find(|r| r.relay == "wss://a")
+                .map(|r| r.in_window.accepted),
+            Some(3)
+        );
+        assert_eq!(
+            h.relays
+                .iter()
+                .find(|r| r.relay == "wss://b")
+                .map(|r| r.in_window.accepted),
+            Some(0)
+        );
         let row = |u: &str| h.relays.iter().find(|r| r.relay == u).expect("row");
         assert_eq!(row("wss://a").state, "connected");
         assert_eq!((row("wss://a").accepted, row("wss://a").rejected), (12, 2));

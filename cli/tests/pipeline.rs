@@ -777,3 +777,106 @@ async fn a_stopped_collector_returns_promptly_with_what_it_accepted_written() {
         .await
         .expect("cleanup");
 }
+
+/// The relays page's window counts come from hourly counts the collectors add to with every
+/// heartbeat: while a collector runs they equal what earlier lifetimes left plus its live counters
+/// (which start again at zero when it restarts), and what a stopped collector flushed stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hourly_relay_counts_add_up_across_collector_restarts() {
+    use dvmdash_core::dto::{RelayHealth, RelayWindowCounts};
+    let (redis, clickhouse) = isolated();
+    let (_relay, url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
+    let events: Vec<dvmdash_core::Event> = traffic(30, 17)
+        .into_iter()
+        .filter(|e| (5000..7001).contains(&e.kind))
+        .collect();
+    let (first, second) = events.split_at(events.len() / 2);
+    let stored = |redis: dvmdash_core::config::RedisArgs, url: String| async move {
+        let mut c = redis
+            .client()
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let now = dvmdash_core::telemetry::now_secs();
+        dvmdash_core::relay_counts::read(&mut c, &redis.names(), now - 3_600, now)
+            .await
+            .expect("hourly counts")
+            .1
+            .remove(&url)
+            .unwrap_or_default()
+    };
+    let as_tuple = |w: &RelayWindowCounts| (w.received, w.accepted, w.duplicates, w.rejected, w.reconnects);
+
+    let mut last_seen = RelayWindowCounts::default();
+    for (lifetime, batch) in [first, second].into_iter().enumerate() {
+        let before = stored(redis.clone(), url.clone()).await;
+        let stack = common::start(common::args(redis.clone(), clickhouse.clone(), vec![url.clone()])).await;
+        wait_for(
+            "the collector to watch the relay",
+            Duration::from_secs(30),
+            || {
+                let (s, u) = (&stack, url.clone());
+                async move {
+                    s.relay_counters()
+                        .await
+                        .get(&u)
+                        .filter(|c| c.connected)
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+        publish_all(&url, batch).await;
+        // Every event of the batch has been delivered, and after a restart the earlier batch
+        // again (the relay's stored events are read anew).
+        let delivered = (batch.len() + if lifetime == 0 { 0 } else { first.len() }) as u64;
+        let status = format!("{}/api/relays/status?timeRange=1h", stack.base);
+        last_seen = wait_until(
+            "the window to equal the earlier lifetimes plus the live counters",
+            Duration::from_secs(60),
+            || {
+                let (status, u, before) = (status.clone(), url.clone(), before.clone());
+                async move {
+                    let (h, _) = common::get_json::<RelayHealth>(&status).await;
+                    let h = h.ok_or("no answer")?;
+                    let r = h.relays.iter().find(|r| r.relay == u).ok_or("no row")?;
+                    let live = (r.received, r.accepted, r.duplicates, r.rejected, r.reconnects);
+                    let want = (
+                        before.received + live.0,
+                        before.accepted + live.1,
+                        before.duplicates + live.2,
+                        before.rejected + live.3,
+                        before.reconnects + live.4,
+                    );
+                    if r.received >= delivered && as_tuple(&r.in_window) == want {
+                        Ok(r.in_window.clone())
+                    } else {
+                        Err(format!(
+                            "live {live:?} (want {delivered} received), before {before:?}, window {:?}",
+                            r.in_window
+                        ))
+                    }
+                }
+            },
+        )
+        .await;
+        stack.stop().await;
+    }
+    // Both lifetimes stay counted after their collectors stopped (the last heartbeat may add
+    // deliveries of a paging pass, never new events).
+    let total = stored(redis.clone(), url.clone()).await;
+    assert_eq!(
+        total.accepted, last_seen.accepted,
+        "{total:?} after {last_seen:?}"
+    );
+    assert!(
+        total.received >= last_seen.received && total.duplicates >= last_seen.duplicates,
+        "{total:?}"
+    );
+    assert_eq!(
+        total.received,
+        total.accepted + total.duplicates + total.rejected,
+        "{total:?}"
+    );
+}

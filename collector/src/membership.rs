@@ -1,13 +1,15 @@
-//! A collector's side of coordination: heartbeat, publish per-relay counters and resume points, and
-//! follow the relay assignment the coordinator writes.
+//! A collector's side of coordination: heartbeat, publish per-relay counters (live, and their
+//! growth into the hourly counts of `core::relay_counts`) and resume points, and follow the relay
+//! assignment the coordinator writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dvmdash_core::dto::RelayCounters;
 use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::telemetry::now_millis;
+use dvmdash_core::relay_counts::{self, Flat};
+use dvmdash_core::telemetry::{now_millis, now_secs};
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -61,14 +63,19 @@ pub async fn run(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ttl_secs = (interval.as_secs() * 30).max(60);
+    // What the hourly counts hold of each relay's counters so far.
+    let mut counted: HashMap<String, Flat> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        if let Err(err) = beat(&mut conn, &names, &id, &statuses, &raise, ttl_secs).await {
-            warn!(error = %err, "collector heartbeat failed");
-            continue;
+        match beat(&mut conn, &names, &id, &statuses, &raise, ttl_secs).await {
+            Ok(snapshot) => count_hourly(&mut conn, &names, &snapshot, &mut counted).await,
+            Err(err) => {
+                warn!(error = %err, "collector heartbeat failed");
+                continue;
+            }
         }
         match read_assignment(&mut conn, &names, &id).await {
             Ok(Some(list)) => {
@@ -86,8 +93,10 @@ pub async fn run(
             Err(err) => warn!(error = %err, "reading relay assignment failed"),
         }
     }
-    // Last resume points, then leave.
-    let _ = beat(&mut conn, &names, &id, &statuses, &raise, ttl_secs).await;
+    // Last resume points and counts, then leave.
+    if let Ok(snapshot) = beat(&mut conn, &names, &id, &statuses, &raise, ttl_secs).await {
+        count_hourly(&mut conn, &names, &snapshot, &mut counted).await;
+    }
     let _: redis::RedisResult<()> = redis::pipe()
         .cmd("ZREM")
         .arg(names.collectors())
@@ -107,7 +116,7 @@ async fn beat(
     statuses: &RelayStatuses,
     raise: &redis::Script,
     ttl_secs: u64,
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<Vec<(String, bool, RelayCounters)>> {
     let snapshot: Vec<(String, bool, RelayCounters)> = statuses
         .lock()
         .map(|m| {
@@ -156,7 +165,29 @@ async fn beat(
         }
         let _: i64 = inv.invoke_async(conn).await?;
     }
-    Ok(())
+    Ok(snapshot)
+}
+
+/// Adds what each relay's counters grew since the last successful call to the hourly counts. On a
+/// failure `counted` stays, so the next call adds the growth of both intervals.
+async fn count_hourly(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    snapshot: &[(String, bool, RelayCounters)],
+    counted: &mut HashMap<String, Flat>,
+) {
+    let now: Vec<(String, Flat)> = snapshot
+        .iter()
+        .map(|(url, _, c)| (url.clone(), relay_counts::flatten(c)))
+        .collect();
+    let growth: BTreeMap<String, Flat> = now
+        .iter()
+        .map(|(url, f)| (url.clone(), relay_counts::growth(counted.get(url), f)))
+        .collect();
+    match relay_counts::add(conn, names, now_secs(), &growth).await {
+        Ok(()) => *counted = now.into_iter().collect(),
+        Err(err) => warn!(error = %err, "adding to the hourly relay counts failed; retried next heartbeat"),
+    }
 }
 
 fn counters(s: &crate::RelayStatus) -> RelayCounters {

@@ -10,6 +10,7 @@
 //! - [`validate`] (feature `verify`) - the verification gate and signing keys
 //! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
 //! - [`dead_letters`] (feature `server`) - listing, replaying and discarding dead letters
+//! - [`relay_counts`] (feature `server`) - relay counters per hour, for windows on the relays page
 //! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
 
 pub mod dto;
@@ -31,6 +32,8 @@ pub mod dead_letters;
 pub mod lease;
 #[cfg(feature = "server")]
 pub mod registry;
+#[cfg(feature = "server")]
+pub mod relay_counts;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]

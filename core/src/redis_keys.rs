@@ -108,6 +108,12 @@ impl RedisNames {
         format!("{}:admin:audit", self.prefix)
     }
 
+    /// Every relay's counters added during the hour starting at `hour_start` (unix s), a hash
+    /// of `"<counter> <relay url>"` to a count (`core::relay_counts`).
+    pub fn relay_counts(&self, hour_start: u64) -> String {
+        format!("{}:relays:hourly:{hour_start}", self.prefix)
+    }
+
     /// The coordinator leader lease.
     pub fn coordinator_leader(&self) -> String {
         format!("{}:coordinator:leader", self.prefix)

@@ -90,8 +90,8 @@ pub fn dvm(id: &str, r: TimeRange) -> String {
 }
 
 /// Not windowed: the collectors' counters since they started, read every refresh.
-pub fn relay_status() -> String {
-    "/api/relays/status".to_owned()
+pub fn relay_status(r: TimeRange) -> String {
+    format!("/api/relays/status?timeRange={}", r.as_str())
 }
 
 pub fn relay_coverage(r: TimeRange) -> String {

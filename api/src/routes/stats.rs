@@ -206,16 +206,17 @@ pub async fn payments(
     .await
 }
 
-/// `GET /api/relays/status`
-#[utoipa::path(get, path = "/api/relays/status", tag = "relays",
+/// `GET /api/relays/status?timeRange=`: live counters, and each relay's counters over the window
+/// (default 24h).
+#[utoipa::path(get, path = "/api/relays/status", tag = "relays", params(Window),
     responses((status = 200, body = dvmdash_core::dto::RelayHealth),
         (status = 503, description = "Redis is unavailable")))]
-pub async fn relay_status(State(state): State<AppState>) -> ApiResult<Response> {
+pub async fn relay_status(State(state): State<AppState>, Window { range }: Window) -> ApiResult<Response> {
     let s = state.clone();
     let body = state
         .relay_health
-        .try_get_with((), async move {
-            let h = crate::relays::read_health(&s).await?;
+        .try_get_with(range, async move {
+            let h = crate::relays::read_health(&s, range).await?;
             serde_json::to_vec(&h)
                 .map(Bytes::from)
                 .map_err(|e| crate::error::ApiError::Internal(format!("serializing relay health: {e}")))

@@ -343,11 +343,19 @@ pub struct PagingState {
 }
 
 /// `GET /api/relays/status`: every watched relay's health as its collectors report it, and the
-/// collectors themselves. Counters run since each collector started.
+/// collectors themselves. The plain counters run since each collector started; `in_window` counts
+/// the same things over the asked window, from hourly counts kept in Redis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelayHealth {
     pub timestamp: String,
+    /// The window of every row's `in_window` (`1h`, `24h`, `7d`, `30d`).
+    #[serde(default)]
+    pub window: String,
+    /// RFC 3339 start of the window as counted: the start of the hour the window begins in, so a
+    /// window covers up to one hour more than its name.
+    #[serde(default)]
+    pub window_since: String,
     pub relays: Vec<RelayHealthRow>,
     pub collectors: Vec<CollectorHealth>,
 }
@@ -373,6 +381,21 @@ pub struct RelayHealthRow {
     pub last_event: Option<String>,
     /// Its collectors' paging, one per collector.
     pub paging: Vec<PagingState>,
+    /// The counters over the window, summed over every collector that watched it then.
+    #[serde(default)]
+    pub in_window: RelayWindowCounts,
+}
+
+/// A relay's counters over a window (hourly buckets; see `core::relay_counts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelayWindowCounts {
+    pub received: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub reconnects: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

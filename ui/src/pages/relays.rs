@@ -1,5 +1,5 @@
-//! `/relays`: every watched relay's health now (connection, its collectors, events accepted,
-//! duplicates and rejections by reason, reconnects, the state of its backfill paging) and the
+//! `/relays`: every watched relay's health (connection and the state of its backfill paging now;
+//! events accepted, duplicates, rejections by reason and reconnects over the window) and the
 //! collectors themselves; then which relays carry the DVM traffic in the window, and which deliver
 //! events no other watched relay does (their marginal coverage), so an operator sees which relays
 //! are worth watching.
@@ -23,13 +23,13 @@ pub fn Relays() -> View {
     crate::browser::set_title("Relays: dvmdash");
     let range = create_selector(move || ctx.range());
     let coverage = remote::<RelayCoverage>(move || Some(api::relay_coverage(range.get())));
-    let health = remote::<RelayHealth>(move || Some(api::relay_status()));
+    let health = remote::<RelayHealth>(move || Some(api::relay_status(range.get())));
     view! {
         div(data-page="relays") {
             div(class="page-head") {
                 h1 { "Relays" }
                 p(class="muted") {
-                    "Each watched relay's health now, then which relays delivered the DVM traffic created in the window and how much of it no other watched relay delivered: what would be missed without them."
+                    "Each watched relay's health, then which relays delivered the DVM traffic created in the window and how much of it no other watched relay delivered: what would be missed without them."
                 }
             }
             (banner(vec![health.error, coverage.error]))
@@ -91,8 +91,13 @@ pub fn Relays() -> View {
 /// Health now: per relay its state and its collectors' counters; then the collectors.
 fn health_panel(h: &RelayHealth) -> View {
     let now = crate::format::parse_time(&h.timestamp).unwrap_or_default();
+    let window = h.window.clone();
+    let counted = format!(
+        "State and paging now, as the collectors report them with their heartbeats. Counts since {} (the window's first hour), summed over the collectors that watched each relay; hover a count for the total since each collector started.",
+        utc(&h.window_since)
+    );
     if h.relays.is_empty() {
-        return view! { section(class="panel", data-health="") { h2 { "Health now" } Empty(message="No relay is registered.".to_owned()) } };
+        return view! { section(class="panel", data-health="") { h2 { "Health" } Empty(message="No relay is registered.".to_owned()) } };
     }
     let rows: Vec<View> = h.relays.iter().map(|r| health_row(r, now)).collect();
     let collectors: Vec<View> = h
@@ -108,8 +113,8 @@ fn health_panel(h: &RelayHealth) -> View {
         .collect();
     view! {
         section(class="panel", data-health="") {
-            h2 { "Health now" }
-            p(class="muted") { "As the collectors report it with their heartbeats; counts since each collector started." }
+            h2 { "Health" }
+            p(class="muted", data-health-window=window) { (counted) }
             div(class="table-wrap") { table(class="data") {
                 thead { tr {
                     th(scope="col") { "Relay" }
@@ -149,11 +154,28 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
         .map(|(k, n)| format!("{k}: {n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let w = &r.in_window;
+    let reasons = w
+        .rejected_by_reason
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .chain(std::iter::once(format!(
+            "since start: {} ({reasons})",
+            r.rejected
+        )))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (accepted, duplicates, rejected, reconnects) = (
-        thousands(r.accepted),
-        thousands(r.duplicates),
-        thousands(r.rejected),
-        thousands(r.reconnects),
+        thousands(w.accepted),
+        thousands(w.duplicates),
+        thousands(w.rejected),
+        thousands(w.reconnects),
+    );
+    let since_start = |n: u64| format!("since each collector started: {}", thousands(n));
+    let (accepted_all, duplicates_all, reconnects_all) = (
+        since_start(r.accepted),
+        since_start(r.duplicates),
+        since_start(r.reconnects),
     );
     let last = r
         .last_event
@@ -164,10 +186,10 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
         tr(data-health-row=url) {
             td { code(title=title) { (shown) } div(class="muted small") { (who) } }
             td { span(class=badge, data-col="state") { (state) } }
-            td(class="num", data-col="accepted") { (accepted) }
-            td(class="num", data-col="duplicates") { (duplicates) }
+            td(class="num", data-col="accepted", title=accepted_all) { (accepted) }
+            td(class="num", data-col="duplicates", title=duplicates_all) { (duplicates) }
             td(class="num", data-col="rejected", title=reasons) { (rejected) }
-            td(class="num", data-col="reconnects") { (reconnects) }
+            td(class="num", data-col="reconnects", title=reconnects_all) { (reconnects) }
             td(class="num muted") { (last) }
             td(class="small", data-col="paging") { (paging) }
         }
