@@ -89,7 +89,13 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { .. } => (self.to_string(), None),
             ApiError::Unavailable(err) => {
                 tracing::warn!(error = %err, "query failed");
-                ("statistics are temporarily unavailable".to_owned(), None)
+                // Which backend, never its error text (it may name hosts or credentials).
+                let what = if err.starts_with("redis:") {
+                    "Redis is temporarily unavailable"
+                } else {
+                    "statistics are temporarily unavailable"
+                };
+                (what.to_owned(), None)
             }
             ApiError::Internal(err) => {
                 tracing::error!(error = %err, "request failed");

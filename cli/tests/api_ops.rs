@@ -35,6 +35,12 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
         ("GET", "/api/admin/collectors", ""),
         ("POST", "/api/admin/relays", r#"{"url":"wss://evil.example"}"#),
         ("DELETE", "/api/admin/relays?url=ws://127.0.0.1:1", ""),
+        ("GET", "/api/admin/stream", ""),
+        ("GET", "/api/admin/clickhouse", ""),
+        ("GET", "/api/admin/dead-letters", ""),
+        ("POST", "/api/admin/dead-letters/replay", r#"{"all": true}"#),
+        ("POST", "/api/admin/dead-letters/discard", r#"{"all": true}"#),
+        ("GET", "/api/admin/audit", ""),
     ] {
         let (status, head, _) =
             request(&base, method, path, &[("Content-Type", "application/json")], body).await;
@@ -284,4 +290,103 @@ async fn admin_registry_rate_limit_cors_and_openapi() {
     })
     .await;
     stack.stop().await;
+}
+
+/// The token is a header, never a cookie, and never written anywhere: `dvmdash api` as its own
+/// process with debug logging is sent the right token, wrong ones, the token in a cookie and in
+/// the query string, and changes that get audited; its whole log and every answer are searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_is_never_a_cookie_nor_in_a_log_line_or_an_answer() {
+    let (redis, clickhouse) = isolated();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = std::env::temp_dir().join(format!("dvmdash-api-log-{port}.txt"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut api = common::browser::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dvmdash"))
+            .arg("api")
+            .env("REDIS_URL", redis.redis_url.expose())
+            .env("DVMDASH_REDIS_PREFIX", &redis.redis_prefix)
+            .env("CLICKHOUSE_URL", clickhouse.clickhouse_url.expose())
+            .env("CLICKHOUSE_DATABASE", &clickhouse.clickhouse_database)
+            .env("DVMDASH_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("DVMDASH_ADMIN_TOKEN", TOKEN)
+            .env("DVMDASH_METRICS_ADDR", "")
+            .env("DVMDASH_LOG", "debug")
+            .env_remove("RUST_LOG")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log),
+    );
+    wait_until("the api to listen", Duration::from_secs(30), || {
+        let base = base.clone();
+        async move {
+            let (status, _, body) = request(&base, "GET", "/health", &[], "").await;
+            if status > 0 { Ok(()) } else { Err(body) }
+        }
+    })
+    .await;
+    let (k, v) = auth();
+    let with_token = [(k, v.as_str()), ("Content-Type", "application/json")];
+    let cookie = format!("dvmdash-admin-token={TOKEN}; token={TOKEN}; Authorization=Bearer {TOKEN}");
+    let mut answers = String::new();
+    for (method, path, body) in [
+        (
+            "POST",
+            "/api/admin/relays",
+            r#"{"url":"wss://relay.token-test.invalid"}"#,
+        ),
+        ("GET", "/api/admin/relays", ""),
+        ("GET", "/api/admin/audit", ""),
+        ("GET", "/api/admin/stream", ""),
+        ("GET", "/api/admin/dead-letters", ""),
+        ("POST", "/api/admin/dead-letters/discard", r#"{"all": true}"#),
+        (
+            "DELETE",
+            "/api/admin/relays?url=wss://relay.token-test.invalid",
+            "",
+        ),
+    ] {
+        let (status, head, text) = request(&base, method, path, &with_token, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+        assert!(!head.to_lowercase().contains("set-cookie"), "{head}");
+        answers.push_str(&head);
+        answers.push_str(&text);
+        // The same request carrying the token only as cookies, or in the query, is refused.
+        let (status, head, text) = request(
+            &base,
+            method,
+            path,
+            &[("Cookie", cookie.as_str()), ("Content-Type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(status, 401, "{method} {path} with the token in a cookie");
+        answers.push_str(&head);
+        answers.push_str(&text);
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, _, _) = request(&base, method, &format!("{path}{sep}token={TOKEN}"), &[], body).await;
+        assert_eq!(status, 401, "{method} {path} with the token in the query");
+        // A wrong token that shares all but its last character.
+        let near = format!("Bearer {}x", &TOKEN[..TOKEN.len() - 1]);
+        let (status, head, text) =
+            request(&base, method, path, &[("Authorization", near.as_str())], body).await;
+        assert_eq!(status, 401, "{method} {path} with a near miss");
+        answers.push_str(&head);
+        answers.push_str(&text);
+    }
+    assert!(!answers.contains(TOKEN), "an answer held the token");
+    api.0.kill().expect("stop the api");
+    let _ = api.0.wait();
+    let written = std::fs::read_to_string(&log_path).expect("read the log");
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        written.contains("admin change"),
+        "the debug log was captured (it records the audited changes): {} bytes",
+        written.len()
+    );
+    assert!(!written.contains(TOKEN), "the token is in the api's log");
+    assert!(
+        !written.contains(&TOKEN[..TOKEN.len() - 1]),
+        "a near-miss token (or the token's prefix) is in the api's log"
+    );
 }

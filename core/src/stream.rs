@@ -677,11 +677,16 @@ impl EventStream {
 
     /// Every consumer group of the stream (normally only the ingesters').
     pub async fn groups<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<Vec<GroupSummary>> {
-        let reply: Value = redis::cmd("XINFO")
+        let reply: Value = match redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(&self.key)
             .query_async(conn)
-            .await?;
+            .await
+        {
+            // Before the first entry the stream does not exist: no groups yet, not a failure.
+            Err(e) if is_no_such_key(&e) => return Ok(Vec::new()),
+            other => other?,
+        };
         Ok(info_records(reply)
             .into_iter()
             .map(|r| {
@@ -791,6 +796,11 @@ pub fn as_u64(v: &Value) -> Option<u64> {
         Value::SimpleString(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// Whether Redis refused a command because its key does not exist (`XINFO` on a new deployment).
+fn is_no_such_key(e: &redis::RedisError) -> bool {
+    e.to_string().to_ascii_lowercase().contains("no such key")
 }
 
 /// The records of an `XINFO` reply as name/value pairs (arrays in RESP2, maps in RESP3).
