@@ -699,6 +699,10 @@ async fn every_page_in_a_real_browser() {
         .await;
     b.wait_contains("[data-admin-relays] [data-admin-error]", "ws://")
         .await;
+    // A relay registered already is said so inline (with a trailing slash the api normalises away).
+    b.js(&enter(&format!("{relay_url}/"), "[data-admin-add]")).await;
+    b.wait_contains("[data-admin-relays] [data-admin-error]", "already registered")
+        .await;
     let (_second, second_url) = dvmdash::demo::start_relay(0).await.expect("second relay");
     b.js(&enter(&second_url, "[data-admin-add]")).await;
     b.wait_present(&format!("[data-admin-relay='{second_url}']"))

@@ -255,6 +255,11 @@ impl Actions {
         };
         spawn_local_scoped(async move {
             match api::admin::<serde_json::Value>(method, &url, &t, body).await {
+                // Adding a registered relay changes nothing: say so where the operator typed it.
+                Ok(v) if v["added"] == false => self.error.set(Some(format!(
+                    "{} is already registered.",
+                    v["url"].as_str().unwrap_or("That relay")
+                ))),
                 Ok(_) => self.error.set(None),
                 Err(e) => self.error.set(Some(e.describe())),
             }
