@@ -120,6 +120,20 @@ pub fn health(
                     .filter_map(|r| r.paging.clone())
                     .collect::<Vec<PagingState>>(),
                 in_window: window.counts.get(url).cloned().unwrap_or_default(),
+                passes_by_method: {
+                    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+                    for r in &reports {
+                        for (m, n) in &r.passes_by_method {
+                            *by.entry(m.clone()).or_default() += n;
+                        }
+                    }
+                    by
+                },
+                negentropy: ["supported", "unsupported"]
+                    .into_iter()
+                    .find(|w| reports.iter().any(|r| r.negentropy == *w))
+                    .unwrap_or("unknown")
+                    .to_owned(),
             }
         })
         .collect();

@@ -828,9 +828,15 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
         )
         .await;
         publish_all(&url, batch).await;
-        // Every event of the batch has been delivered, and after a restart the earlier batch
-        // again (the relay's stored events are read anew).
-        let delivered = (batch.len() + if lifetime == 0 { 0 } else { first.len() }) as u64;
+        // Every event of the batch is new to this collector, and after a restart the earlier
+        // batch again (the relay's stored events are read anew). Distinct ids: the simulated
+        // traffic can repeat an event.
+        let upto = if lifetime == 0 { first.len() } else { events.len() };
+        let delivered = events[..upto]
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<HashSet<_>>()
+            .len() as u64;
         let status = format!("{}/api/relays/status?timeRange=1h", stack.base);
         last_seen = wait_until(
             "the window to equal the earlier lifetimes plus the live counters",
@@ -849,11 +855,11 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
                         before.rejected + live.3,
                         before.reconnects + live.4,
                     );
-                    if r.received >= delivered && as_tuple(&r.in_window) == want {
+                    if r.accepted >= delivered && as_tuple(&r.in_window) == want {
                         Ok(r.in_window.clone())
                     } else {
                         Err(format!(
-                            "live {live:?} (want {delivered} received), before {before:?}, window {:?}",
+                            "live {live:?} (want {delivered} accepted), before {before:?}, window {:?}",
                             r.in_window
                         ))
                     }
@@ -879,4 +885,128 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
         total.accepted + total.duplicates + total.rejected,
         "{total:?}"
     );
+}
+
+/// NIP-77 where the relay speaks it, paging where it does not, and nothing lost either way.
+/// rust-nostr's relay holds events it never pushes (written straight into its database after the
+/// collector's first backfill): the next pass reconciles and fetches exactly those. The Python
+/// relay does not reconcile: its passes page, and what it was sent is collected too. The relays
+/// page's status says which method each relay's passes used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn negentropy_catch_up_where_supported_paging_elsewhere() {
+    use dvmdash_core::dto::RelayHealth;
+    use nostr_relay_builder::prelude::{JsonUtil as _, NostrDatabase as _};
+    let (redis, clickhouse) = isolated();
+    let (_nostr_relay, nostr_url, database) = common::relays::nostr_relay_with_database().await;
+    let python = PythonRelay::start().await;
+    let stack = common::start(common::args(
+        redis,
+        clickhouse,
+        vec![nostr_url.clone(), python.url.clone()],
+    ))
+    .await;
+    let status = format!("{}/api/relays/status?timeRange=1h", stack.base);
+    let first_backfill_done = |url: String| {
+        let status = status.clone();
+        async move {
+            let (h, _) = common::get_json::<RelayHealth>(&status).await;
+            h?.relays
+                .into_iter()
+                .find(|r| r.relay == url)
+                .filter(|r| r.state == "connected" && r.paging.iter().any(|p| p.done))
+                .map(|_| ())
+        }
+    };
+    wait_for("the first backfills", Duration::from_secs(60), || {
+        let (a, b) = (
+            first_backfill_done(nostr_url.clone()),
+            first_backfill_done(python.url.clone()),
+        );
+        async move { a.await.and(b.await) }
+    })
+    .await;
+
+    // Events the rust-nostr relay holds but never pushed; events published to the Python one.
+    let events: Vec<dvmdash_core::Event> = traffic(12, 23)
+        .into_iter()
+        .filter(|e| (5000..7001).contains(&e.kind))
+        .collect();
+    let (hidden, published) = events.split_at(events.len() / 2);
+    for e in hidden {
+        let event = nostr_relay_builder::prelude::Event::from_json(e.to_json()).expect("a nostr event");
+        database.save_event(&event).await.expect("stored in the relay");
+    }
+    publish_all(&python.url, published).await;
+
+    let want: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
+    wait_until("every event stored", Duration::from_secs(90), || {
+        let (s, want) = (&stack, &want);
+        async move {
+            let stored = s.stored_ids().await;
+            let missing = want.difference(&stored).count();
+            if missing == 0 {
+                Ok(())
+            } else {
+                Err(format!("{missing} of {} missing", want.len()))
+            }
+        }
+    })
+    .await;
+    let health = wait_for("a pass on each relay", Duration::from_secs(60), || {
+        let (status, nostr_url, python_url) = (status.clone(), nostr_url.clone(), python.url.clone());
+        async move {
+            let (h, _) = common::get_json::<RelayHealth>(&status).await;
+            let h = h?;
+            let has = |url: &str, method: &str| {
+                h.relays
+                    .iter()
+                    .any(|r| r.relay == url && r.passes_by_method.get(method).is_some_and(|n| *n > 0))
+            };
+            (has(&nostr_url, "negentropy") && has(&python_url, "req")).then_some(h)
+        }
+    })
+    .await;
+    let row = |url: &str| {
+        health
+            .relays
+            .iter()
+            .find(|r| r.relay == url)
+            .expect("row")
+            .clone()
+    };
+    assert_eq!(row(&nostr_url).negentropy, "supported", "{:?}", row(&nostr_url));
+    assert_eq!(
+        row(&nostr_url).passes_by_method.get("req"),
+        None,
+        "{:?}",
+        row(&nostr_url)
+    );
+    assert_eq!(
+        row(&python.url).negentropy,
+        "unsupported",
+        "{:?}",
+        row(&python.url)
+    );
+    assert!(
+        row(&nostr_url).paging.iter().any(|p| p.method == "negentropy"),
+        "{:?}",
+        row(&nostr_url)
+    );
+    // The hidden events came from the rust-nostr relay, by reconciliation: its coverage has them.
+    let coverage: dvmdash_core::dto::RelayCoverage =
+        common::get_json(&format!("{}/api/relays/coverage?timeRange=1h", stack.base))
+            .await
+            .0
+            .expect("coverage");
+    let nostr_events = coverage
+        .relays
+        .iter()
+        .find(|r| r.relay == nostr_url)
+        .map_or(0, |r| r.events);
+    assert!(
+        nostr_events >= hidden.len() as u64,
+        "the rust-nostr relay delivered the {} hidden events: {coverage:?}",
+        hidden.len()
+    );
+    stack.stop().await;
 }

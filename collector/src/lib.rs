@@ -5,6 +5,7 @@
 //! - [`relay`] - one relay: reconnect with backoff, verify each event before it is queued
 //! - [`session`] - one connection as a state machine: subscriptions, passes over stored events, timers
 //! - [`paging`] - one pass over a time range, complete whatever the relay's cap and reading of `until`
+//! - [`reconcile`] - NIP-77 reconciliation for the passes after the first backfill, where a relay supports it
 //! - [`sink`] - batched, idempotent appends to the stream (seen-marker and append in one script, `core::stream`)
 //! - [`metrics`] - metric names
 //!
@@ -15,6 +16,7 @@ pub mod membership;
 pub mod metrics;
 pub mod nip01;
 pub mod paging;
+pub mod reconcile;
 pub mod relay;
 pub mod session;
 pub mod sink;

@@ -207,6 +207,12 @@ fn counters(s: &crate::RelayStatus) -> RelayCounters {
             .map(|by| by.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect())
             .unwrap_or_default(),
         paging: s.paging.lock().ok().and_then(|p| p.clone()),
+        passes_by_method: s
+            .passes_by_method
+            .lock()
+            .map(|by| by.iter().map(|(m, n)| ((*m).to_owned(), *n)).collect())
+            .unwrap_or_default(),
+        negentropy: s.negentropy_words().to_owned(),
     }
 }
 

@@ -20,6 +20,10 @@ pub const BACKPRESSURE: &str = "dvmdash_collector_backpressure_microseconds_tota
 
 pub const PAGING_SPLIT_SECONDS: &str = "dvmdash_collector_paging_split_seconds_total";
 pub const PAGING_UNRESOLVED_SECONDS: &str = "dvmdash_collector_paging_unresolved_seconds_total";
+/// Passes after the first backfill, by `method`: `negentropy` (NIP-77) or `req` (paging).
+pub const PASSES: &str = "dvmdash_collector_passes_total";
+/// Reconciliations a relay refused, failed or left unanswered (the pass then paged).
+pub const NEGENTROPY_FAILURES: &str = "dvmdash_collector_negentropy_failures_total";
 
 /// Reject reason for a frame that is not a valid relay message at all.
 pub const MALFORMED_MESSAGE: &str = "malformed_message";
@@ -82,6 +86,14 @@ pub fn describe() {
     describe_counter!(
         PAGING_UNRESOLVED_SECONDS,
         "seconds in which one kind alone filled a page: some of their events may be missing"
+    );
+    describe_counter!(
+        PASSES,
+        "passes over stored events after the first backfill, by method: negentropy (NIP-77) or req (paging)"
+    );
+    describe_counter!(
+        NEGENTROPY_FAILURES,
+        "NIP-77 reconciliations a relay refused, failed or left unanswered (the pass then paged)"
     );
     metrics::counter!(STREAM_WRITE_FAILURES).increment(0);
 }

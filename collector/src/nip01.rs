@@ -27,7 +27,11 @@ pub enum RelayMessage<'a> {
     Notice { message: String },
     /// `["AUTH", <challenge>]` (NIP-42); we do not authenticate.
     Auth,
-    /// A well-formed array with a label we do not use (COUNT, NEG-MSG, ...).
+    /// `["NEG-MSG", <sub>, <hex>]` (NIP-77): the relay's next reconciliation message.
+    NegMsg { subscription: String, message: String },
+    /// `["NEG-ERR", <sub>, <reason>]` (NIP-77): the relay refused or ended a reconciliation.
+    NegErr { subscription: String, reason: String },
+    /// A well-formed array with a label we do not use (COUNT, ...).
     Other { label: String },
 }
 
@@ -74,6 +78,14 @@ impl<'a> RelayMessage<'a> {
                 message: str_at(1).unwrap_or_default(),
             },
             "AUTH" => RelayMessage::Auth,
+            "NEG-MSG" => RelayMessage::NegMsg {
+                subscription: str_at(1).ok_or(MessageError::BadFields("NEG-MSG"))?,
+                message: str_at(2).ok_or(MessageError::BadFields("NEG-MSG"))?,
+            },
+            "NEG-ERR" => RelayMessage::NegErr {
+                subscription: str_at(1).ok_or(MessageError::BadFields("NEG-ERR"))?,
+                reason: str_at(2).unwrap_or_default(),
+            },
             _ => RelayMessage::Other { label },
         })
     }
@@ -82,6 +94,8 @@ impl<'a> RelayMessage<'a> {
 /// A subscription filter (the NIP-01 fields we use).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Filter {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<u16>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -117,6 +131,26 @@ pub fn req(subscription: &str, filters: &[Filter]) -> String {
 /// `["CLOSE", <sub>]`
 pub fn close(subscription: &str) -> String {
     serde_json::json!(["CLOSE", subscription]).to_string()
+}
+
+/// `["NEG-OPEN", <sub>, <filter>, <hex>]` (NIP-77)
+pub fn neg_open(subscription: &str, filter: &Filter, message_hex: &str) -> String {
+    format!(
+        "[\"NEG-OPEN\",{},{},{}]",
+        serde_json::to_string(subscription).unwrap_or_default(),
+        serde_json::to_string(filter).unwrap_or_default(),
+        serde_json::to_string(message_hex).unwrap_or_default()
+    )
+}
+
+/// `["NEG-MSG", <sub>, <hex>]` (NIP-77)
+pub fn neg_msg(subscription: &str, message_hex: &str) -> String {
+    serde_json::json!(["NEG-MSG", subscription, message_hex]).to_string()
+}
+
+/// `["NEG-CLOSE", <sub>]` (NIP-77)
+pub fn neg_close(subscription: &str) -> String {
+    serde_json::json!(["NEG-CLOSE", subscription]).to_string()
 }
 
 /// `["EVENT", <event>]` from event JSON text.
@@ -186,6 +220,9 @@ mod tests {
             r#"["EVENT",5,{}]"#,
             r#"["OK","a","yes"]"#,
             r#"["EOSE"]"#,
+            r#"["NEG-MSG","s"]"#,
+            r#"["NEG-MSG","s",7]"#,
+            r#"["NEG-ERR"]"#,
         ] {
             assert!(RelayMessage::parse(bad).is_err(), "{bad} should be rejected");
         }
@@ -204,6 +241,37 @@ mod tests {
             r#"["REQ","sub",{"kinds":[5300,7000],"since":10,"limit":5}]"#
         );
         assert_eq!(close("sub"), r#"["CLOSE","sub"]"#);
+        let f = Filter {
+            kinds: vec![5300],
+            since: Some(1),
+            until: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            neg_open("n\"1", &f, "61"),
+            r#"["NEG-OPEN","n\"1",{"kinds":[5300],"since":1,"until":2},"61"]"#
+        );
+        assert_eq!(neg_msg("n", "6100"), r#"["NEG-MSG","n","6100"]"#);
+        assert_eq!(neg_close("n"), r#"["NEG-CLOSE","n"]"#);
+        let ids = Filter {
+            ids: vec!["ab".into()],
+            ..Default::default()
+        };
+        assert_eq!(req("i", &[ids]), r#"["REQ","i",{"ids":["ab"]}]"#);
+        assert_eq!(
+            RelayMessage::parse(r#"["NEG-MSG","n","61"]"#).unwrap(),
+            RelayMessage::NegMsg {
+                subscription: "n".into(),
+                message: "61".into()
+            }
+        );
+        assert_eq!(
+            RelayMessage::parse(r#"["NEG-ERR","n","blocked: too big"]"#).unwrap(),
+            RelayMessage::NegErr {
+                subscription: "n".into(),
+                reason: "blocked: too big".into()
+            }
+        );
         assert_eq!(publish("{}"), r#"["EVENT",{}]"#);
     }
 }

@@ -7,7 +7,7 @@
 //! never days of history.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dvmdash_core::event::Id32;
@@ -172,7 +172,17 @@ pub struct RelayStatus {
     pub rejected_by: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Where the paging of the current connection stands.
     pub paging: std::sync::Mutex<Option<dvmdash_core::dto::PagingState>>,
+    /// Whether the relay reconciles with NIP-77: [`NEGENTROPY_UNKNOWN`] until tried, then
+    /// [`NEGENTROPY_YES`] or [`NEGENTROPY_NO`] (it refused, failed or stayed silent: paged with
+    /// REQs from then on).
+    pub negentropy: AtomicU8,
+    /// Passes after the first backfill, by how they read the relay (`negentropy` or `req`).
+    pub passes_by_method: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
+
+pub const NEGENTROPY_UNKNOWN: u8 = 0;
+pub const NEGENTROPY_YES: u8 = 1;
+pub const NEGENTROPY_NO: u8 = 2;
 
 impl RelayStatus {
     /// Counts one rejection.
@@ -180,6 +190,22 @@ impl RelayStatus {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut by) = self.rejected_by.lock() {
             *by.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Counts one finished pass read with `method`.
+    pub fn count_pass(&self, method: &'static str) {
+        if let Ok(mut by) = self.passes_by_method.lock() {
+            *by.entry(method).or_default() += 1;
+        }
+    }
+
+    /// `unknown`, `supported` or `unsupported`.
+    pub fn negentropy_words(&self) -> &'static str {
+        match self.negentropy.load(Ordering::Relaxed) {
+            NEGENTROPY_YES => "supported",
+            NEGENTROPY_NO => "unsupported",
+            _ => "unknown",
         }
     }
 }
@@ -231,14 +257,15 @@ fn backoff(failures: u32, max: Duration) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// Checks one event and queues it if new. Returns its `created_at` when it was valid (new or
-/// duplicate), for backfill paging. Errors only when the writer is gone (shutting down).
+/// Checks one event and queues it if new. Returns its `created_at`, id and kind when it was valid
+/// (new or duplicate), for paging and reconciliation. Errors only when the writer is gone
+/// (shutting down).
 pub(crate) async fn handle_event(
     relay: &Arc<str>,
     shared: &Shared,
     status: &RelayStatus,
     json: &str,
-) -> anyhow::Result<Option<u64>> {
+) -> anyhow::Result<Option<(u64, Id32, u16)>> {
     status.received.fetch_add(1, Ordering::Relaxed);
     counter!(m::EVENTS_RECEIVED, "relay" => relay.to_string()).increment(1);
     let now = now_secs();
@@ -285,7 +312,7 @@ pub(crate) async fn handle_event(
             // Another relay delivered it too: recorded for coverage, not stored again.
             queue(shared, relay, delivery(String::new())).await?;
         }
-        return Ok(Some(event.created_at));
+        return Ok(Some((event.created_at, id, event.kind)));
     }
     shared.seen.insert(id, ());
     match shared.validator.kinds.role(event.kind) {
@@ -303,7 +330,7 @@ pub(crate) async fn handle_event(
     counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
     gauge!(m::LAST_EVENT, "relay" => relay.to_string()).set(now as f64);
     queue(shared, relay, delivery(json.to_owned())).await?;
-    Ok(Some(event.created_at))
+    Ok(Some((event.created_at, id, event.kind)))
 }
 
 /// Hands a delivery to the stream writer. A full queue means the writer is behind: reading from the

@@ -11,6 +11,9 @@
 //! - `settle-<page>`: the same range again, 3 s and 30 s after the first backfill ends, for events
 //!   the relay was still storing while both subscriptions started;
 //! - `catchup-<page>`: then every minute the last few minutes, for events stored but never pushed;
+//! - on a relay that supports NIP-77, the settle and catch-up passes reconcile instead
+//!   (`<pass>-neg-<n>`, [`crate::reconcile`]) and fetch only the missing ids (`<pass>-ids-<n>`);
+//!   a relay that refuses, fails or stays silent is paged as above;
 //! - `dvms`: kind-0 profiles of the DVMs this collector has seen, and zap receipts naming them;
 //! - `customers`: deletions by the customers seen (a customer cancelling its request).
 //!
@@ -31,8 +34,9 @@ use tracing::{debug, info, warn};
 use crate::metrics as m;
 use crate::nip01::{self, Filter, RelayMessage};
 use crate::paging::{Paging, RelayReading, UntilReading};
+use crate::reconcile::{IDS_PER_REQ, Known, Reconciliation, Step};
 use crate::relay::PubkeySet;
-use crate::relay::{RelayOptions, RelayStatus, Shared, handle_event};
+use crate::relay::{NEGENTROPY_NO, NEGENTROPY_YES, RelayOptions, RelayStatus, Shared, handle_event};
 use dvmdash_core::kinds::Collect;
 
 const LIVE: &str = "live";
@@ -49,6 +53,22 @@ pub const CATCHUP_OVERLAP_SECS: u64 = 120;
 /// A relay under load can store an event seconds after acknowledging it; if the event is
 /// back-dated, the recent-only catch-ups would never see it.
 const SETTLE_PASSES: u32 = 2;
+/// A reconciliation the relay has not answered for this long is given up (the pass pages).
+const NEG_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How the pass in flight reads the relay.
+#[derive(Debug)]
+enum Method {
+    /// Pages over the time range ([`Paging`]).
+    Req,
+    /// A NIP-77 reconciliation is in flight.
+    Negentropy {
+        subscription: String,
+        reconciliation: Reconciliation,
+    },
+    /// Reconciled: fetching the missing ids.
+    Fetch,
+}
 
 /// Connects to `relay` and runs one session until the connection ends (`Ok`) or fails (`Err`), or
 /// `stop` is cancelled (`Ok`, after a polite goodbye).
@@ -77,6 +97,7 @@ pub async fn run(
     loop {
         let flow = tokio::select! {
             _ = session.pass_due(), if session.pass_pending() => session.on_pass_due().await?,
+            _ = session.neg_due(), if session.neg_deadline.is_some() => session.on_neg_timeout().await?,
             _ = stop.cancelled() => {
                 session.close().await;
                 return Ok(());
@@ -122,6 +143,16 @@ pub(crate) struct Session<'a, T> {
     dvms_sent: Option<u64>,
     customers_sent: Option<u64>,
     last_frame: Instant,
+    /// Events of the main kinds this connection received, for reconciliation.
+    known: Known,
+    method: Method,
+    /// Ids a reconciliation found missing and not yet asked for; how many were asked for.
+    to_fetch: Vec<String>,
+    fetched: u64,
+    /// This connection's relay refused reconciliation: the rest of its passes page.
+    neg_refused: bool,
+    /// When an unanswered reconciliation is given up.
+    neg_deadline: Option<tokio::time::Instant>,
 }
 
 impl<'a, T> Session<'a, T>
@@ -138,7 +169,10 @@ where
         } else {
             now.saturating_sub(opts.lookback_secs)
         };
-        let kinds = shared.validator.kinds.subscription_kinds();
+        let mut kinds = shared.validator.kinds.subscription_kinds();
+        // Sorted, so an event's kind is found by binary search.
+        kinds.sort_unstable();
+        kinds.dedup();
         let reading = RelayReading {
             until: UntilReading::Unknown,
             cap: opts.page_limit,
@@ -162,6 +196,12 @@ where
             dvms_sent: None,
             customers_sent: None,
             last_frame: Instant::now(),
+            known: Known::default(),
+            method: Method::Req,
+            to_fetch: Vec::new(),
+            fetched: 0,
+            neg_refused: false,
+            neg_deadline: None,
         }
     }
 
@@ -196,8 +236,19 @@ where
         }
     }
 
+    async fn neg_due(&self) {
+        if let Some(at) = self.neg_deadline {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+
+    async fn on_neg_timeout(&mut self) -> anyhow::Result<Flow> {
+        self.neg_failed("no answer to the reconciliation").await?;
+        Ok(Flow::Continue(()))
+    }
+
     /// Starts the next pass: the settle passes read the whole range again, catch-ups only the
-    /// recent part.
+    /// recent part. Both reconcile where the relay supports NIP-77.
     pub(crate) async fn on_pass_due(&mut self) -> anyhow::Result<Flow> {
         self.next_pass_at = None;
         self.passes += 1;
@@ -212,8 +263,118 @@ where
         self.pass_started = Instant::now();
         self.pass_done = false;
         self.pass_since = until.saturating_sub(CATCHUP_OVERLAP_SECS);
-        self.send_page().await?;
+        self.fetched = 0;
+        if !self.open_reconciliation(from, until).await? {
+            self.method = Method::Req;
+            self.send_page().await?;
+        }
         Ok(Flow::Continue(()))
+    }
+
+    /// Opens a NIP-77 reconciliation of `[since, until]`, unless this connection's relay refused
+    /// one or the connection's memory of events overflowed. Returns whether it did.
+    async fn open_reconciliation(&mut self, since: u64, until: u64) -> anyhow::Result<bool> {
+        if self.neg_refused || !self.known.usable() {
+            return Ok(false);
+        }
+        let (reconciliation, first) = match Reconciliation::open(&self.known, since, until) {
+            Ok(v) => v,
+            Err(err) => {
+                debug!(relay = %self.relay, error = %err, "cannot build a reconciliation; paging");
+                return Ok(false);
+            }
+        };
+        let subscription = format!("{}-neg-{}", self.pass_label, self.passes);
+        let filter = Filter {
+            kinds: self.kinds.clone(),
+            since: Some(since),
+            until: Some(until),
+            ..Default::default()
+        };
+        self.pace.until_ready().await;
+        self.tx
+            .send(Message::text(nip01::neg_open(&subscription, &filter, &first)))
+            .await?;
+        self.method = Method::Negentropy {
+            subscription,
+            reconciliation,
+        };
+        self.neg_deadline = Some(tokio::time::Instant::now() + NEG_TIMEOUT);
+        self.publish_paging();
+        Ok(true)
+    }
+
+    /// The relay's next reconciliation message: answer it, or fetch what it showed missing.
+    async fn on_neg_msg(&mut self, subscription: &str, message: &str) -> anyhow::Result<()> {
+        let step = match &mut self.method {
+            Method::Negentropy {
+                subscription: ours,
+                reconciliation,
+            } if ours == subscription => reconciliation.on_message(message),
+            _ => return Ok(()),
+        };
+        match step {
+            Ok(Step::Continue(next)) => {
+                self.neg_deadline = Some(tokio::time::Instant::now() + NEG_TIMEOUT);
+                self.tx
+                    .send(Message::text(nip01::neg_msg(subscription, &next)))
+                    .await?;
+            }
+            Ok(Step::Done(need)) => {
+                self.tx
+                    .send(Message::text(nip01::neg_close(subscription)))
+                    .await?;
+                self.status.negentropy.store(NEGENTROPY_YES, Ordering::Relaxed);
+                self.neg_deadline = None;
+                debug!(relay = %self.relay, missing = need.len(), "reconciled");
+                self.to_fetch = need;
+                self.method = Method::Fetch;
+                self.fetch_next().await?;
+            }
+            Err(err) => self.neg_failed(&format!("malformed NEG-MSG: {err}")).await?,
+        }
+        Ok(())
+    }
+
+    /// The reconciliation failed (`NEG-ERR`, a closed or silent exchange, a malformed answer):
+    /// this connection pages from now on, starting with the pass in flight.
+    async fn neg_failed(&mut self, reason: &str) -> anyhow::Result<()> {
+        let Method::Negentropy { subscription, .. } = std::mem::replace(&mut self.method, Method::Req) else {
+            return Ok(());
+        };
+        self.neg_deadline = None;
+        self.neg_refused = true;
+        self.status.negentropy.store(NEGENTROPY_NO, Ordering::Relaxed);
+        counter!(m::NEGENTROPY_FAILURES, "relay" => self.relay.to_string()).increment(1);
+        info!(relay = %self.relay, reason = %dvmdash_core::nip90::truncate(reason, 200),
+            "relay does not reconcile (NIP-77); paging instead");
+        self.tx
+            .send(Message::text(nip01::neg_close(&subscription)))
+            .await?;
+        self.send_page().await
+    }
+
+    /// Asks for the next chunk of missing ids, or ends the pass when none are left.
+    async fn fetch_next(&mut self) -> anyhow::Result<()> {
+        if self.to_fetch.is_empty() {
+            self.end_pass();
+            return Ok(());
+        }
+        let n = self.to_fetch.len().min(IDS_PER_REQ);
+        let ids: Vec<String> = self.to_fetch.drain(..n).collect();
+        self.fetched += ids.len() as u64;
+        self.page_subscription = format!("{}-ids-{}", self.pass_label, self.fetched);
+        let subscription = self.page_subscription.clone();
+        self.send_req(
+            &subscription,
+            &[Filter {
+                ids,
+                ..Default::default()
+            }],
+        )
+        .await?;
+        self.publish_paging();
+        Ok(())
     }
 
     /// Follows the DVMs and customers seen so far, again whenever new ones appeared: the DVMs'
@@ -293,8 +454,24 @@ where
             Ok(RelayMessage::Closed {
                 subscription,
                 message,
-            }) => self.on_closed(&subscription, &message)?,
-            Ok(RelayMessage::Notice { message }) => self.on_notice(&message),
+            }) => self.on_closed(&subscription, &message).await?,
+            Ok(RelayMessage::Notice { message }) => {
+                self.on_notice(&message);
+                // A relay that does not know NEG-OPEN usually says so in a notice.
+                if matches!(self.method, Method::Negentropy { .. }) {
+                    self.neg_failed(&format!("notice: {message}")).await?;
+                }
+            }
+            Ok(RelayMessage::NegMsg {
+                subscription,
+                message,
+            }) => self.on_neg_msg(&subscription, &message).await?,
+            Ok(RelayMessage::NegErr { subscription, reason }) => {
+                if matches!(&self.method, Method::Negentropy { subscription: ours, .. } if *ours == subscription)
+                {
+                    self.neg_failed(&format!("NEG-ERR: {reason}")).await?;
+                }
+            }
             Ok(RelayMessage::Ok { .. } | RelayMessage::Auth | RelayMessage::Other { .. }) => {}
             Err(err) => {
                 debug!(relay = %self.relay, error = %err, "malformed relay message");
@@ -304,14 +481,18 @@ where
         Ok(Flow::Continue(()))
     }
 
-    /// Checks and queues the event; tells the paging about it when it belongs to the page in
-    /// flight and was valid.
+    /// Checks and queues the event; remembers it for reconciliation, and tells the paging about
+    /// it when it belongs to the page in flight. Only valid events count for either.
     async fn on_event(&mut self, subscription: &str, event: &str) -> anyhow::Result<()> {
-        let created_at = handle_event(self.relay, self.shared, self.status, event).await?;
-        if subscription == self.page_subscription
-            && let Some(ts) = created_at
-        {
-            self.paging.on_event(ts);
+        let Some((created_at, id, kind)) = handle_event(self.relay, self.shared, self.status, event).await?
+        else {
+            return Ok(());
+        };
+        if self.kinds.binary_search(&kind).is_ok() {
+            self.known.insert(created_at, id, self.since);
+        }
+        if subscription == self.page_subscription && matches!(self.method, Method::Req) {
+            self.paging.on_event(created_at);
         }
         Ok(())
     }
@@ -328,7 +509,9 @@ where
         }
         let old = std::mem::take(&mut self.page_subscription);
         self.tx.send(Message::text(nip01::close(&old))).await?;
-        if self.paging.on_end() {
+        if matches!(self.method, Method::Fetch) {
+            self.fetch_next().await
+        } else if self.paging.on_end() {
             self.send_page().await
         } else {
             self.end_pass();
@@ -338,20 +521,41 @@ where
 
     /// The relay ended a subscription: without `live` the connection is useless; an ended page
     /// ends its pass (the next pass reads the range again).
-    fn on_closed(&mut self, subscription: &str, message: &str) -> anyhow::Result<()> {
+    async fn on_closed(&mut self, subscription: &str, message: &str) -> anyhow::Result<()> {
+        let in_flight = subscription == LIVE
+            || subscription == self.page_subscription
+            || matches!(&self.method, Method::Negentropy { subscription: ours, .. } if ours == subscription);
+        if !in_flight {
+            // A subscription already done (relays close a REQ by ids once all are served).
+            debug!(relay = %self.relay, subscription, message, "relay closed a finished subscription");
+            return Ok(());
+        }
         counter!(m::NOTICES, "relay" => self.relay.to_string()).increment(1);
         warn!(relay = %self.relay, subscription, message, "relay closed a subscription");
         if subscription == LIVE {
             anyhow::bail!("relay closed the live subscription: {message}");
         }
-        if subscription == self.page_subscription {
-            self.page_subscription.clear();
-            self.end_pass();
+        if matches!(&self.method, Method::Negentropy { .. }) {
+            return self.neg_failed(&format!("CLOSED: {message}")).await;
         }
+        self.page_subscription.clear();
+        if matches!(self.method, Method::Fetch) {
+            // Refused to serve ids: this pass reads its range by pages instead, so nothing the
+            // reconciliation found missing is skipped.
+            self.to_fetch.clear();
+            self.method = Method::Req;
+            return self.send_page().await;
+        }
+        self.end_pass();
         Ok(())
     }
 
     fn end_pass(&mut self) {
+        if self.passes > 0 {
+            let method = self.method_name();
+            self.status.count_pass(method);
+            counter!(m::PASSES, "relay" => self.relay.to_string(), "method" => method).increment(1);
+        }
         let p = &self.paging;
         let relay = self.relay.to_string();
         counter!(m::PAGING_SPLIT_SECONDS, "relay" => relay.clone()).increment(u64::from(p.split_seconds));
@@ -402,6 +606,13 @@ where
         Ok(())
     }
 
+    fn method_name(&self) -> &'static str {
+        match self.method {
+            Method::Req => "req",
+            Method::Negentropy { .. } | Method::Fetch => "negentropy",
+        }
+    }
+
     /// Shows where paging stands in the relay's status (published with the heartbeat).
     fn publish_paging(&self) {
         let p = &self.paging;
@@ -415,6 +626,8 @@ where
             cursor: p.cursor(),
             until: reading.until.as_str().to_owned(),
             cap: reading.cap,
+            method: self.method_name().to_owned(),
+            fetched: self.fetched,
         };
         if let Ok(mut slot) = self.status.paging.lock() {
             *slot = Some(state);
@@ -506,6 +719,8 @@ mod tests {
         let status = RelayStatus::default();
         let relay: Arc<str> = Arc::from("wss://relay.test");
         let mut s = Session::new(&relay, &shared, &status, Vec::new());
+        // This relay does not reconcile (NIP-77): every pass pages.
+        s.neg_refused = true;
         s.subscribe().await.expect("subscribe");
         let reqs = sent(&mut s.tx);
         assert_eq!(reqs.len(), 2, "{reqs:?}");
@@ -586,6 +801,207 @@ mod tests {
         let frames = sent(&mut s.tx);
         assert_eq!(frames[0][1], "catchup-0");
         assert!(frames[0][2]["since"].as_u64().unwrap() > since);
+    }
+
+    /// Answers every page with EOSE until the pass ends.
+    async fn finish_pages(s: &mut Session<'_, Vec<Message>>) {
+        for _ in 0..20 {
+            if s.pass_pending() {
+                return;
+            }
+            let page = s.page_subscription.clone();
+            assert!(
+                s.on_frame(text(serde_json::json!(["EOSE", page])))
+                    .await
+                    .expect("eose")
+                    .is_continue()
+            );
+            sent(&mut s.tx);
+        }
+        panic!("the pass never ended");
+    }
+
+    #[tokio::test]
+    async fn reconciles_where_the_relay_can_and_pages_where_it_cannot() {
+        use negentropy::{Id, Negentropy, NegentropyStorageVector};
+        let (sink, mut queued) = mpsc::channel(100);
+        let shared = shared(sink);
+        let status = RelayStatus::default();
+        let relay: Arc<str> = Arc::from("wss://relay.test");
+        let mut s = Session::new(&relay, &shared, &status, Vec::new());
+        s.subscribe().await.expect("subscribe");
+        sent(&mut s.tx);
+        let keys = Keys::from_seed(b"negentropy session");
+        let now = now_secs();
+        let events: Vec<_> = (0..3)
+            .map(|i| keys.sign(now - 600 + i, 5300, vec![], String::new()))
+            .collect();
+        // The connection receives the first; the relay holds all three.
+        let frame = |sub: &str, e: &dvmdash_core::Event| {
+            Some(Ok(Message::text(format!(
+                "[\"EVENT\",\"{sub}\",{}]",
+                e.to_json()
+            ))))
+        };
+        assert!(
+            s.on_frame(frame("live", &events[0]))
+                .await
+                .expect("event")
+                .is_continue()
+        );
+        finish_pages(&mut s).await;
+        assert!(queued.try_recv().is_ok());
+
+        // The settle pass opens a reconciliation over its range instead of paging.
+        assert!(s.on_pass_due().await.expect("pass").is_continue());
+        let frames = sent(&mut s.tx);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0][0], "NEG-OPEN");
+        let sub = frames[0][1].as_str().unwrap().to_owned();
+        let (since, until) = (
+            frames[0][2]["since"].as_u64().unwrap(),
+            frames[0][2]["until"].as_u64().unwrap(),
+        );
+        let mut storage = NegentropyStorageVector::new();
+        for e in &events {
+            let id: [u8; 32] = hex::decode(&e.id).unwrap().try_into().unwrap();
+            assert!((since..=until).contains(&e.created_at));
+            storage.insert(e.created_at, Id::from_byte_array(id)).unwrap();
+        }
+        storage.seal().unwrap();
+        let mut relay_side = Negentropy::owned(storage, 0).unwrap();
+        let mut message = frames[0][3].as_str().unwrap().to_owned();
+        let ids_req = loop {
+            let answer = relay_side.reconcile(&hex::decode(&message).unwrap()).unwrap();
+            assert!(
+                s.on_frame(text(serde_json::json!(["NEG-MSG", sub, hex::encode(answer)])))
+                    .await
+                    .expect("neg-msg")
+                    .is_continue()
+            );
+            let frames = sent(&mut s.tx);
+            match frames[0][0].as_str() {
+                Some("NEG-MSG") => message = frames[0][2].as_str().unwrap().to_owned(),
+                Some("NEG-CLOSE") => break frames[1].clone(),
+                other => panic!("unexpected {other:?}: {frames:?}"),
+            }
+        };
+        // Only the two it lacks are fetched, by id.
+        assert_eq!(ids_req[0], "REQ");
+        let mut asked: Vec<&str> = ids_req[2]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        asked.sort_unstable();
+        let mut want = vec![events[1].id.as_str(), events[2].id.as_str()];
+        want.sort_unstable();
+        assert_eq!(asked, want);
+        let ids_sub = ids_req[1].as_str().unwrap().to_owned();
+        for e in &events[1..] {
+            assert!(s.on_frame(frame(&ids_sub, e)).await.expect("event").is_continue());
+        }
+        assert!(
+            s.on_frame(text(serde_json::json!(["EOSE", ids_sub])))
+                .await
+                .expect("eose")
+                .is_continue()
+        );
+        assert!(s.pass_pending(), "the pass ended");
+        assert_eq!(sent(&mut s.tx), vec![serde_json::json!(["CLOSE", ids_sub])]);
+        // The relay then closes the ids subscription it served in full: nothing changes.
+        assert!(
+            s.on_frame(text(serde_json::json!(["CLOSED", ids_sub, ""])))
+                .await
+                .expect("closed")
+                .is_continue()
+        );
+        let after = sent(&mut s.tx);
+        assert!(after.is_empty() && s.pass_pending(), "{after:?}");
+        assert_eq!(
+            queued.try_recv().map(|a| hex::encode(a.id)).ok().as_deref(),
+            Some(events[1].id.as_str())
+        );
+        assert_eq!(status.negentropy_words(), "supported");
+        assert_eq!(
+            status.passes_by_method.lock().unwrap().get("negentropy"),
+            Some(&1)
+        );
+        let paging = status.paging.lock().unwrap().clone().unwrap();
+        assert_eq!((paging.method.as_str(), paging.fetched), ("negentropy", 2));
+
+        // The next pass: the relay refuses (NEG-ERR), so the pass pages, and so do later ones.
+        sent(&mut s.tx);
+        assert!(s.on_pass_due().await.expect("pass").is_continue());
+        let frames = sent(&mut s.tx);
+        assert_eq!(frames[0][0], "NEG-OPEN");
+        let sub = frames[0][1].as_str().unwrap().to_owned();
+        assert!(
+            s.on_frame(text(serde_json::json!(["NEG-ERR", "someone-else", "x"])))
+                .await
+                .expect("neg-err")
+                .is_continue()
+        );
+        assert!(
+            sent(&mut s.tx).is_empty(),
+            "another subscription's error changes nothing"
+        );
+        assert!(
+            s.on_frame(text(serde_json::json!([
+                "NEG-ERR",
+                sub,
+                "blocked: not supported"
+            ])))
+            .await
+            .expect("neg-err")
+            .is_continue()
+        );
+        let frames = sent(&mut s.tx);
+        assert_eq!(frames[0], serde_json::json!(["NEG-CLOSE", sub]));
+        assert_eq!(frames[1][0], "REQ");
+        assert!(
+            frames[1][1].as_str().unwrap().starts_with("settle-"),
+            "{frames:?}"
+        );
+        assert_eq!(status.negentropy_words(), "unsupported");
+        finish_pages(&mut s).await;
+        assert_eq!(status.passes_by_method.lock().unwrap().get("req"), Some(&1));
+        assert!(s.on_pass_due().await.expect("pass").is_continue());
+        assert_eq!(sent(&mut s.tx)[0][0], "REQ", "no second try on this connection");
+    }
+
+    #[tokio::test]
+    async fn a_silent_or_garbled_reconciliation_falls_back_to_paging() {
+        for garbled in [true, false] {
+            let (sink, _queued) = mpsc::channel(100);
+            let shared = shared(sink);
+            let status = RelayStatus::default();
+            let relay: Arc<str> = Arc::from("wss://relay.test");
+            let mut s = Session::new(&relay, &shared, &status, Vec::new());
+            s.subscribe().await.expect("subscribe");
+            finish_pages(&mut s).await;
+            sent(&mut s.tx);
+            assert!(s.on_pass_due().await.expect("pass").is_continue());
+            let frames = sent(&mut s.tx);
+            let sub = frames[0][1].as_str().unwrap().to_owned();
+            assert!(s.neg_deadline.is_some());
+            if garbled {
+                assert!(
+                    s.on_frame(text(serde_json::json!(["NEG-MSG", sub, "not hex at all"])))
+                        .await
+                        .expect("garbled")
+                        .is_continue()
+                );
+            } else {
+                assert!(s.on_neg_timeout().await.expect("timeout").is_continue());
+            }
+            let frames = sent(&mut s.tx);
+            assert_eq!(frames[0][0], "NEG-CLOSE", "{frames:?}");
+            assert_eq!(frames[1][0], "REQ", "{frames:?}");
+            assert!(s.neg_deadline.is_none());
+            assert_eq!(status.negentropy_words(), "unsupported");
+        }
     }
 
     #[tokio::test]

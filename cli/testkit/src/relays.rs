@@ -188,6 +188,7 @@ impl Default for StoreRules {
 /// A relay that stores events but never pushes them live, as busy relays do to slow subscribers:
 /// every REQ other than the collector's `live` one gets the stored events its first filter's
 /// `kinds`, `since`, `until` and `limit` select (newest first, read by its [`StoreRules`]), then EOSE.
+/// It does not speak NIP-77 and says so with a NOTICE.
 pub struct StoreOnlyRelay {
     pub url: String,
     events: Arc<Mutex<Vec<Stored>>>,
@@ -266,8 +267,17 @@ async fn serve_stored(
         let Ok(serde_json::Value::Array(parts)) = serde_json::from_str(&text) else {
             continue;
         };
-        if parts.first().and_then(|v| v.as_str()) != Some("REQ") {
-            continue;
+        match parts.first().and_then(|v| v.as_str()) {
+            Some("REQ") => {}
+            // As relays that do not know a message say so: NIP-77 is not spoken here.
+            Some(label) if label.starts_with("NEG-") => {
+                let notice = serde_json::json!(["NOTICE", format!("unsupported: {label}")]).to_string();
+                if tx.send(Message::text(notice)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ => continue,
         }
         let sub = parts.get(1).and_then(|v| v.as_str()).unwrap_or("").to_owned();
         let mut frames: Vec<String> = Vec::new();
@@ -325,4 +335,31 @@ impl Drop for ScriptedRelay {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// rust-nostr's relay (it answers NIP-77 reconciliation) with its in-memory database at hand, so a
+/// test can store events the relay holds but never pushes to subscribers.
+pub async fn nostr_relay_with_database() -> (
+    nostr_relay_builder::LocalRelay,
+    String,
+    Arc<nostr_relay_builder::prelude::MemoryDatabase>,
+) {
+    use nostr_relay_builder::prelude::*;
+    let port = free_port();
+    let database = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+        events: true,
+        max_events: None,
+    }));
+    let builder = RelayBuilder::default()
+        .addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        .port(port)
+        .database(database.clone())
+        .rate_limit(RateLimit {
+            max_reqs: 1000,
+            notes_per_minute: 1_000_000,
+        });
+    let relay = LocalRelay::new(builder);
+    relay.run().await.expect("start the rust-nostr relay");
+    let url = relay.url().await.to_string().trim_end_matches('/').to_owned();
+    (relay, url, database)
 }

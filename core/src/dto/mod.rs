@@ -318,6 +318,14 @@ pub struct RelayCounters {
     /// Where paging through the relay's stored events stands; `None` before the first page.
     #[serde(default)]
     pub paging: Option<PagingState>,
+    /// Passes after the first backfill by how they read the relay: `negentropy` (NIP-77
+    /// reconciliation, then only the missing ids) or `req` (the time range again, page by page).
+    #[serde(default)]
+    pub passes_by_method: BTreeMap<String, u64>,
+    /// Whether the relay reconciles with NIP-77: `unknown` (not tried yet), `supported` or
+    /// `unsupported`.
+    #[serde(default)]
+    pub negentropy: String,
 }
 
 /// Where a collector's paging through one relay's stored events stands.
@@ -340,6 +348,12 @@ pub struct PagingState {
     pub until: String,
     /// The most events it returned for one REQ, as learned.
     pub cap: u32,
+    /// How this pass reads the relay: `req` (pages) or `negentropy` (NIP-77, then the missing ids).
+    #[serde(default)]
+    pub method: String,
+    /// Events a negentropy pass found missing and fetched by id.
+    #[serde(default)]
+    pub fetched: u64,
 }
 
 /// `GET /api/relays/status`: every watched relay's health as its collectors report it, and the
@@ -381,6 +395,13 @@ pub struct RelayHealthRow {
     pub last_event: Option<String>,
     /// Its collectors' paging, one per collector.
     pub paging: Vec<PagingState>,
+    /// Passes after the first backfill by method (`negentropy`, `req`), summed over collectors.
+    #[serde(default)]
+    pub passes_by_method: BTreeMap<String, u64>,
+    /// NIP-77 support as its collectors found it: `supported` if any did, else `unsupported` if
+    /// any found that, else `unknown`.
+    #[serde(default)]
+    pub negentropy: String,
     /// The counters over the window, summed over every collector that watched it then.
     #[serde(default)]
     pub in_window: RelayWindowCounts,

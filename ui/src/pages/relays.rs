@@ -181,7 +181,25 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
         .last_event
         .as_deref()
         .map_or_else(|| "never".to_owned(), |t| ago(t, now));
-    let paging = r.paging.iter().map(paging_words).collect::<Vec<_>>().join("; ");
+    let mut paging = r.paging.iter().map(paging_words).collect::<Vec<_>>().join("; ");
+    let methods = r
+        .passes_by_method
+        .iter()
+        .map(|(m, n)| format!("{m} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !methods.is_empty() {
+        paging.push_str(&format!(" · passes: {methods}"));
+    }
+    let nip77 = format!(
+        "NIP-77: {}",
+        if r.negentropy.is_empty() {
+            "unknown"
+        } else {
+            &r.negentropy
+        }
+    );
+    let nip77_key = r.negentropy.clone();
     view! {
         tr(data-health-row=url) {
             td { code(title=title) { (shown) } div(class="muted small") { (who) } }
@@ -191,13 +209,26 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
             td(class="num", data-col="rejected", title=reasons) { (rejected) }
             td(class="num", data-col="reconnects", title=reconnects_all) { (reconnects) }
             td(class="num muted") { (last) }
-            td(class="small", data-col="paging") { (paging) }
+            td(class="small", data-col="paging") { (paging) div(class="muted", data-negentropy=nip77_key) { (nip77) } }
         }
     }
 }
 
-/// "catch-up pass 4, done · 12 REQs · cap 500, until inclusive" and the like.
+/// "catch-up pass 4, done · 12 REQs · cap 500, until inclusive", or for a reconciled pass
+/// "catch-up pass 5 by negentropy, done · 3 missing fetched", and the like.
 fn paging_words(p: &PagingState) -> String {
+    if p.method == "negentropy" {
+        let pass = if p.pass == "catchup" {
+            "catch-up"
+        } else {
+            p.pass.as_str()
+        };
+        let state = if p.done { "done" } else { "reconciling" };
+        return format!(
+            "{pass} pass {} by negentropy, {state} · {} missing fetched",
+            p.passes, p.fetched
+        );
+    }
     let pass = match p.pass.as_str() {
         "catchup" => "catch-up",
         other => other,
