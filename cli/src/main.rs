@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use dvmdash::simulate::SimulateArgs;
 use dvmdash::stack::{AllArgs, Role, join_all};
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use dvmdash_core::telemetry::Dependency;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -107,6 +108,15 @@ enum Command {
     },
     /// Measure throughput, latency and memory against real Redis and ClickHouse.
     Bench(Box<dvmdash::bench::BenchArgs>),
+    /// Exit 0 when a role's `/health` or `/ready` answers 2xx (for container health checks: the
+    /// image needs no curl).
+    Probe {
+        /// For example `http://127.0.0.1:9464/ready`.
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout_secs: u64,
+    },
     /// Publish realistic, signed DVM traffic to relays.
     Simulate {
         /// Relays to publish to (comma-separated ws:// or wss:// URLs).
@@ -123,10 +133,41 @@ enum Command {
 }
 
 impl Command {
+    /// What `/ready` checks for this command.
+    fn dependencies(&self) -> Vec<Dependency> {
+        match self {
+            Command::Collector { redis, .. } | Command::Coordinator { redis, .. } => {
+                vec![Dependency::Redis(redis.clone())]
+            }
+            Command::Ingester {
+                redis, clickhouse, ..
+            }
+            | Command::Api {
+                redis, clickhouse, ..
+            } => vec![
+                Dependency::Redis(redis.clone()),
+                Dependency::ClickHouse(clickhouse.clone()),
+            ],
+            Command::All(args) => vec![
+                Dependency::Redis(args.redis.clone()),
+                Dependency::ClickHouse(args.clickhouse.clone()),
+            ],
+            Command::Demo(args) => vec![
+                Dependency::Redis(args.all.redis.clone()),
+                Dependency::ClickHouse(args.all.clickhouse.clone()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     fn serves_metrics(&self) -> bool {
         !matches!(
             self,
-            Command::Migrate { .. } | Command::Simulate { .. } | Command::Import { .. } | Command::Dlq { .. }
+            Command::Migrate { .. }
+                | Command::Simulate { .. }
+                | Command::Import { .. }
+                | Command::Dlq { .. }
+                | Command::Probe { .. }
         )
     }
 }
@@ -155,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = dvmdash::signals::shutdown_token();
     let timeout = Duration::from_secs(cli.shutdown_timeout_secs.max(1));
     let metrics = if cli.command.serves_metrics() && !cli.metrics_addr.trim().is_empty() {
-        Some(start_metrics(&cli.metrics_addr).await?)
+        Some(start_metrics(&cli.metrics_addr, cli.command.dependencies()).await?)
     } else {
         None
     };
@@ -220,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { args, redis } => dvmdash::dlq::run(args, redis).await.map(|_| ()),
+        Command::Probe { url, timeout_secs } => probe(&url, Duration::from_secs(timeout_secs)).await,
         Command::Bench(args) => dvmdash::bench::run(*args).await.map(|_| ()),
         Command::Simulate { relays, args } => {
             let report = dvmdash::simulate::run(args, relays, shutdown).await?;
@@ -256,21 +298,45 @@ async fn bounded(
     }
 }
 
+/// `dvmdash probe`: one GET; a 2xx answer is success, anything else an error naming it.
+async fn probe(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let res = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = res.status();
+    let body = res.text().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "{url} answered {status}: {}",
+        dvmdash_core::nip90::truncate(&body, 500)
+    );
+    println!("{url}: {status}");
+    Ok(())
+}
+
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// Serves `/metrics` (and a liveness `/health`) on its own address, apart from the public api.
-async fn start_metrics(addr: &str) -> anyhow::Result<(CancellationToken, Role)> {
+/// Serves `/metrics`, `/health` (liveness) and `/ready` (the role's dependencies answer) on its
+/// own address, apart from the public api.
+async fn start_metrics(
+    addr: &str,
+    dependencies: Vec<Dependency>,
+) -> anyhow::Result<(CancellationToken, Role)> {
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("invalid metrics address {addr:?}"))?;
     let listener = bind(addr).await?;
     info!(%addr, "metrics listening");
     let router =
-        dvmdash_core::telemetry::metrics_router().route("/health", axum::routing::get(|| async { "ok" }));
+        dvmdash_core::telemetry::metrics_router().merge(dvmdash_core::telemetry::health_router(dependencies));
     let stop = CancellationToken::new();
     let s = stop.clone();
     let role = Role::spawn("metrics", async move {

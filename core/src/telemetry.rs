@@ -77,6 +77,87 @@ pub fn metrics_router() -> Router {
     )
 }
 
+/// A service a role cannot work without, checked by `/ready`.
+#[derive(Debug, Clone)]
+pub enum Dependency {
+    Redis(crate::config::RedisArgs),
+    ClickHouse(crate::config::ClickHouseArgs),
+}
+
+/// How long `/ready` waits for one dependency.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Dependency {
+    fn name(&self) -> &'static str {
+        match self {
+            Dependency::Redis(_) => "redis",
+            Dependency::ClickHouse(_) => "clickhouse",
+        }
+    }
+
+    /// The round trip of one trivial command (`PING`, `SELECT 1`).
+    async fn check(&self) -> Result<Duration, String> {
+        let probe = async {
+            let start = std::time::Instant::now();
+            match self {
+                Dependency::Redis(args) => {
+                    let client = args.client()?;
+                    let mut conn = client.get_multiplexed_async_connection().await?;
+                    redis::cmd("PING").query_async::<String>(&mut conn).await?;
+                }
+                Dependency::ClickHouse(args) => {
+                    crate::store::ping(&args.client()).await?;
+                }
+            }
+            anyhow::Ok(start.elapsed())
+        };
+        match tokio::time::timeout(READY_TIMEOUT, probe).await {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(crate::nip90::truncate(&format!("{e:#}"), 200).to_owned()),
+            Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// `/health` (liveness: the process answers) and `/ready` (every dependency answers, checked
+/// together; 503 with the failures otherwise), for the metrics listener of every role.
+pub fn health_router(dependencies: Vec<Dependency>) -> Router {
+    let deps = std::sync::Arc::new(dependencies);
+    Router::new().route("/health", get(|| async { "ok" })).route(
+        "/ready",
+        get(move || {
+            let deps = deps.clone();
+            async move {
+                // One after the other: at most two dependencies, each bounded by READY_TIMEOUT.
+                let mut results = Vec::with_capacity(deps.len());
+                for d in deps.iter() {
+                    results.push((d.name(), d.check().await));
+                }
+                let ready = results.iter().all(|(_, r)| r.is_ok());
+                let checks: serde_json::Map<String, serde_json::Value> = results
+                    .into_iter()
+                    .map(|(name, r)| {
+                        let v = match r {
+                            Ok(d) => serde_json::json!({ "ok": true, "ms": d.as_secs_f64() * 1000.0 }),
+                            Err(e) => serde_json::json!({ "ok": false, "error": e }),
+                        };
+                        (name.to_owned(), v)
+                    })
+                    .collect();
+                let status = if ready {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                };
+                (
+                    status,
+                    axum::Json(serde_json::json!({ "ready": ready, "checks": checks })),
+                )
+            }
+        }),
+    )
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
