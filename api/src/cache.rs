@@ -159,17 +159,25 @@ impl ResponseCache {
         if let Some(e) = self.entries.get(key).await
             && usable(&e)
         {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.count(true);
             return Ok((e.body, true));
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let (body, computed) = self.compute(key, producer, usable).await?;
-        if !computed {
-            // Another request computed it while this one waited for the key.
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            self.misses.fetch_sub(1, Ordering::Relaxed);
-        }
+        let result = self.compute(key, producer, usable).await;
+        // Computed here (or failed): a miss. Computed by another request while this one waited
+        // for the key: a hit.
+        self.count(matches!(result, Ok((_, false))));
+        let (body, computed) = result?;
         Ok((body, !computed))
+    }
+
+    fn count(&self, hit: bool) {
+        if hit {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
+        } else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::CACHE_MISSES).increment(1);
+        }
     }
 
     /// Computes `key` unless, once we hold the key, the entry already is `good`. Computations of one
@@ -221,6 +229,8 @@ impl ResponseCache {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(self.entries.entry_count() as f64);
+            metrics::gauge!(crate::metrics::CACHE_BYTES).set(self.entries.weighted_size() as f64);
             let due: Vec<(String, Producer)> = {
                 let Ok(mut hot) = self.hot.lock() else { continue };
                 hot.retain(|_, h| h.pinned || h.last_access.elapsed() < HOT_WINDOW);
@@ -240,6 +250,7 @@ impl ResponseCache {
                 match self.compute(&key, producer, fresh).await {
                     Ok((_, true)) => {
                         self.refreshes.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(crate::metrics::CACHE_REFRESHES).increment(1);
                     }
                     Ok((_, false)) => {}
                     Err(err) => tracing::debug!(key = %key, error = %err, "background refresh failed"),

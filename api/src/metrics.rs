@@ -9,9 +9,29 @@ use metrics::{counter, histogram};
 
 pub const REQUESTS: &str = "dvmdash_api_requests_total";
 pub const REQUEST_SECONDS: &str = "dvmdash_api_request_duration_seconds";
+pub const CACHE_HITS: &str = "dvmdash_api_cache_hits_total";
+pub const CACHE_MISSES: &str = "dvmdash_api_cache_misses_total";
+pub const CACHE_REFRESHES: &str = "dvmdash_api_cache_refreshes_total";
+pub const CACHE_ENTRIES: &str = "dvmdash_api_cache_entries";
+pub const CACHE_BYTES: &str = "dvmdash_api_cache_bytes";
 
 pub fn describe() {
     metrics::describe_counter!(REQUESTS, "HTTP requests answered, by method, route and status");
+    metrics::describe_counter!(CACHE_HITS, "statistics answered from the response cache");
+    metrics::describe_counter!(CACHE_MISSES, "statistics computed for a request (or failed)");
+    metrics::describe_counter!(
+        CACHE_REFRESHES,
+        "answers recomputed in the background before they went stale"
+    );
+    metrics::describe_gauge!(CACHE_ENTRIES, "answers held in the response cache");
+    metrics::describe_gauge!(
+        CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "bytes of answers held in the response cache"
+    );
+    for name in [CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES] {
+        metrics::counter!(name).increment(0);
+    }
     metrics::describe_histogram!(
         REQUEST_SECONDS,
         metrics::Unit::Seconds,

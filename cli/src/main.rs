@@ -133,6 +133,20 @@ enum Command {
 }
 
 impl Command {
+    /// The command's name, for `dvmdash_build_info`.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Collector { .. } => "collector",
+            Command::Coordinator { .. } => "coordinator",
+            Command::Ingester { .. } => "ingester",
+            Command::Api { .. } => "api",
+            Command::All(_) => "all",
+            Command::Demo(_) => "demo",
+            Command::Bench(_) => "bench",
+            _ => "tool",
+        }
+    }
+
     /// What `/ready` checks for this command.
     fn dependencies(&self) -> Vec<Dependency> {
         match self {
@@ -196,7 +210,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = dvmdash::signals::shutdown_token();
     let timeout = Duration::from_secs(cli.shutdown_timeout_secs.max(1));
     let metrics = if cli.command.serves_metrics() && !cli.metrics_addr.trim().is_empty() {
-        Some(start_metrics(&cli.metrics_addr, cli.command.dependencies()).await?)
+        let served = start_metrics(&cli.metrics_addr, cli.command.dependencies()).await?;
+        // After the recorder is installed (by the metrics router), or the gauge goes nowhere.
+        dvmdash_core::telemetry::record_build_info(cli.command.name());
+        Some(served)
     } else {
         None
     };

@@ -98,6 +98,61 @@ async fn every_role_is_alive_and_ready_only_while_its_dependencies_answer() {
     );
     assert!(probe(&format!("{}/ready", roles[2].metrics)));
 
+    // The operational metrics each role owes (docs/telemetry.md), in a real scrape.
+    let want: &[(&str, &[&str])] = &[
+        ("collector", &["dvmdash_build_info{"]),
+        (
+            "coordinator",
+            &[
+                "dvmdash_build_info{",
+                "dvmdash_coordinator_collector_heartbeat_age_seconds{collector=\"",
+                "dvmdash_coordinator_collector_relays_assigned{collector=\"",
+            ],
+        ),
+        (
+            "ingester",
+            &[
+                "dvmdash_build_info{",
+                "dvmdash_stream_oldest_pending_age_seconds{",
+            ],
+        ),
+        (
+            "api",
+            &[
+                "dvmdash_build_info{",
+                "dvmdash_api_cache_hits_total",
+                "dvmdash_api_cache_misses_total",
+                "dvmdash_api_cache_refreshes_total",
+                "dvmdash_api_cache_entries",
+                "dvmdash_api_cache_bytes",
+            ],
+        ),
+    ];
+    for r in &roles {
+        let names = want
+            .iter()
+            .find(|(role, _)| *role == r.role)
+            .map(|(_, n)| *n)
+            .unwrap_or(&[]);
+        let url = format!("{}/metrics", r.metrics);
+        let role = r.role;
+        wait_until(&format!("{role}'s metrics"), Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                let text = common::http::send("GET", &url, &[], "").await.body;
+                let missing: Vec<&&str> = names.iter().filter(|n| !text.contains(**n)).collect();
+                let build = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+                let role_label = format!("role=\"{role}\"");
+                if missing.is_empty() && text.contains(&build) && text.contains(&role_label) {
+                    Ok(())
+                } else {
+                    Err(format!("missing {missing:?} or the build labels"))
+                }
+            }
+        })
+        .await;
+    }
+
     // Redis stops: alive, not ready, and the failing check is named.
     let redis_port = redis.port;
     redis.stop();

@@ -28,6 +28,10 @@ pub const COLLECTORS_ALIVE: &str = "dvmdash_coordinator_collectors_alive";
 pub const RELAYS: &str = "dvmdash_coordinator_relays";
 pub const UNWATCHED: &str = "dvmdash_coordinator_unwatched_relays";
 pub const REBALANCES: &str = "dvmdash_coordinator_rebalances_total";
+/// Per live collector (label `collector`), as the leader reads the heartbeats. A collector that
+/// left keeps its series with `NaN` age and 0 relays (the exporter cannot drop a series).
+pub const HEARTBEAT_AGE: &str = "dvmdash_coordinator_collector_heartbeat_age_seconds";
+pub const RELAYS_ASSIGNED: &str = "dvmdash_coordinator_collector_relays_assigned";
 
 /// Coordinator flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,6 +89,15 @@ pub fn describe() {
         "relays with no live collector assigned (leader's view)"
     );
     describe_counter!(REBALANCES, "times the relay assignment changed");
+    describe_gauge!(
+        HEARTBEAT_AGE,
+        metrics::Unit::Seconds,
+        "seconds since each live collector's last heartbeat (leader's view; NaN once it left)"
+    );
+    describe_gauge!(
+        RELAYS_ASSIGNED,
+        "relays assigned to each collector (leader's view; 0 once it left)"
+    );
     metrics::counter!(REBALANCES).increment(0);
 }
 
@@ -111,6 +124,7 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
         Duration::from_millis(lease_ms),
     );
     let mut leading = false;
+    let mut reported = std::collections::BTreeSet::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -133,7 +147,7 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
         if leading && let Err(err) = registry::seed(&mut conn, &names, &seeds).await {
             warn!(error = %err, "seeding the relay registry failed");
         }
-        if leading && let Err(err) = rebalance(&mut conn, &names, &config).await {
+        if leading && let Err(err) = rebalance(&mut conn, &names, &config, &mut reported).await {
             warn!(error = %err, "rebalance failed");
         }
     }
@@ -144,8 +158,35 @@ pub async fn run(config: Config, redis: RedisArgs, shutdown: CancellationToken) 
     Ok(())
 }
 
+/// Per-collector gauges: heartbeat age and relays assigned; collectors reported before and gone
+/// now get `NaN` and 0, so no series keeps claiming a live heartbeat.
+fn report_collectors(
+    beats: &[(String, f64)],
+    desired: &std::collections::BTreeMap<String, Vec<String>>,
+    reported: &mut std::collections::BTreeSet<String>,
+) {
+    let now = now_millis() as f64;
+    let live: std::collections::BTreeSet<String> = beats.iter().map(|(c, _)| c.clone()).collect();
+    for (c, beat_ms) in beats {
+        let label = [("collector", c.clone())];
+        gauge!(HEARTBEAT_AGE, &label).set(((now - beat_ms) / 1000.0).max(0.0));
+        gauge!(RELAYS_ASSIGNED, &label).set(desired.get(c).map_or(0, Vec::len) as f64);
+    }
+    for gone in reported.difference(&live) {
+        let label = [("collector", gone.clone())];
+        gauge!(HEARTBEAT_AGE, &label).set(f64::NAN);
+        gauge!(RELAYS_ASSIGNED, &label).set(0.0);
+    }
+    reported.extend(live);
+}
+
 /// One leader tick: drop dead collectors, recompute assignments, write them if they changed.
-async fn rebalance(conn: &mut ConnectionManager, names: &RedisNames, config: &Config) -> anyhow::Result<()> {
+async fn rebalance(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    config: &Config,
+    reported: &mut std::collections::BTreeSet<String>,
+) -> anyhow::Result<()> {
     let cutoff = now_millis().saturating_sub(config.collector_timeout_secs * 1000);
     let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(names.collectors())
@@ -161,17 +202,20 @@ async fn rebalance(conn: &mut ConnectionManager, names: &RedisNames, config: &Co
             .query_async(conn)
             .await?;
     }
-    let mut collectors: Vec<String> = redis::cmd("ZRANGE")
+    let beats: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(names.collectors())
         .arg(0)
         .arg(-1)
+        .arg("WITHSCORES")
         .query_async(conn)
         .await?;
+    let mut collectors: Vec<String> = beats.iter().map(|(c, _)| c.clone()).collect();
     collectors.sort();
     let relays = registry::list(conn, names).await?;
     let relay_list: Vec<_> = relays.iter().map(|(url, e)| (url.clone(), e.priority)).collect();
     let desired = assign::assign(&relay_list, &collectors, config.redundancy);
 
+    report_collectors(&beats, &desired, reported);
     gauge!(COLLECTORS_ALIVE).set(collectors.len() as f64);
     gauge!(RELAYS).set(relays.len() as f64);
     gauge!(UNWATCHED).set(if collectors.is_empty() {

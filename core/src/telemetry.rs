@@ -65,6 +65,15 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// `dvmdash_build_info{version, role} 1`: which build each process runs.
+pub fn record_build_info(role: &'static str) {
+    metrics::describe_gauge!(
+        "dvmdash_build_info",
+        "1, labelled with the dvmdash version and the command the process runs"
+    );
+    metrics::gauge!("dvmdash_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role).set(1.0);
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub fn metrics_router() -> Router {
     let handle = metrics_handle();

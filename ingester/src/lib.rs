@@ -108,6 +108,8 @@ struct Ingester {
     events: EventArgs,
     /// The views on events_raw, read when an interrupted insert is first completed.
     targets: Option<recovery::Targets>,
+    /// The newest `created_at` (not in the future) this process stored: ingestion lag.
+    newest_created: u64,
 }
 
 /// Runs until `shutdown`; the batch in flight is finished (inserted and acknowledged) first.
@@ -141,6 +143,7 @@ pub async fn run(
         clickhouse: clickhouse.client(),
         events,
         targets: None,
+        newest_created: 0,
     };
     info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
     ing.run_loop(&client, &shutdown).await;
@@ -501,6 +504,16 @@ impl Ingester {
         histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
         counter!(m::EVENTS_INSERTED).increment(inserted as u64);
         gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
+        let now = now_secs();
+        if let Some(newest) = prepared
+            .rows
+            .iter()
+            .map(|r| u64::from(r.created_at).min(now))
+            .max()
+        {
+            self.newest_created = self.newest_created.max(newest);
+            gauge!(m::NEWEST_EVENT_AGE).set(now.saturating_sub(self.newest_created) as f64);
+        }
         if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
             let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
             histogram!(m::LATENCY_SECONDS).record(lag);
@@ -583,6 +596,9 @@ impl Ingester {
     }
 
     async fn report_backlog(&mut self) {
+        if self.newest_created > 0 {
+            gauge!(m::NEWEST_EVENT_AGE).set(now_secs().saturating_sub(self.newest_created) as f64);
+        }
         match self.stream.group_info(&mut self.redis).await {
             Ok(info) => {
                 let stream = self.stream.key().to_owned();
@@ -595,6 +611,18 @@ impl Ingester {
                 // Redis < 7 reports no lag; length minus pending is then the closest upper bound.
                 let lag = info.lag.unwrap_or(info.length.saturating_sub(info.pending));
                 gauge!(m::STREAM_LAG, &labels).set(lag as f64);
+                let oldest = self
+                    .stream
+                    .oldest_pending(
+                        &mut self.redis,
+                        dvmdash_core::redis_keys::INGESTER_GROUP,
+                        now_millis(),
+                    )
+                    .await;
+                if let Ok(oldest) = oldest {
+                    let age = oldest.map_or(0, |o| o.age_ms);
+                    gauge!(m::OLDEST_PENDING_AGE, &labels).set(age as f64 / 1000.0);
+                }
             }
             Err(err) => debug!(error = %err, "reading stream backlog failed"),
         }

@@ -17,10 +17,22 @@ pub const STREAM_PENDING: &str = "dvmdash_stream_pending_entries";
 pub const STREAM_LAG: &str = "dvmdash_stream_lag_entries";
 pub const SIGHTINGS_INSERTED: &str = "dvmdash_ingester_relay_sightings_inserted_total";
 pub const BATCHES_COMPLETED: &str = "dvmdash_ingester_partial_batches_completed_total";
+pub const NEWEST_EVENT_AGE: &str = "dvmdash_ingester_newest_event_age_seconds";
+pub const OLDEST_PENDING_AGE: &str = "dvmdash_stream_oldest_pending_age_seconds";
 
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(EVENTS_INSERTED, "rows inserted into events_raw");
+    describe_gauge!(
+        NEWEST_EVENT_AGE,
+        Unit::Seconds,
+        "now minus the newest created_at this ingester stored (ingestion lag; grows when nothing new arrives)"
+    );
+    describe_gauge!(
+        OLDEST_PENDING_AGE,
+        Unit::Seconds,
+        "age of the oldest entry delivered to the ingesters and not yet acknowledged (0 when none)"
+    );
     describe_counter!(BATCHES, "batches inserted and acknowledged");
     describe_counter!(
         INSERT_FAILURES,
