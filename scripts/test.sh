@@ -68,4 +68,7 @@ amtool check-config "$ROOT/prometheus/alertmanager.yml" >/dev/null
 step "compose file against the Compose specification"
 "$VENV_DIR/tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$ROOT/compose.yaml"
 
+step "Dockerfile against hadolint"
+"$VENV_DIR/tools/bin/hadolint" --config "$ROOT/.hadolint.yaml" "$ROOT/scripts/Dockerfile"
+
 step "all tests passed in $(( $(date +%s) - started )) s"

@@ -11,12 +11,9 @@ use dvmdash_testkit as common;
 
 use std::time::Duration;
 
-use dvmdash_core::Event;
 use dvmdash_core::config::Secret;
 use dvmdash_core::redis_keys::INGESTER_GROUP;
 use dvmdash_core::stream::EventStream;
-use dvmdash_core::telemetry::now_secs;
-use dvmdash_core::validate::Keys;
 use dvmdash_testkit::browser::Page;
 use dvmdash_testkit::{isolated, required, wait_until};
 use serde_json::{Value, json};
@@ -46,43 +43,6 @@ async fn count(stack: &common::Stack, sql: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Three requests too big for a 2,000-byte limit (the first delivered by two relays) and two junk
-/// entries: six dead letters, four of them replayable once the limit is lifted.
-async fn poison(stack: &common::Stack) -> Vec<Event> {
-    let now = now_secs();
-    let customer = Keys::from_seed(b"console-customer");
-    let big: Vec<Event> = (0..3)
-        .map(|i| {
-            customer.sign(
-                now - 60 + i,
-                5100,
-                vec![vec!["i".into(), "x".repeat(3_000), "text".into()]],
-                String::new(),
-            )
-        })
-        .collect();
-    let json: Vec<String> = big.iter().map(Event::to_json).collect();
-    let mut conn = stack.redis_conn().await;
-    let stream = EventStream::new(&stack.redis.names());
-    stream
-        .append(&mut conn, "wss://a.example", now * 1000, &json)
-        .await
-        .expect("append");
-    stream
-        .append(&mut conn, "wss://b.example", now * 1000, &json[..1])
-        .await
-        .expect("append");
-    let junk = [
-        "not json".to_owned(),
-        "{\"id\":\"<img src=x onerror=window.__pwned=1>\"}".to_owned(),
-    ];
-    stream
-        .append(&mut conn, "wss://a.example", now * 1000, &junk)
-        .await
-        .expect("append");
-    big
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once() {
     let ui_dir = required("DVMDASH_TEST_UI_DIR");
@@ -94,7 +54,12 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
     let mut args = common::args(redis.clone(), clickhouse.clone(), vec![]);
     args.events.max_event_bytes = 2_000;
     let first = common::start(args).await;
-    let big = poison(&first).await;
+    let big = common::append_poison(
+        &first,
+        b"console-customer",
+        ["not json", "{\"id\":\"<img src=x onerror=window.__pwned=1>\"}"],
+    )
+    .await;
     let stream = EventStream::new(&first.redis.names());
     let mut conn = first.redis_conn().await;
     wait_until("six dead letters", Duration::from_secs(60), || {
@@ -203,9 +168,9 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
     let b = Page::start(&base).await;
     b.open("/admin").await;
     b.wait_present("[data-admin-login]").await;
-    b.js(&format!(
-        "const i = document.querySelector('[data-admin-login] input'); i.value = {TOKEN:?}; \
-         i.dispatchEvent(new Event('input', {{bubbles: true}})); i.form.requestSubmit();"
+    b.js(&common::browser::fill_and_submit(
+        "[data-admin-login] form",
+        TOKEN,
     ))
     .await;
     b.wait_present("[data-admin-dead-letters] [data-dlq-total='6']")

@@ -681,12 +681,7 @@ async fn every_page_in_a_real_browser() {
         0,
         "nothing but the form without a token"
     );
-    let enter = |value: &str, form: &str| {
-        format!(
-            "const i = document.querySelector({form:?} + ' input'); i.value = {value:?}; \
-             i.dispatchEvent(new Event('input', {{bubbles: true}})); i.form.requestSubmit();"
-        )
-    };
+    let enter = |value: &str, form: &str| common::browser::fill_and_submit(form, value);
     b.js(&enter("wrong-token-0123456789", "[data-admin-login] form"))
         .await;
     b.wait_contains("[data-admin-login] [data-admin-error]", "refused")

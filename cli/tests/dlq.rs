@@ -7,10 +7,7 @@ use dvmdash_testkit as common;
 use std::time::Duration;
 
 use dvmdash::dlq::{DlqAction, DlqArgs, Filter, Summary};
-use dvmdash_core::Event;
 use dvmdash_core::stream::EventStream;
-use dvmdash_core::telemetry::now_secs;
-use dvmdash_core::validate::Keys;
 use dvmdash_testkit::{isolated, wait_until};
 
 fn filter(reason: Option<&str>) -> Filter {
@@ -43,36 +40,11 @@ async fn dead_letters_are_listed_replayed_once_after_the_fix_and_discarded() {
     let mut args = common::args(redis.clone(), clickhouse.clone(), vec![]);
     args.events.max_event_bytes = 2_000;
     let stack = common::start(args).await;
-    let now = now_secs();
-    let customer = Keys::from_seed(b"dlq-customer");
-    let big: Vec<Event> = (0..3)
-        .map(|i| {
-            customer.sign(
-                now - 60 + i,
-                5100,
-                vec![vec!["i".into(), "x".repeat(3_000), "text".into()]],
-                String::new(),
-            )
-        })
-        .collect();
-    let json: Vec<String> = big.iter().map(Event::to_json).collect();
+    // The first big request arrives twice (two relays): two dead letters, one event. Junk that
+    // no fix makes storable, one with a control character in it.
+    common::append_poison(&stack, b"dlq-customer", ["not json", "{\"id\":\"\u{7}\"}"]).await;
     let mut conn = stack.redis_conn().await;
     let stream = EventStream::new(&stack.redis.names());
-    // The first big request arrives twice (two relays): two dead letters, one event.
-    stream
-        .append(&mut conn, "wss://a.example", now * 1000, &json)
-        .await
-        .expect("append");
-    stream
-        .append(&mut conn, "wss://b.example", now * 1000, &json[..1])
-        .await
-        .expect("append");
-    // Junk that no fix makes storable, one with a control character in it.
-    let junk = ["not json".to_owned(), "{\"id\":\"\u{7}\"}".to_owned()];
-    stream
-        .append(&mut conn, "wss://a.example", now * 1000, &junk)
-        .await
-        .expect("append");
     wait_until("six dead letters", Duration::from_secs(60), || {
         let mut c = conn.clone();
         let s = stream.clone();

@@ -79,22 +79,18 @@ pub async fn walk<C: redis::aio::ConnectionLike>(
     mut visit: impl FnMut(&DeadLetter),
 ) -> redis::RedisResult<Summary> {
     let mut summary = Summary::default();
+    let plan = Plan {
+        stream,
+        selection,
+        change,
+        now_ms,
+    };
     if let Some(ids) = &selection.ids {
         // Named letters are read directly, not found by a walk over all of them.
         let ids: Vec<String> = ids.iter().take(max_read as usize).cloned().collect();
         let found = stream.dead_letters_by_id(conn, &ids).await?;
         summary.total = found.len() as u64;
-        apply(
-            conn,
-            stream,
-            selection,
-            change,
-            now_ms,
-            found,
-            &mut summary,
-            &mut visit,
-        )
-        .await?;
+        plan.apply(conn, found, &mut summary, &mut visit).await?;
         return Ok(summary);
     }
     let Some(until) = stream.last_dead_letter_id(conn).await? else {
@@ -109,56 +105,52 @@ pub async fn walk<C: redis::aio::ConnectionLike>(
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         summary.total += page.len() as u64;
-        apply(
-            conn,
-            stream,
-            selection,
-            change,
-            now_ms,
-            page,
-            &mut summary,
-            &mut visit,
-        )
-        .await?;
+        plan.apply(conn, page, &mut summary, &mut visit).await?;
     }
     Ok(summary)
 }
 
-/// Counts, visits and changes the letters of one page that the selection matches.
-#[allow(clippy::too_many_arguments)]
-async fn apply<C: redis::aio::ConnectionLike>(
-    conn: &mut C,
-    stream: &EventStream,
-    selection: &Selection,
+/// What one walk does to each page: which letters, and what change.
+struct Plan<'a> {
+    stream: &'a EventStream,
+    selection: &'a Selection,
     change: Change,
     now_ms: u64,
-    page: Vec<DeadLetter>,
-    summary: &mut Summary,
-    visit: &mut impl FnMut(&DeadLetter),
-) -> redis::RedisResult<()> {
-    let matched: Vec<DeadLetter> = page
-        .into_iter()
-        .filter(|l| selection.matches(l, now_ms))
-        .collect();
-    for l in &matched {
-        summary.matched += 1;
-        *summary.by_reason.entry(l.reason.clone()).or_default() += 1;
-        if !l.replayable() && change == Change::Replay {
-            summary.not_replayable += 1;
+}
+
+impl Plan<'_> {
+    /// Counts, visits and changes the letters of one page that the selection matches.
+    async fn apply<C: redis::aio::ConnectionLike>(
+        &self,
+        conn: &mut C,
+        page: Vec<DeadLetter>,
+        summary: &mut Summary,
+        visit: &mut impl FnMut(&DeadLetter),
+    ) -> redis::RedisResult<()> {
+        let matched: Vec<DeadLetter> = page
+            .into_iter()
+            .filter(|l| self.selection.matches(l, self.now_ms))
+            .collect();
+        for l in &matched {
+            summary.matched += 1;
+            *summary.by_reason.entry(l.reason.clone()).or_default() += 1;
+            if !l.replayable() && self.change == Change::Replay {
+                summary.not_replayable += 1;
+            }
+            visit(l);
         }
-        visit(l);
+        match self.change {
+            Change::None => {}
+            Change::Replay => {
+                summary.changed += self.stream.replay_dead_letters(conn, &matched).await?.len() as u64;
+            }
+            Change::Discard => {
+                let ids: Vec<String> = matched.iter().map(|l| l.id.clone()).collect();
+                summary.changed += self.stream.discard_dead_letters(conn, &ids).await?;
+            }
+        }
+        Ok(())
     }
-    match change {
-        Change::None => {}
-        Change::Replay => {
-            summary.changed += stream.replay_dead_letters(conn, &matched).await?.len() as u64;
-        }
-        Change::Discard => {
-            let ids: Vec<String> = matched.iter().map(|l| l.id.clone()).collect();
-            summary.changed += stream.discard_dead_letters(conn, &ids).await?;
-        }
-    }
-    Ok(())
 }
 
 /// A dead letter as the api and `dvmdash dlq list --json` show it: what it was and why it failed.

@@ -248,3 +248,12 @@ impl Page {
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
     }
 }
+
+/// Script that types `value` into the first input of the form matching `form_css` (firing the
+/// input event the UI listens to) and submits the form.
+pub fn fill_and_submit(form_css: &str, value: &str) -> String {
+    format!(
+        "const i = document.querySelector({form_css:?} + ' input'); i.value = {value:?}; \
+         i.dispatchEvent(new Event('input', {{bubbles: true}})); i.form.requestSubmit();"
+    )
+}

@@ -25,5 +25,5 @@ pub use env::{clickhouse_url, free_port, isolated, redis_url, required, ui_dir, 
 pub use http::{Response, get_json, http_get, request};
 pub use process::{ChDev, RedisServer, RoleProcess};
 pub use relays::{PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, relay_has};
-pub use stack::{Expected, Stack, args, expected, observed, start};
+pub use stack::{Expected, Stack, append_poison, args, expected, observed, start};
 pub use wait::{wait_for, wait_until};

@@ -205,3 +205,37 @@ pub fn observed(s: &GlobalStats) -> Expected {
         dvms: s.unique_dvms,
     }
 }
+
+/// Poison for the dead-letter tests: three requests too big for an ingester limited to 2,000 bytes
+/// per event (`args.events.max_event_bytes`), the first delivered by two relays, and two junk
+/// entries no fix makes storable (`junk`). Six dead letters, four replayable once the limit is
+/// lifted, three distinct events. Returns the big requests.
+pub async fn append_poison(stack: &Stack, seed: &[u8], junk: [&str; 2]) -> Vec<dvmdash_core::Event> {
+    use dvmdash_core::stream::EventStream;
+    let now = dvmdash_core::telemetry::now_secs();
+    let customer = dvmdash_core::validate::Keys::from_seed(seed);
+    let big: Vec<dvmdash_core::Event> = (0..3)
+        .map(|i| {
+            customer.sign(
+                now - 60 + i,
+                5100,
+                vec![vec!["i".into(), "x".repeat(3_000), "text".into()]],
+                String::new(),
+            )
+        })
+        .collect();
+    let json: Vec<String> = big.iter().map(dvmdash_core::Event::to_json).collect();
+    let mut conn = stack.redis_conn().await;
+    let stream = EventStream::new(&stack.redis.names());
+    for (relay, entries) in [
+        ("wss://a.example", json.clone()),
+        ("wss://b.example", json[..1].to_vec()),
+        ("wss://a.example", junk.iter().map(|j| (*j).to_owned()).collect()),
+    ] {
+        stream
+            .append(&mut conn, relay, now * 1000, &entries)
+            .await
+            .expect("append");
+    }
+    big
+}
