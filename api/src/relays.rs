@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use dvmdash_core::dto::{
-    CollectorHealth, PagingState, RelayCounters, RelayEntry, RelayHealth, RelayHealthRow, RelayWindowCounts,
+    CollectorHealth, PagingState, RelayCounters, RelayCounts, RelayEntry, RelayHealth, RelayHealthRow,
     TimeRange,
 };
 use dvmdash_core::redis_keys::RedisNames;
@@ -108,12 +108,14 @@ pub fn health(
                 state: state.to_owned(),
                 priority: entry.priority,
                 collectors: watching.iter().map(|c| c.id.clone()).collect(),
-                received: sum(|r| r.received),
-                accepted: sum(|r| r.accepted),
-                duplicates: sum(|r| r.duplicates),
-                rejected: sum(|r| r.rejected),
-                rejected_by_reason: by_reason,
-                reconnects: sum(|r| r.reconnects),
+                since_start: RelayCounts {
+                    received: sum(|r| r.received),
+                    accepted: sum(|r| r.accepted),
+                    duplicates: sum(|r| r.duplicates),
+                    rejected: sum(|r| r.rejected),
+                    rejected_by_reason: by_reason,
+                    reconnects: sum(|r| r.reconnects),
+                },
                 last_event: (last_ms > 0).then(|| dvmdash_core::dto::rfc3339(last_ms / 1000)),
                 paging: reports
                     .iter()
@@ -165,7 +167,7 @@ pub struct Windowed {
     pub range: TimeRange,
     /// Unix start of the first hour counted.
     pub since: u64,
-    pub counts: BTreeMap<String, RelayWindowCounts>,
+    pub counts: BTreeMap<String, RelayCounts>,
 }
 
 /// Reads the registry, the collectors and the window's hourly counts and composes [`health`].
@@ -226,9 +228,9 @@ mod tests {
             since: 1_699_916_400,
             counts: BTreeMap::from([(
                 "wss://a".to_owned(),
-                RelayWindowCounts {
+                RelayCounts {
                     accepted: 3,
-                    ..RelayWindowCounts::default()
+                    ..RelayCounts::default()
                 },
             )]),
         };
@@ -253,8 +255,9 @@ mod tests {
         );
         let row = |u: &str| h.relays.iter().find(|r| r.relay == u).expect("row");
         assert_eq!(row("wss://a").state, "connected");
-        assert_eq!((row("wss://a").accepted, row("wss://a").rejected), (12, 2));
-        assert_eq!(row("wss://a").rejected_by_reason.get("bad_signature"), Some(&2));
+        let a = &row("wss://a").since_start;
+        assert_eq!((a.accepted, a.rejected), (12, 2));
+        assert_eq!(a.rejected_by_reason.get("bad_signature"), Some(&2));
         assert_eq!(row("wss://a").collectors, vec!["c1", "c2"]);
         assert_eq!(row("wss://b").state, "connecting");
         assert_eq!(row("wss://c").state, "unwatched");

@@ -33,16 +33,6 @@ async fn admin_get(base: &str, path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
 }
 
-async fn count(stack: &common::Stack, sql: &str) -> u64 {
-    stack
-        .clickhouse
-        .client()
-        .query(sql)
-        .fetch_one::<u64>()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once() {
     let ui_dir = required("DVMDASH_TEST_UI_DIR");
@@ -232,7 +222,7 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
         || {
             let s = &stack;
             async move {
-                let n = count(s, "SELECT count() FROM events_raw").await;
+                let n = s.count("SELECT count() FROM events_raw").await;
                 if n == 3 { Ok(()) } else { Err(format!("{n} rows")) }
             }
         },
@@ -267,13 +257,11 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
     b.wait_present("[data-admin-audit] [data-audit=replay]").await;
     b.wait_present("[data-admin-audit] [data-audit=discard]").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(count(&stack, "SELECT count() FROM events_raw").await, 3);
+    assert_eq!(stack.count("SELECT count() FROM events_raw").await, 3);
     assert_eq!(
-        count(
-            &stack,
-            "SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'"
-        )
-        .await,
+        stack
+            .count("SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'")
+            .await,
         3
     );
     let g = stack.global("1h").await;

@@ -23,16 +23,6 @@ async fn dlq(stack: &common::Stack, action: DlqAction) -> Summary {
         .expect("dvmdash dlq")
 }
 
-async fn count(stack: &common::Stack, sql: &str) -> u64 {
-    stack
-        .clickhouse
-        .client()
-        .query(sql)
-        .fetch_one::<u64>()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dead_letters_are_listed_replayed_once_after_the_fix_and_discarded() {
     let (redis, clickhouse) = isolated();
@@ -107,7 +97,7 @@ async fn dead_letters_are_listed_replayed_once_after_the_fix_and_discarded() {
         || {
             let s = &stack;
             async move {
-                let n = count(s, "SELECT count() FROM events_raw").await;
+                let n = s.count("SELECT count() FROM events_raw").await;
                 if n == 3 { Ok(()) } else { Err(format!("{n} rows")) }
             }
         },
@@ -140,13 +130,11 @@ async fn dead_letters_are_listed_replayed_once_after_the_fix_and_discarded() {
 
     // Each request counted once, although its entry came back twice.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(count(&stack, "SELECT count() FROM events_raw").await, 3);
+    assert_eq!(stack.count("SELECT count() FROM events_raw").await, 3);
     assert_eq!(
-        count(
-            &stack,
-            "SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'"
-        )
-        .await,
+        stack
+            .count("SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'")
+            .await,
         3
     );
     let (g, status) = common::get_json::<dvmdash_core::dto::GlobalStats>(&format!(

@@ -783,7 +783,7 @@ async fn a_stopped_collector_returns_promptly_with_what_it_accepted_written() {
 /// (which start again at zero when it restarts), and what a stopped collector flushed stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hourly_relay_counts_add_up_across_collector_restarts() {
-    use dvmdash_core::dto::{RelayHealth, RelayWindowCounts};
+    use dvmdash_core::dto::{RelayCounts, RelayHealth};
     let (redis, clickhouse) = isolated();
     let (_relay, url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
     let events: Vec<dvmdash_core::Event> = traffic(30, 17)
@@ -806,9 +806,9 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
             .remove(&url)
             .unwrap_or_default()
     };
-    let as_tuple = |w: &RelayWindowCounts| (w.received, w.accepted, w.duplicates, w.rejected, w.reconnects);
+    let as_tuple = |w: &RelayCounts| (w.received, w.accepted, w.duplicates, w.rejected, w.reconnects);
 
-    let mut last_seen = RelayWindowCounts::default();
+    let mut last_seen = RelayCounts::default();
     for (lifetime, batch) in [first, second].into_iter().enumerate() {
         let before = stored(redis.clone(), url.clone()).await;
         let stack = common::start(common::args(redis.clone(), clickhouse.clone(), vec![url.clone()])).await;
@@ -847,7 +847,7 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
                     let (h, _) = common::get_json::<RelayHealth>(&status).await;
                     let h = h.ok_or("no answer")?;
                     let r = h.relays.iter().find(|r| r.relay == u).ok_or("no row")?;
-                    let live = (r.received, r.accepted, r.duplicates, r.rejected, r.reconnects);
+                    let live = as_tuple(&r.since_start);
                     let want = (
                         before.received + live.0,
                         before.accepted + live.1,
@@ -855,7 +855,7 @@ async fn hourly_relay_counts_add_up_across_collector_restarts() {
                         before.rejected + live.3,
                         before.reconnects + live.4,
                     );
-                    if r.accepted >= delivered && as_tuple(&r.in_window) == want {
+                    if r.since_start.accepted >= delivered && as_tuple(&r.in_window) == want {
                         Ok(r.in_window.clone())
                     } else {
                         Err(format!(

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use redis::aio::ConnectionLike;
 
-use crate::dto::{RelayCounters, RelayWindowCounts};
+use crate::dto::{RelayCounters, RelayCounts};
 use crate::redis_keys::RedisNames;
 
 /// Hours are kept 32 days, past the longest window (30 days) and its partial first hour.
@@ -88,7 +88,7 @@ pub async fn read<C: ConnectionLike>(
     names: &RedisNames,
     since_secs: u64,
     now_secs: u64,
-) -> redis::RedisResult<(u64, BTreeMap<String, RelayWindowCounts>)> {
+) -> redis::RedisResult<(u64, BTreeMap<String, RelayCounts>)> {
     let first = since_secs / 3600 * 3600;
     let mut pipe = redis::pipe();
     let mut hour = first;
@@ -97,7 +97,7 @@ pub async fn read<C: ConnectionLike>(
         hour += 3600;
     }
     let hours: Vec<BTreeMap<String, u64>> = pipe.query_async(conn).await?;
-    let mut out: BTreeMap<String, RelayWindowCounts> = BTreeMap::new();
+    let mut out: BTreeMap<String, RelayCounts> = BTreeMap::new();
     for fields in hours {
         for (field, n) in fields {
             let Some((name, url)) = field.split_once(' ') else {

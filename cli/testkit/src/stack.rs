@@ -137,6 +137,16 @@ impl Stack {
     }
 
     /// Distinct event ids stored.
+    /// A `SELECT` of one UInt64 in the stack's database.
+    pub async fn count(&self, sql: &str) -> u64 {
+        self.clickhouse
+            .client()
+            .query(sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub async fn stored_ids(&self) -> HashSet<String> {
         self.clickhouse
             .client()

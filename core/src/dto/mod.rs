@@ -384,13 +384,9 @@ pub struct RelayHealthRow {
     pub priority: RelayPriority,
     /// Collectors assigned to it.
     pub collectors: Vec<String>,
-    /// Summed over its collectors.
-    pub received: u64,
-    pub accepted: u64,
-    pub duplicates: u64,
-    pub rejected: u64,
-    pub rejected_by_reason: BTreeMap<String, u64>,
-    pub reconnects: u64,
+    /// Summed over its collectors, since each started (flattened: `received`, `accepted`, ...).
+    #[serde(flatten)]
+    pub since_start: RelayCounts,
     /// The newest event any collector received from it.
     pub last_event: Option<String>,
     /// Its collectors' paging, one per collector.
@@ -404,13 +400,14 @@ pub struct RelayHealthRow {
     pub negentropy: String,
     /// The counters over the window, summed over every collector that watched it then.
     #[serde(default)]
-    pub in_window: RelayWindowCounts,
+    pub in_window: RelayCounts,
 }
 
-/// A relay's counters over a window (hourly buckets; see `core::relay_counts`).
+/// A relay's delivery counters, summed over collectors: since each started, or over a window
+/// (hourly buckets; see `core::relay_counts`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RelayWindowCounts {
+pub struct RelayCounts {
     pub received: u64,
     pub accepted: u64,
     pub duplicates: u64,

@@ -148,7 +148,8 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
     } else {
         r.collectors.join(", ")
     };
-    let reasons = r
+    let total = &r.since_start;
+    let reasons = total
         .rejected_by_reason
         .iter()
         .map(|(k, n)| format!("{k}: {n}"))
@@ -161,7 +162,7 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
         .map(|(k, n)| format!("{k}: {n}"))
         .chain(std::iter::once(format!(
             "since start: {} ({reasons})",
-            r.rejected
+            total.rejected
         )))
         .collect::<Vec<_>>()
         .join(", ");
@@ -173,9 +174,9 @@ fn health_row(r: &RelayHealthRow, now: u64) -> View {
     );
     let since_start = |n: u64| format!("since each collector started: {}", thousands(n));
     let (accepted_all, duplicates_all, reconnects_all) = (
-        since_start(r.accepted),
-        since_start(r.duplicates),
-        since_start(r.reconnects),
+        since_start(total.accepted),
+        since_start(total.duplicates),
+        since_start(total.reconnects),
     );
     let last = r
         .last_event
