@@ -17,7 +17,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { log "== $* ($(( $(date +%s) - started )) s)"; }
+# Free disk is part of each step's line: a build that runs out of space fails in confusing ways.
+step() { log "== $* ($(( $(date +%s) - started )) s, $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ') free)"; }
+
+# Incremental caches only help rebuilds in a working copy; here they would double the disk used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step "checking tools"
 ensure_packages redis-server:redis-server chromium:chromium chromedriver:chromium-driver \
