@@ -55,6 +55,7 @@ export DVMDASH_TEST_UI_DIR="$ROOT/ui/dist"
 export DVMDASH_TEST_CHROME="$(command -v chromium)"
 export DVMDASH_TEST_CHROMEDRIVER="$(command -v chromedriver)"
 export DVMDASH_TEST_REDIS_SERVER="$(command -v redis-server)"
+export DVMDASH_TEST_PROMETHEUS="$(command -v prometheus)"
 log "redis $DVMDASH_TEST_REDIS_URL, clickhouse stand-in $DVMDASH_TEST_CLICKHOUSE_URL"
 
 step "ClickHouse stand-in suite"
@@ -69,8 +70,15 @@ promtool check rules "$ROOT/prometheus/alerts.yml"
 promtool test rules "$ROOT/prometheus/alerts_test.yml"
 amtool check-config "$ROOT/prometheus/alertmanager.yml" >/dev/null
 
-step "compose file against the Compose specification"
-"$VENV_DIR/tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$ROOT/compose.yaml"
+step "compose files against the Compose specification, ClickHouse configuration files"
+"$VENV_DIR/tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$ROOT/compose.yaml" "$ROOT/compose.cluster.yaml"
+# clickhouse-server and Keeper refuse to start on a malformed file (an XML comment with "--" in it).
+"$VENV_DIR/tools/bin/python" - "$ROOT"/clickhouse/users.d/*.xml "$ROOT"/clickhouse/cluster/*.xml <<'PY'
+import sys, xml.dom.minidom
+for path in sys.argv[1:]:
+    xml.dom.minidom.parse(path)
+print(f"{len(sys.argv) - 1} ClickHouse configuration files are well-formed")
+PY
 
 step "Dockerfile against hadolint"
 "$VENV_DIR/tools/bin/hadolint" --config "$ROOT/.hadolint.yaml" "$ROOT/scripts/Dockerfile"

@@ -89,6 +89,14 @@ enum Command {
     Migrate {
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
+        /// Create the schema on this ClickHouse cluster (a name in its `remote_servers`): replicated
+        /// tables, Distributed tables over them and the views, all `ON CLUSTER`, derived from the
+        /// same migration files (docs/scaling.md).
+        #[arg(long, env = "DVMDASH_CLICKHOUSE_CLUSTER")]
+        cluster: Option<String>,
+        /// Print the statements instead of running them (no connection is made).
+        #[arg(long)]
+        print: bool,
     },
     /// Backfill events from DVMDash archives (JSON arrays) or JSON Lines, files or URLs.
     Import {
@@ -254,9 +262,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dvmdash::stack::run_all(*args, listener, shutdown, timeout).await
         }
         Command::Demo(args) => dvmdash::demo::run(*args, shutdown, timeout).await,
-        Command::Migrate { clickhouse } => {
+        Command::Migrate {
+            clickhouse,
+            cluster,
+            print,
+        } => {
             clickhouse.validate().map_err(anyhow::Error::msg)?;
-            let report = dvmdash_core::store::migrate(&clickhouse).await?;
+            if print {
+                for statement in
+                    dvmdash_core::store::migration_plan(&clickhouse.clickhouse_database, cluster.as_deref())?
+                {
+                    println!("{statement};\n");
+                }
+                return Ok(());
+            }
+            let report = dvmdash_core::store::migrate_on(&clickhouse, cluster.as_deref()).await?;
             println!(
                 "migrations: {} applied ({}), {} already applied",
                 report.applied.len(),

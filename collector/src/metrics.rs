@@ -95,5 +95,43 @@ pub fn describe() {
         NEGENTROPY_FAILURES,
         "NIP-77 reconciliations a relay refused, failed or left unanswered (the pass then paged)"
     );
-    metrics::counter!(STREAM_WRITE_FAILURES).increment(0);
+    for name in [STREAM_WRITTEN, STREAM_WRITE_FAILURES, SIGHTINGS] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!(SINK_QUEUE).set(0.0);
+    let _ = metrics::histogram!(STREAM_WRITE_SECONDS);
+}
+
+/// Creates every per-relay series at zero when the collector starts watching a relay, so a scrape
+/// shows the relay's counters before their first increment: rates and alerts see a series from
+/// the start instead of missing the first event, and dashboards show 0 instead of "no data".
+/// The last-event time stays absent until an event arrives (0 would read as "55 years ago").
+pub fn init_relay(relay: &str) {
+    use metrics::{counter, gauge, histogram};
+    let r = || relay.to_owned();
+    for name in [
+        EVENTS_RECEIVED,
+        EVENTS_ACCEPTED,
+        RECONNECTS,
+        NOTICES,
+        BACKPRESSURE,
+        PAGING_SPLIT_SECONDS,
+        PAGING_UNRESOLVED_SECONDS,
+        NEGENTROPY_FAILURES,
+    ] {
+        counter!(name, "relay" => r()).increment(0);
+    }
+    for layer in ["memory", "redis"] {
+        counter!(DUPLICATES, "relay" => r(), "layer" => layer).increment(0);
+    }
+    for method in ["negentropy", "req"] {
+        counter!(PASSES, "relay" => r(), "method" => method).increment(0);
+    }
+    let reasons = dvmdash_core::validate::Rejection::ALL.map(|r| r.as_str());
+    for reason in reasons.iter().copied().chain([MALFORMED_MESSAGE]) {
+        counter!(REJECTED, "relay" => r(), "reason" => reason).increment(0);
+    }
+    gauge!(RELAY_CONNECTED, "relay" => r()).set(0.0);
+    // Registering a histogram exposes its buckets at zero.
+    let _ = histogram!(EOSE_SECONDS, "relay" => r());
 }

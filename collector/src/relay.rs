@@ -213,6 +213,7 @@ impl RelayStatus {
 /// Watches one relay until `stop` is cancelled.
 pub async fn watch(url: String, shared: Arc<Shared>, status: Arc<RelayStatus>, stop: CancellationToken) {
     let relay: Arc<str> = Arc::from(url.as_str());
+    m::init_relay(&relay);
     let mut failures: u32 = 0;
     loop {
         if failures > 0 {

@@ -25,6 +25,8 @@ pub mod redis_keys;
 pub mod validate;
 
 #[cfg(feature = "server")]
+pub mod cluster_schema;
+#[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
 pub mod dead_letters;

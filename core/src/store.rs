@@ -119,21 +119,43 @@ pub struct MigrationReport {
 /// Creates the database if needed and applies every migration not yet recorded, in order.
 /// Refuses to run when a recorded migration's text changed (migrations are forward-only).
 pub async fn migrate(args: &ClickHouseArgs) -> anyhow::Result<MigrationReport> {
+    migrate_on(args, None).await
+}
+
+/// [`migrate`] on one node, or with `cluster` on a whole ClickHouse cluster: every statement in
+/// its cluster form ([`crate::cluster_schema`]), sent to this node with `ON CLUSTER`. Either way
+/// the ledger records the single-node text's checksum, the one source of both.
+pub async fn migrate_on(args: &ClickHouseArgs, cluster: Option<&str>) -> anyhow::Result<MigrationReport> {
     let db = &args.clickhouse_database;
     if !is_identifier(db) {
         bail!("clickhouse database {db:?} is not a plain identifier");
     }
+    let cluster_plan = cluster
+        .map(crate::cluster_schema::cluster_migrations)
+        .transpose()?;
+    let schema = cluster
+        .map(crate::cluster_schema::ClusterSchema::new)
+        .transpose()?;
+    let create_db = match &schema {
+        Some(c) => c.create_database(db),
+        None => format!("CREATE DATABASE IF NOT EXISTS `{db}`"),
+    };
     args.server_client()
-        .query(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"))
+        .query(&create_db)
         .execute()
         .await
         .with_context(|| format!("failed to create database {db}"))?;
     let client = args.client();
-    client
-        .query(
+    let ledger = match &schema {
+        Some(c) => c.migrations_table(),
+        None => {
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String, \
-             applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version",
-        )
+                 applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+                .to_owned()
+        }
+    };
+    client
+        .query(&ledger)
         .execute()
         .await
         .context("failed to create schema_migrations")?;
@@ -157,7 +179,15 @@ pub async fn migrate(args: &ClickHouseArgs) -> anyhow::Result<MigrationReport> {
             report.already_applied += 1;
             continue;
         }
-        for (i, statement) in split_statements(sql).iter().enumerate() {
+        let statements = match &cluster_plan {
+            Some(plan) => plan
+                .iter()
+                .find(|(v, _, _)| *v == version)
+                .map(|(_, _, s)| s.clone())
+                .unwrap_or_default(),
+            None => split_statements(sql),
+        };
+        for (i, statement) in statements.iter().enumerate() {
             client
                 .query_raw(statement)
                 .execute()
@@ -185,6 +215,32 @@ pub async fn migrate(args: &ClickHouseArgs) -> anyhow::Result<MigrationReport> {
         report.applied.push(name.to_owned());
     }
     Ok(report)
+}
+
+/// Every statement a fresh migration runs, in order, on one node or (with `cluster`) on a
+/// cluster: what `dvmdash migrate --print` shows.
+pub fn migration_plan(db: &str, cluster: Option<&str>) -> anyhow::Result<Vec<String>> {
+    if !is_identifier(db) {
+        bail!("clickhouse database {db:?} is not a plain identifier");
+    }
+    let mut out = Vec::new();
+    match cluster {
+        Some(c) => {
+            let schema = crate::cluster_schema::ClusterSchema::new(c)?;
+            out.push(schema.create_database(db));
+            out.push(schema.migrations_table());
+            for (_, _, statements) in crate::cluster_schema::cluster_migrations(c)? {
+                out.extend(statements);
+            }
+        }
+        None => {
+            out.push(format!("CREATE DATABASE IF NOT EXISTS `{db}`"));
+            for (_, _, sql) in MIGRATIONS {
+                out.extend(split_statements(sql));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Splits SQL text into statements on `;`, ignoring semicolons inside quotes, backticks and

@@ -75,8 +75,12 @@ pub fn describe() {
         "entries delivered to ingesters but not acknowledged"
     );
     describe_gauge!(STREAM_LAG, "entries not yet delivered to the ingester group");
-    // Rare counters exist from the start, so `increase()` sees their first event.
+    // Counters exist from the start, so `increase()` sees their first event, and histograms show
+    // their buckets at zero before the first batch.
     for name in [
+        EVENTS_INSERTED,
+        BATCHES,
+        SIGHTINGS_INSERTED,
         INSERT_FAILURES,
         DEAD_LETTERED,
         TRIMMED,
@@ -86,5 +90,8 @@ pub fn describe() {
         BATCHES_COMPLETED,
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for name in [INSERT_SECONDS, BATCH_EVENTS, LATENCY_SECONDS] {
+        let _ = metrics::histogram!(name);
     }
 }

@@ -12,10 +12,12 @@
 //! - [`stack`] - a whole dvmdash (`dvmdash all`) started in-process on an isolated prefix and database
 //! - [`http`] - requests to the api (reqwest) with status, headers and body
 //! - [`browser`] - headless Chromium through chromedriver
+//! - [`observability`] - the Grafana dashboards and the metric contract of `docs/telemetry.md`
 
 pub mod browser;
 pub mod env;
 pub mod http;
+pub mod observability;
 pub mod process;
 pub mod relays;
 pub mod stack;
@@ -23,7 +25,7 @@ pub mod wait;
 
 pub use env::{clickhouse_url, free_port, isolated, redis_url, required, ui_dir, unique};
 pub use http::{Response, get_json, http_get, request};
-pub use process::{ChDev, RedisServer, RoleProcess};
+pub use process::{ChDev, PrometheusServer, RedisServer, RoleProcess};
 pub use relays::{PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, relay_has};
 pub use stack::{Expected, Stack, append_poison, args, expected, observed, start};
 pub use wait::{wait_for, wait_until};

@@ -211,3 +211,49 @@ impl RoleProcess {
             .is_some_and(|g| matches!(g.0.try_wait(), Ok(None)))
     }
 }
+
+/// A private Prometheus server (Debian's `prometheus`) with the configuration and rule files a
+/// test writes, scraping and evaluating every second.
+pub struct PrometheusServer {
+    pub url: String,
+    pub dir: PathBuf,
+    _process: Group,
+}
+
+impl PrometheusServer {
+    /// Starts Prometheus on `dir` with `config` (YAML) as `prometheus.yml`; `files` are written
+    /// beside it (rule files the config names).
+    pub async fn start(dir: PathBuf, config: &str, files: &[(&str, String)]) -> Self {
+        let bin = required_for("DVMDASH_TEST_PROMETHEUS", "the prometheus executable");
+        std::fs::create_dir_all(dir.join("data")).expect("prometheus dir");
+        std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("prometheus file");
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
+        let process = spawn_group(
+            Command::new(&bin)
+                .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn")
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        wait_port(port, Duration::from_secs(60), "prometheus to listen").await;
+        PrometheusServer {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            _process: process,
+        }
+    }
+
+    /// The end of Prometheus's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+        let start = text.len().saturating_sub(4000);
+        text[text.ceil_char_boundary(start)..].to_owned()
+    }
+}
