@@ -16,7 +16,7 @@
 //!
 //! The text is transformed with a small scanner that respects quotes and parentheses, rather than
 //! a SQL parser: ClickHouse's dialect has no maintained Rust parser, and the shapes are few. The
-//! stand-in's own parser checks every statement produced (`cli/tests/clickhouse_standin.rs`).
+//! stand-in's own parser checks every statement produced (`cli/tests/e2e/clickhouse_standin.rs`).
 
 use std::collections::BTreeMap;
 
