@@ -76,6 +76,24 @@ async fn alert_states(prom: &PrometheusServer, names: &[&str]) -> BTreeMap<Strin
     out
 }
 
+/// Waits until `events_raw` holds exactly `want` distinct events.
+async fn wait_stored(ch: &ClickHouseArgs, want: u64, what: &str, timeout: Duration) {
+    wait_until(&format!("{what} to be stored"), timeout, || async {
+        let n: u64 = ch
+            .client()
+            .query("SELECT uniqExact(event_id) FROM events_raw")
+            .fetch_one()
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == want {
+            Ok(())
+        } else {
+            Err(format!("{n} of {want}"))
+        }
+    })
+    .await;
+}
+
 struct Role {
     name: &'static str,
     metrics_port: u16,
@@ -197,20 +215,7 @@ async fn prometheus_scrapes_the_documented_metrics_and_the_outage_alerts_fire_an
         .map(|e| e.id.as_str())
         .collect::<std::collections::HashSet<_>>()
         .len() as u64;
-    wait_until("the traffic to be stored", Duration::from_secs(60), || async {
-        let n: u64 = ch
-            .client()
-            .query("SELECT uniqExact(event_id) FROM events_raw")
-            .fetch_one()
-            .await
-            .map_err(|e| e.to_string())?;
-        if n == stored {
-            Ok(())
-        } else {
-            Err(format!("{n} of {stored}"))
-        }
-    })
-    .await;
+    wait_stored(&ch, stored, "the traffic", Duration::from_secs(60)).await;
     for _ in 0..2 {
         let url = format!("http://127.0.0.1:{api_port}/api/stats/global/latest?timeRange=1h");
         let r = dvmdash_testkit::http::send("GET", &url, &[], "").await;
@@ -300,18 +305,18 @@ async fn prometheus_scrapes_the_documented_metrics_and_the_outage_alerts_fire_an
         .map(|p| p.event.to_json())
         .take(BACKLOG_THRESHOLD + 15_000)
         .collect();
-    let names = RedisArgs {
+    let redis_args = RedisArgs {
         redis_url: Secret::new(redis.url()),
         redis_prefix: PREFIX.to_owned(),
-    }
-    .names();
-    let stream = EventStream::new(&names);
-    let mut conn = redis::Client::open(redis.url())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
+    };
+    let stream = EventStream::new(&redis_args.names());
+    // The roles' own connection settings (30 s per reply): this Redis fsyncs every write.
+    let mut conn = redis_args
+        .connect(&tokio_util::sync::CancellationToken::new())
         .await
-        .expect("redis");
-    for chunk in backlog.chunks(5_000) {
+        .expect("redis")
+        .expect("connected");
+    for chunk in backlog.chunks(1_000) {
         stream
             .append(&mut conn, "wss://backlog.example", now_millis(), chunk)
             .await
@@ -341,20 +346,7 @@ async fn prometheus_scrapes_the_documented_metrics_and_the_outage_alerts_fire_an
         }))
         .collect();
     let total = distinct.len() as u64;
-    wait_until("the backlog to be stored", Duration::from_secs(240), || async {
-        let n: u64 = ch
-            .client()
-            .query("SELECT uniqExact(event_id) FROM events_raw")
-            .fetch_one()
-            .await
-            .map_err(|e| e.to_string())?;
-        if n == total {
-            Ok(())
-        } else {
-            Err(format!("{n} of {total}"))
-        }
-    })
-    .await;
+    wait_stored(&ch, total, "the backlog", Duration::from_secs(240)).await;
     wait_until("both alerts to resolve", Duration::from_secs(60), || async {
         let states = alert_states(&prom, &alerts).await;
         if states.values().all(|s| s == "inactive") {
