@@ -154,10 +154,29 @@ impl RedisServer {
 }
 
 /// A `dvmdash` role run as its own process (so it can be killed with SIGKILL), with its own
-/// environment. Killed with its process group on drop.
+/// environment. Killed with its process group on drop. Its log (warnings and errors) goes to a file
+/// rather than the test output, where outage tests would bury the result under expected retry
+/// warnings; a test that fails prints the end of each of its processes' logs.
 pub struct RoleProcess {
     group: Option<Group>,
     pub pid: u32,
+    role: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            let start = text.len().saturating_sub(6000);
+            eprintln!(
+                "--- last lines of `dvmdash {}` (pid {}) ---\n{}",
+                self.role,
+                self.pid,
+                &text[text.ceil_char_boundary(start)..]
+            );
+        }
+    }
 }
 
 impl RoleProcess {
@@ -170,12 +189,16 @@ impl RoleProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let group = spawn_group(cmd.stdout(Stdio::null()))
+        let log = tempfile::NamedTempFile::new().expect("a log file for the role");
+        let stderr = log.reopen().expect("the role's log file");
+        let group = spawn_group(cmd.stdout(Stdio::null()).stderr(stderr))
             .unwrap_or_else(|e| panic!("cannot start {bin} {role}: {e}"));
         let pid = group.0.id();
         RoleProcess {
             group: Some(group),
             pid,
+            role: role.to_owned(),
+            log,
         }
     }
 
