@@ -21,8 +21,9 @@ pub enum ApiError {
     /// Past the per-address rate limit; the client may retry after this many seconds.
     #[error("too many requests from this address")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// A backend did not answer; `error` is logged, never sent (it may name hosts or credentials).
+    #[error("{backend} unavailable: {error}")]
+    Unavailable { backend: Backend, error: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -42,15 +43,37 @@ pub enum StatsErrors {
     Unavailable(ErrorBody),
 }
 
+/// Which backend an [`ApiError::Unavailable`] is about: the answer names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    ClickHouse,
+    Redis,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::ClickHouse => "clickhouse",
+            Backend::Redis => "redis",
+        })
+    }
+}
+
 impl From<clickhouse::error::Error> for ApiError {
     fn from(err: clickhouse::error::Error) -> Self {
-        ApiError::Unavailable(err.to_string())
+        ApiError::Unavailable {
+            backend: Backend::ClickHouse,
+            error: err.to_string(),
+        }
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(err: redis::RedisError) -> Self {
-        ApiError::Unavailable(format!("redis: {err}"))
+        ApiError::Unavailable {
+            backend: Backend::Redis,
+            error: err.to_string(),
+        }
     }
 }
 
@@ -74,7 +97,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,13 +110,11 @@ impl IntoResponse for ApiError {
             ApiError::BadParameter { parameter, message } => (message.clone(), Some(parameter.clone())),
             ApiError::NotFound(m) | ApiError::Unauthorized(m) => (m.clone(), None),
             ApiError::TooManyRequests { .. } => (self.to_string(), None),
-            ApiError::Unavailable(err) => {
-                tracing::warn!(error = %err, "query failed");
-                // Which backend, never its error text (it may name hosts or credentials).
-                let what = if err.starts_with("redis:") {
-                    "Redis is temporarily unavailable"
-                } else {
-                    "statistics are temporarily unavailable"
+            ApiError::Unavailable { backend, error } => {
+                tracing::warn!(%backend, error = %error, "query failed");
+                let what = match backend {
+                    Backend::Redis => "Redis is temporarily unavailable",
+                    Backend::ClickHouse => "statistics are temporarily unavailable",
                 };
                 (what.to_owned(), None)
             }
@@ -146,5 +167,32 @@ mod tests {
         assert_eq!(body.retry_after_seconds, Some(3));
         let other = ApiError::NotFound("x".into()).into_response();
         assert!(other.headers().get(axum::http::header::RETRY_AFTER).is_none());
+    }
+
+    /// The answer names the backend from the error's type and never carries the error's text,
+    /// which can name hosts or credentials.
+    #[tokio::test]
+    async fn an_unavailable_backend_is_named_and_its_error_stays_in_the_log() {
+        let io = std::io::Error::other("connect to redis://:hunter2@cache.internal:6379 refused");
+        for (err, want) in [
+            (
+                ApiError::from(redis::RedisError::from(io)),
+                "Redis is temporarily unavailable",
+            ),
+            (
+                ApiError::from(clickhouse::error::Error::Custom(
+                    "http://default:hunter2@ch.internal:8123 refused".into(),
+                )),
+                "statistics are temporarily unavailable",
+            ),
+        ] {
+            let resp = err.into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let body = axum::body::to_bytes(resp.into_body(), 4096).await.expect("body");
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("hunter2") && !text.contains("internal"), "{text}");
+            let body: ErrorBody = serde_json::from_slice(&body).expect("json");
+            assert_eq!(body.error, want);
+        }
     }
 }
