@@ -107,3 +107,30 @@ pub fn exposed_names(name: &str, ty: MetricType) -> Vec<String> {
         _ => vec![name.to_owned()],
     }
 }
+
+/// One query of a dashboard panel, with where it stands (for failure messages).
+#[derive(Debug, Clone)]
+pub struct PanelTarget {
+    pub dashboard: String,
+    pub panel: String,
+    pub target: Value,
+}
+
+/// Every query, in every dashboard, that goes to the datasource `uid`.
+pub fn targets_of(uid: &str) -> Vec<PanelTarget> {
+    let mut out = Vec::new();
+    for (dashboard, d) in dashboards() {
+        for p in panels(&d) {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if datasource_uid(&p, t).as_deref() == Some(uid) {
+                    out.push(PanelTarget {
+                        dashboard: dashboard.clone(),
+                        panel: p["title"].as_str().unwrap_or("?").to_owned(),
+                        target: t.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use dvmdash::simulate::Model;
 use dvmdash_core::store::{EventRelayRow, RawEventRow};
 use dvmdash_testkit::isolated;
-use dvmdash_testkit::observability::{dashboards, datasource_uid, documented_metrics, panels, repo};
+use dvmdash_testkit::observability::{
+    dashboards, datasource_uid, documented_metrics, panels, repo, targets_of,
+};
 use serde_json::Value;
 
 fn provisioned_uids() -> HashSet<String> {
@@ -673,65 +675,57 @@ async fn every_clickhouse_panel_reads_history_older_than_the_raw_events_from_the
     let relay = format!("ws://127.0.0.1:{}", dvmdash_testkit::free_port());
     let stack = dvmdash_testkit::start(dvmdash_testkit::args(redis, args.clone(), vec![relay])).await;
     let mut fetched = 0;
-    for (name, d) in dashboards() {
-        for p in panels(&d) {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if datasource_uid(&p, t).as_deref() != Some("dvmdash-api") {
-                    continue;
-                }
-                let title = p["title"].as_str().unwrap_or("?");
-                let path = t["url"].as_str().expect("url");
-                assert!(
-                    path.starts_with("/api/"),
-                    "{name} / {title}: {path} is not an api path"
-                );
-                let params: Vec<(String, String)> = t["url_options"]["params"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|kv| {
-                        (
-                            kv["key"].as_str().unwrap_or("").to_owned(),
-                            kv["value"].as_str().unwrap_or("").to_owned(),
-                        )
-                    })
-                    .collect();
-                let url =
-                    url::Url::parse_with_params(&format!("{}{path}", stack.base), &params).expect("url");
-                let (body, status) = dvmdash_testkit::get_json::<Value>(url.as_str()).await;
-                assert_eq!(status, 200, "{name} / {title}: {url}");
-                let body = body.expect("json");
-                let root = match t["root_selector"].as_str().unwrap_or("") {
-                    "" => body.clone(),
-                    sel => pick(&body, sel).clone(),
+    for pt in targets_of("dvmdash-api") {
+        let (name, title, t) = (&pt.dashboard, &pt.panel, &pt.target);
+        let path = t["url"].as_str().expect("url");
+        assert!(
+            path.starts_with("/api/"),
+            "{name} / {title}: {path} is not an api path"
+        );
+        let params: Vec<(String, String)> = t["url_options"]["params"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|kv| {
+                (
+                    kv["key"].as_str().unwrap_or("").to_owned(),
+                    kv["value"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let url = url::Url::parse_with_params(&format!("{}{path}", stack.base), &params).expect("url");
+        let (body, status) = dvmdash_testkit::get_json::<Value>(url.as_str()).await;
+        assert_eq!(status, 200, "{name} / {title}: {url}");
+        let body = body.expect("json");
+        let root = match t["root_selector"].as_str().unwrap_or("") {
+            "" => body.clone(),
+            sel => pick(&body, sel).clone(),
+        };
+        // A table's root is an array of rows; a stat's is one object.
+        let rows: Vec<&Value> = match &root {
+            Value::Array(rows) => rows.iter().collect(),
+            one => vec![one],
+        };
+        assert!(!rows.is_empty(), "{name} / {title}: no rows at {url}");
+        for row in rows {
+            for c in t["columns"].as_array().into_iter().flatten() {
+                let sel = c["selector"].as_str().expect("selector");
+                let v = pick(row, sel);
+                let ok = match c["type"].as_str() {
+                    Some("number") => v.is_number(),
+                    Some("string") => v.is_string(),
+                    _ => !v.is_null(),
                 };
-                // A table's root is an array of rows; a stat's is one object.
-                let rows: Vec<&Value> = match &root {
-                    Value::Array(rows) => rows.iter().collect(),
-                    one => vec![one],
-                };
-                assert!(!rows.is_empty(), "{name} / {title}: no rows at {url}");
-                for row in rows {
-                    for c in t["columns"].as_array().into_iter().flatten() {
-                        let sel = c["selector"].as_str().expect("selector");
-                        let v = pick(row, sel);
-                        let ok = match c["type"].as_str() {
-                            Some("number") => v.is_number(),
-                            Some("string") => v.is_string(),
-                            _ => !v.is_null(),
-                        };
-                        assert!(ok, "{name} / {title}: {sel} is {v} in {url}");
-                        if sel == "total_requests" {
-                            assert!(
-                                v.as_u64().unwrap_or(0) > 0,
-                                "{name} / {title}: no requests in the api's answer"
-                            );
-                        }
-                    }
+                assert!(ok, "{name} / {title}: {sel} is {v} in {url}");
+                if sel == "total_requests" {
+                    assert!(
+                        v.as_u64().unwrap_or(0) > 0,
+                        "{name} / {title}: no requests in the api's answer"
+                    );
                 }
-                fetched += 1;
             }
         }
+        fetched += 1;
     }
     assert!(fetched >= 2, "only {fetched} api-backed panels found");
     stack.stop().await;
@@ -744,24 +738,22 @@ fn every_prometheus_expression_parses_and_uses_documented_metrics() {
     let mut rules = String::from("groups:\n  - name: dashboard_exprs\n    rules:\n");
     let mut metrics = BTreeSet::new();
     let mut n = 0;
-    for (name, d) in dashboards() {
-        for p in panels(&d) {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                let Some(expr) = t["expr"].as_str() else { continue };
-                let expr = expr
-                    .replace("$__rate_interval", "5m")
-                    .replace("$__interval", "1m")
-                    .replace("$__range", "1h");
-                n += 1;
-                rules.push_str(&format!(
-                    "      - record: dashboard:expr_{n}\n        expr: {}\n",
-                    serde_json::to_string(&expr).expect("json string")
-                ));
-                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                    if word.starts_with("dvmdash_") {
-                        metrics.insert((name.clone(), word.to_owned()));
-                    }
-                }
+    for pt in targets_of("prometheus") {
+        let Some(expr) = pt.target["expr"].as_str() else {
+            continue;
+        };
+        let expr = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$__interval", "1m")
+            .replace("$__range", "1h");
+        n += 1;
+        rules.push_str(&format!(
+            "      - record: dashboard:expr_{n}\n        expr: {}\n",
+            serde_json::to_string(&expr).expect("json string")
+        ));
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("dvmdash_") {
+                metrics.insert((pt.dashboard.clone(), word.to_owned()));
             }
         }
     }

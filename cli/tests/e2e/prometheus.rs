@@ -13,9 +13,7 @@ use dvmdash::simulate::{Model, Publisher};
 use dvmdash_core::config::{ClickHouseArgs, RedisArgs, Secret};
 use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::{now_millis, now_secs};
-use dvmdash_testkit::observability::{
-    dashboards, datasource_uid, documented_metrics, exposed_names, panels, repo,
-};
+use dvmdash_testkit::observability::{documented_metrics, exposed_names, repo, targets_of};
 use dvmdash_testkit::{ChDev, PrometheusServer, RedisServer, RoleProcess, free_port, wait_until};
 use serde_json::Value;
 
@@ -265,28 +263,21 @@ async fn prometheus_scrapes_the_documented_metrics_and_the_outage_alerts_fire_an
 
     // Every Prometheus panel evaluates, with its dashboard's variables at "all" and at one value.
     let mut evaluated = 0;
-    for (name, d) in dashboards() {
-        for p in panels(&d) {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if datasource_uid(&p, t).as_deref() != Some("prometheus") {
-                    continue;
-                }
-                let expr = t["expr"].as_str().unwrap_or("");
-                for relay in [".*", relay_url.as_str()] {
-                    let q = expr
-                        .replace("$__rate_interval", "1m")
-                        .replace("$__interval", "15s")
-                        .replace("$__range", "1h")
-                        .replace("${relay:regex}", relay)
-                        .replace("$relay", relay);
-                    let title = p["title"].as_str().unwrap_or("?");
-                    let data = api(&prom, "/api/v1/query", &[("query", q.as_str())])
-                        .await
-                        .unwrap_or_else(|e| panic!("{name} / {title}: {e}\n{q}"));
-                    assert!(data["resultType"].is_string(), "{name} / {title}: {data}");
-                    evaluated += 1;
-                }
-            }
+    for pt in targets_of("prometheus") {
+        let (name, title) = (&pt.dashboard, &pt.panel);
+        let expr = pt.target["expr"].as_str().unwrap_or("");
+        for relay in [".*", relay_url.as_str()] {
+            let q = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$__interval", "15s")
+                .replace("$__range", "1h")
+                .replace("${relay:regex}", relay)
+                .replace("$relay", relay);
+            let data = api(&prom, "/api/v1/query", &[("query", q.as_str())])
+                .await
+                .unwrap_or_else(|e| panic!("{name} / {title}: {e}\n{q}"));
+            assert!(data["resultType"].is_string(), "{name} / {title}: {data}");
+            evaluated += 1;
         }
     }
     assert!(evaluated >= 40, "only {evaluated} Prometheus queries evaluated");
