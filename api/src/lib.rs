@@ -136,6 +136,9 @@ pub struct AppState {
     /// Created on first use, then reconnects by itself.
     redis_manager: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
     pub names: dvmdash_core::redis_keys::RedisNames,
+    /// The configured stream shard count; the count Redis recorded wins (see
+    /// [`AppState::event_streams`]).
+    pub stream_shards: u16,
     pub service: service::Service,
     pub cache: Arc<cache::ResponseCache>,
     /// `GET /api/relays/status`, read from Redis at most every [`RELAY_HEALTH_TTL`]: health must
@@ -162,6 +165,7 @@ impl AppState {
             redis: redis.client()?,
             redis_manager: Arc::default(),
             names: redis.names(),
+            stream_shards: redis.stream_shards,
             cache: Arc::new(cache::ResponseCache::new(
                 Duration::from_secs(config.cache_ttl_secs),
                 config.cache_mb * 1024 * 1024,
@@ -177,6 +181,18 @@ impl AppState {
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
         })
+    }
+
+    /// The events stream's shards as the pipeline uses them: the count Redis recorded, or the
+    /// configured one before any writer or reader recorded it. The api only reads the streams and
+    /// the dead letters, so it shows what is there rather than refuse a differing configuration.
+    pub async fn event_streams(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> error::ApiResult<dvmdash_core::stream_shards::EventStreams> {
+        use dvmdash_core::stream_shards::EventStreams;
+        let recorded = EventStreams::recorded(conn, &self.names).await?;
+        Ok(EventStreams::new(&self.names, recorded.unwrap_or(self.stream_shards)))
     }
 
     /// A shared self-reconnecting Redis connection for short commands.
@@ -351,6 +367,7 @@ mod tests {
         let redis = RedisArgs {
             redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
             redis_prefix: "t".into(),
+            stream_shards: 1,
         };
         let config = Config {
             rate_per_sec: 0,
@@ -431,6 +448,7 @@ mod tests {
         let redis = RedisArgs {
             redis_url: dvmdash_core::config::Secret::new("redis://127.0.0.1:1"),
             redis_prefix: "t".into(),
+            stream_shards: 1,
         };
         let config = Config {
             rate_per_sec: 0,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
-use dvmdash_core::stream::EventStream;
+use dvmdash_core::stream_shards::{EventStreams, shard_of};
 use dvmdash_core::validate::{Keys, Validator};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -152,16 +152,33 @@ pub fn events(n: usize, seed: &str) -> Vec<String> {
     })
 }
 
+/// A round's events grouped by their shard of the stream, found before the clock starts.
+fn by_shard(streams: &EventStreams, events: Vec<String>) -> Vec<(usize, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        id: &'a str,
+    }
+    let mut groups: Vec<Vec<String>> = vec![Vec::new(); streams.all().len()];
+    for e in events {
+        let id = serde_json::from_str::<IdOnly<'_>>(&e).map_or("", |x| x.id);
+        let shard = shard_of(id, streams.count());
+        groups[usize::from(shard)].push(e);
+    }
+    groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()).collect()
+}
+
 async fn xadd_all(
     conn: &mut redis::aio::ConnectionManager,
-    stream: &EventStream,
-    events: &[String],
+    streams: &EventStreams,
+    groups: &[(usize, Vec<String>)],
 ) -> anyhow::Result<()> {
     // Uncapped: a round may queue more than the stream cap on purpose, to measure the ingester.
-    for chunk in events.chunks(2000) {
-        stream
-            .append_uncapped(conn, "bench", dvmdash_core::telemetry::now_millis(), chunk)
-            .await?;
+    for (shard, events) in groups {
+        for chunk in events.chunks(2000) {
+            streams.all()[*shard]
+                .append_uncapped(conn, "bench", dvmdash_core::telemetry::now_millis(), chunk)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -271,16 +288,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
             Some(c) => c,
             None => anyhow::bail!("stopped"),
         };
-        let stream = EventStream::new(&redis.names());
+        let streams = redis.event_streams(&mut conn).await?;
         let mut total = 0u64;
         if wants("ingest") {
             for round in 0..args.rounds {
-                let evs = events(args.round, &format!("ingest{round}"));
+                let evs = by_shard(&streams, events(args.round, &format!("ingest{round}")));
+                let n: usize = evs.iter().map(|(_, g)| g.len()).sum();
                 let started = Instant::now();
-                xadd_all(&mut conn, &stream, &evs).await?;
-                total += evs.len() as u64;
+                xadd_all(&mut conn, &streams, &evs).await?;
+                total += n as u64;
                 wait_stored(&ch, total, Duration::from_secs(1800)).await?;
-                let rate = evs.len() as f64 / started.elapsed().as_secs_f64();
+                let rate = n as f64 / started.elapsed().as_secs_f64();
                 r.add(
                     "ingest",
                     &format!("end to end, table at {total} events"),
@@ -356,8 +374,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     } else if needs_stack {
         drop_database(&clickhouse).await;
         if let Ok(Some(mut c)) = redis.connect(&CancellationToken::new()).await {
+            let names = redis.names();
+            let streams = EventStreams::new(&names, redis.stream_shards);
             let _: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(EventStream::new(&redis.names()).key())
+                .arg(streams.all().iter().map(|s| s.key()).collect::<Vec<_>>())
+                .arg(names.stream_shards())
                 .query_async(&mut c)
                 .await;
         }

@@ -3,7 +3,7 @@
 //!
 //! Every action pages through the dead-letter stream oldest first and applies the same filters
 //! (reason, age). `replay` puts entries back on the events stream as they were and removes them
-//! from the dead-letter stream (`EventStream::replay_dead_letters`); the ingester's exactly-once
+//! from the dead-letter stream, each on its event's shard (`EventStreams::replay_dead_letters`); the ingester's exactly-once
 //! gate makes replaying an event twice count it once. `--dry-run` only reports.
 
 use std::time::Duration;
@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use dvmdash_core::config::RedisArgs;
 pub use dvmdash_core::dead_letters::Summary;
 use dvmdash_core::dead_letters::{self, Change, LetterView, Selection};
-use dvmdash_core::stream::EventStream;
 use dvmdash_core::telemetry::now_millis;
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +91,8 @@ pub async fn run(args: DlqArgs, redis: RedisArgs) -> anyhow::Result<Summary> {
         .get_multiplexed_async_connection()
         .await
         .context("cannot reach Redis")?;
-    let stream = EventStream::new(&redis.names());
+    // A replay writes to the stream, so the shard count must be the deployment's.
+    let streams = redis.event_streams(&mut conn).await?;
     let (filter, change) = match &args.action {
         DlqAction::List { filter, .. } => (filter, Change::None),
         DlqAction::Replay { filter, dry_run } => {
@@ -117,7 +117,7 @@ pub async fn run(args: DlqArgs, redis: RedisArgs) -> anyhow::Result<Summary> {
     let mut would_not_replay = 0u64;
     let mut summary = dead_letters::walk(
         &mut conn,
-        &stream,
+        &streams,
         &filter.selection(),
         change,
         now_millis(),

@@ -10,7 +10,8 @@
 //! - [`metrics`] - metric names
 //!
 //! Flow: relay frame -> [`relay::watch`] (precheck, in-memory dedup, signature) -> channel ->
-//! [`sink::run`] (Redis dedup + append, `EventStream::append_new`) -> `dvmdash:events`.
+//! [`sink::run`] (Redis dedup + append, `EventStreams::append_new`) -> `dvmdash:events` (or its
+//! shards, `dvmdash:{s<i>}:events`).
 
 pub mod membership;
 pub mod metrics;
@@ -184,9 +185,13 @@ pub async fn run_with_relays(
     events.validate().context("invalid event rules")?;
     let mut relays_rx = relays;
     crate::metrics::describe();
-    let Some(conn) = redis.connect(&shutdown).await? else {
+    let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(());
     };
+    let streams = redis
+        .event_streams(&mut conn)
+        .await
+        .context("cannot write to the events stream")?;
     let mut resume_conn = conn.clone();
     let names = redis.names();
 
@@ -199,7 +204,7 @@ pub async fn run_with_relays(
     let writer = tokio::spawn(sink::run(
         sink_rx,
         conn,
-        redis.names(),
+        streams,
         sink_opts,
         shutdown.clone(),
     ));

@@ -1,15 +1,16 @@
 //! The stream writer: appends verified events to the Redis stream in batches.
 //!
-//! Each batch is one [`EventStream::append_new`] call (seen-marker and append, atomically, so several
-//! collectors watching the same relays put each event on the stream once). A failed write is
+//! Each batch is one [`EventStreams::append_new`] call per shard of the stream it touches
+//! (seen-marker and append, atomically, so several collectors watching the same relays put each
+//! event on the stream once). A failed write is
 //! retried (with backoff) until it succeeds or shutdown gives up; nothing is dropped silently.
 //! Deliveries of events already on the stream (from another relay, or appended by another
 //! collector) go into one sightings entry per batch, for relay coverage.
 
 use std::time::{Duration, Instant};
 
-use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::stream::{EventStream, NewEntry, SEEN_TTL_SECS, STREAM_MAXLEN, Sighting};
+use dvmdash_core::stream::{NewEntry, SEEN_TTL_SECS, STREAM_MAXLEN, Sighting};
+use dvmdash_core::stream_shards::EventStreams;
 use metrics::{counter, gauge, histogram};
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
@@ -49,13 +50,13 @@ impl Default for SinkOptions {
 pub async fn run(
     mut rx: mpsc::Receiver<Accepted>,
     redis: ConnectionManager,
-    names: RedisNames,
+    streams: EventStreams,
     opts: SinkOptions,
     shutdown: CancellationToken,
 ) {
     let mut writer = Writer {
         redis,
-        stream: EventStream::new(&names),
+        streams,
         opts,
     };
     let mut batch: Vec<Accepted> = Vec::with_capacity(writer.opts.batch_events);
@@ -84,7 +85,7 @@ pub async fn run(
 
 struct Writer {
     redis: ConnectionManager,
-    stream: EventStream,
+    streams: EventStreams,
     opts: SinkOptions,
 }
 
@@ -152,7 +153,7 @@ impl Writer {
             })
             .collect();
         let appended = self
-            .stream
+            .streams
             .append_new(
                 &mut self.redis,
                 &entries,
@@ -171,7 +172,7 @@ impl Writer {
             .filter(|(_, added)| !**added)
             .map(|(d, _)| d.sighting())
             .collect();
-        self.stream
+        self.streams
             .append_sightings(&mut self.redis, &sightings, self.opts.stream_maxlen)
             .await?;
         counter!(m::SIGHTINGS).increment(sightings.len() as u64);

@@ -66,9 +66,22 @@ pub struct RedisArgs {
     /// Prefix of every Redis key, so several deployments or tests can share one Redis.
     #[arg(long = "redis-prefix", env = "DVMDASH_REDIS_PREFIX", default_value = crate::redis_keys::DEFAULT_PREFIX)]
     pub redis_prefix: String,
+    /// How many streams the events stream is split into by event id (1 to 256), so a Redis
+    /// Cluster can spread them; every role of a deployment must agree (docs/scaling.md).
+    #[arg(long = "stream-shards", env = "DVMDASH_STREAM_SHARDS", default_value_t = 1)]
+    pub stream_shards: u16,
 }
 
 impl RedisArgs {
+    /// The events stream's shards, checked against the count Redis recorded (see
+    /// [`crate::stream_shards`]).
+    pub async fn event_streams<C: redis::aio::ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> anyhow::Result<crate::stream_shards::EventStreams> {
+        crate::stream_shards::EventStreams::open(conn, &self.names(), self.stream_shards).await
+    }
+
     pub fn names(&self) -> RedisNames {
         RedisNames::new(self.redis_prefix.clone())
     }

@@ -3,7 +3,8 @@
 //!
 //! A walk reads oldest first in pages and stops at the newest letter that existed when it began,
 //! so a replayed entry that fails again (and comes back as a new letter) is not met twice in one
-//! walk. Replaying puts entries back as they were (`EventStream::replay_dead_letters`); the
+//! walk. Replaying puts entries back as they were, each on its event's shard
+//! (`EventStreams::replay_dead_letters`); the
 //! ingester's exactly-once gate counts an event replayed twice once.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::stream::{DeadLetter, EventStream};
+use crate::stream::DeadLetter;
+use crate::stream_shards::EventStreams;
 
 /// Dead letters read per round trip.
 pub const PAGE: usize = 500;
@@ -71,7 +73,7 @@ pub struct Summary {
 /// each matched one (before it is changed) and applies `change` page by page.
 pub async fn walk<C: redis::aio::ConnectionLike>(
     conn: &mut C,
-    stream: &EventStream,
+    streams: &EventStreams,
     selection: &Selection,
     change: Change,
     now_ms: u64,
@@ -79,8 +81,9 @@ pub async fn walk<C: redis::aio::ConnectionLike>(
     mut visit: impl FnMut(&DeadLetter),
 ) -> redis::RedisResult<Summary> {
     let mut summary = Summary::default();
+    let stream = streams.dead_letters();
     let plan = Plan {
-        stream,
+        streams,
         selection,
         change,
         now_ms,
@@ -112,7 +115,7 @@ pub async fn walk<C: redis::aio::ConnectionLike>(
 
 /// What one walk does to each page: which letters, and what change.
 struct Plan<'a> {
-    stream: &'a EventStream,
+    streams: &'a EventStreams,
     selection: &'a Selection,
     change: Change,
     now_ms: u64,
@@ -142,11 +145,11 @@ impl Plan<'_> {
         match self.change {
             Change::None => {}
             Change::Replay => {
-                summary.changed += self.stream.replay_dead_letters(conn, &matched).await?.len() as u64;
+                summary.changed += self.streams.replay_dead_letters(conn, &matched).await?.len() as u64;
             }
             Change::Discard => {
                 let ids: Vec<String> = matched.iter().map(|l| l.id.clone()).collect();
-                summary.changed += self.stream.discard_dead_letters(conn, &ids).await?;
+                summary.changed += self.streams.dead_letters().discard_dead_letters(conn, &ids).await?;
             }
         }
         Ok(())

@@ -11,6 +11,7 @@
 //! - [`config`], [`telemetry`], [`store`] (feature `server`): flags, metrics/logging, ClickHouse
 //! - [`dead_letters`] (feature `server`) - listing, replaying and discarding dead letters
 //! - [`relay_counts`] (feature `server`) - relay counters per hour, for windows on the relays page
+//! - [`stream`], [`stream_shards`] (feature `server`) - the events stream and its split by event id
 //! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
 
 pub mod dto;
@@ -40,6 +41,8 @@ pub mod relay_counts;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod stream;
+#[cfg(feature = "server")]
+pub mod stream_shards;
 #[cfg(feature = "server")]
 pub mod telemetry;
 

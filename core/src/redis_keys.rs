@@ -46,7 +46,32 @@ impl RedisNames {
         format!("{}:events", self.prefix)
     }
 
-    /// Where entries the ingester cannot process go, with their reason.
+    /// Shard `i` of the events stream split `count` ways (`crate::stream_shards`). One shard keeps
+    /// the unsplit name; with more, the braces are a Redis Cluster hash tag that puts a shard's
+    /// stream and its seen-markers in one slot.
+    pub fn events_shard(&self, i: u16, count: u16) -> String {
+        if count <= 1 {
+            self.events_stream()
+        } else {
+            format!("{}:{{s{i}}}:events", self.prefix)
+        }
+    }
+
+    /// What every seen-marker of shard `i` of `count` starts with (see [`RedisNames::seen`]).
+    pub fn seen_prefix(&self, i: u16, count: u16) -> String {
+        if count <= 1 {
+            format!("{}:seen:", self.prefix)
+        } else {
+            format!("{}:{{s{i}}}:seen:", self.prefix)
+        }
+    }
+
+    /// How many shards the events stream is split into, recorded by the first role that opened it.
+    pub fn stream_shards(&self) -> String {
+        format!("{}:stream:shards", self.prefix)
+    }
+
+    /// Where entries the ingester cannot process go, with their reason (one for every shard).
     pub fn dead_letter_stream(&self) -> String {
         format!("{}:events:dlq", self.prefix)
     }
@@ -133,5 +158,9 @@ mod tests {
         assert_eq!(n.relays(), "t1:relays");
         assert_eq!(n.collector("c1"), "t1:collector:c1");
         assert_eq!(RedisNames::default().events_stream(), "dvmdash:events");
+        assert_eq!(n.events_shard(0, 1), "t1:events");
+        assert_eq!(n.seen_prefix(0, 1), "t1:seen:");
+        assert_eq!(n.events_shard(3, 4), "t1:{s3}:events");
+        assert_eq!(n.seen_prefix(3, 4), "t1:{s3}:seen:");
     }
 }

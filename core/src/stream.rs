@@ -120,6 +120,30 @@ pub struct Fields {
     pub count: usize,
 }
 
+/// Adds to `pipe` the `XADD` that puts a dead letter back on stream `key` as it was (an event with
+/// its relay and time, or sightings), capped like every append.
+pub(crate) fn push_replay(pipe: &mut redis::Pipeline, key: &str, letter: &DeadLetter) {
+    let cmd = pipe
+        .cmd("XADD")
+        .arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(STREAM_MAXLEN)
+        .arg("*");
+    let f = &letter.fields;
+    for (name, value) in [
+        (FIELD_EVENT, &f.event),
+        (FIELD_RELAY, &f.relay),
+        (FIELD_SEEN_MS, &f.seen_ms),
+        (FIELD_SIGHTINGS, &f.sightings),
+    ] {
+        if let Some(v) = value {
+            cmd.arg(name).arg(v.as_slice());
+        }
+    }
+    cmd.ignore();
+}
+
 /// One entry of the dead-letter stream: the entry as it was, why it could not be stored, and when
 /// (the dead letter's own id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,19 +220,27 @@ pub struct OldestPending {
     pub age_ms: u64,
 }
 
-/// The events stream and its dead-letter stream under one key prefix.
+/// One events stream (the whole stream, or one shard of it: [`crate::stream_shards`]) and the
+/// dead-letter stream under one key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventStream {
-    names: RedisNames,
     key: String,
+    /// Seen-markers of this stream's events are this plus the id.
+    seen_prefix: String,
     dead_letters: String,
 }
 
 impl EventStream {
+    /// The unsplit stream (one shard).
     pub fn new(names: &RedisNames) -> Self {
+        Self::shard(names, 0, 1)
+    }
+
+    /// Shard `i` of the stream split `count` ways.
+    pub fn shard(names: &RedisNames, i: u16, count: u16) -> Self {
         EventStream {
-            names: names.clone(),
-            key: names.events_stream(),
+            key: names.events_shard(i, count),
+            seen_prefix: names.seen_prefix(i, count),
             dead_letters: names.dead_letter_stream(),
         }
     }
@@ -238,7 +270,7 @@ impl EventStream {
         let mut inv = APPEND_NEW.prepare_invoke();
         inv.key(&self.key);
         for e in events {
-            inv.key(self.names.seen(e.id_hex));
+            inv.key(format!("{}{}", self.seen_prefix, e.id_hex));
         }
         inv.arg(seen_ttl_secs).arg(maxlen);
         for e in events {
@@ -553,47 +585,6 @@ impl EventStream {
                 _ => None,
             })
             .collect())
-    }
-
-    /// Puts dead letters back on the events stream as they were (an event with its relay and
-    /// time, or sightings), then removes them from the dead-letter stream: a crash in between
-    /// leaves them in both, and the ingester's gate stores a repeated event once. Letters with
-    /// nothing to put back stay. Returns the ids replayed.
-    pub async fn replay_dead_letters<C: ConnectionLike>(
-        &self,
-        conn: &mut C,
-        letters: &[DeadLetter],
-    ) -> redis::RedisResult<Vec<String>> {
-        let replayable: Vec<&DeadLetter> = letters.iter().filter(|l| l.replayable()).collect();
-        if replayable.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for l in &replayable {
-            let cmd = pipe
-                .cmd("XADD")
-                .arg(&self.key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAXLEN)
-                .arg("*");
-            let f = &l.fields;
-            for (name, value) in [
-                (FIELD_EVENT, &f.event),
-                (FIELD_RELAY, &f.relay),
-                (FIELD_SEEN_MS, &f.seen_ms),
-                (FIELD_SIGHTINGS, &f.sightings),
-            ] {
-                if let Some(v) = value {
-                    cmd.arg(name).arg(v.as_slice());
-                }
-            }
-            cmd.ignore();
-        }
-        pipe.query_async::<()>(conn).await?;
-        let ids: Vec<String> = replayable.iter().map(|l| l.id.clone()).collect();
-        self.discard_dead_letters(conn, &ids).await?;
-        Ok(ids)
     }
 
     /// Removes dead letters for good; returns how many existed.

@@ -1,5 +1,8 @@
 //! dvmdash-ingester: moves events from the Redis stream into ClickHouse, at least once, idempotently.
 //!
+//! One loop per shard of the stream (`DVMDASH_STREAM_SHARDS`, [`dvmdash_core::stream_shards`]) runs
+//! in every ingester process, each a consumer of its shard's group under the same consumer name.
+//!
 //! - [`batch`] - entries -> rows, setting aside poison entries
 //! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock
 //! - [`recovery`] - finishing an insert that failed part-way, from what ClickHouse committed
@@ -16,6 +19,8 @@ pub mod gate;
 pub mod metrics;
 pub mod recovery;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ::metrics::{counter, gauge, histogram};
@@ -31,6 +36,7 @@ use tracing::{debug, error, info, warn};
 use crate::batch::Prepared;
 use crate::metrics as m;
 use dvmdash_core::stream::{Entry, EventStream};
+use dvmdash_core::stream_shards::EventStreams;
 
 /// Ingester flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,19 +103,23 @@ impl Config {
 const LOCK_TTL: Duration = Duration::from_secs(10);
 
 struct Ingester {
-    /// Unique per process: a restarted ingester must not inherit the lock of its killed
-    /// predecessor, whose insert may still be finishing; it waits for the lock to expire instead.
+    /// Unique per shard loop of a process: a restarted ingester must not inherit the lock of its
+    /// killed predecessor, whose insert may still be finishing (it waits for the lock to expire
+    /// instead), and two loops of one process must not take each other's lock for their own.
     lock_owner: String,
     config: Config,
     names: RedisNames,
     stream: EventStream,
+    /// How many shards the stream has (recorded again if Redis lost its data).
+    shard_count: u16,
     redis: ConnectionManager,
     clickhouse: clickhouse::Client,
     events: EventArgs,
     /// The views on events_raw, read when an interrupted insert is first completed.
     targets: Option<recovery::Targets>,
-    /// The newest `created_at` (not in the future) this process stored: ingestion lag.
-    newest_created: u64,
+    /// The newest `created_at` (not in the future) this process stored, over every shard loop:
+    /// ingestion lag.
+    newest_created: Arc<AtomicU64>,
 }
 
 /// Runs until `shutdown`; the batch in flight is finished (inserted and acknowledged) first.
@@ -128,26 +138,46 @@ pub async fn run(
     let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(());
     };
-    let names = redis.names();
-    let stream = EventStream::new(&names);
-    stream
-        .ensure_group(&mut conn)
+    let streams = redis
+        .event_streams(&mut conn)
+        .await
+        .context("cannot read the events stream")?;
+    streams
+        .ensure_groups(&mut conn)
         .await
         .context("failed to create the consumer group")?;
-    let mut ing = Ingester {
-        lock_owner: format!("{}-{:016x}", config.consumer, rand::random::<u64>()),
-        config,
-        names,
-        stream,
-        redis: conn,
-        clickhouse: clickhouse.client(),
-        events,
-        targets: None,
-        newest_created: 0,
-    };
-    info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
-    ing.run_loop(&client, &shutdown).await;
-    info!(consumer = %ing.config.consumer, "ingester stopped");
+    let (names, clickhouse) = (redis.names(), clickhouse.client());
+    let newest_created = Arc::new(AtomicU64::new(0));
+    let mut loops = tokio::task::JoinSet::new();
+    for stream in streams.all() {
+        let ing = Ingester {
+            lock_owner: format!("{}-{:016x}", config.consumer, rand::random::<u64>()),
+            config: config.clone(),
+            names: names.clone(),
+            stream: stream.clone(),
+            shard_count: streams.count(),
+            redis: conn.clone(),
+            clickhouse: clickhouse.clone(),
+            events: events.clone(),
+            targets: None,
+            newest_created: newest_created.clone(),
+        };
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        // A task per shard, so batches of different shards are prepared on different cores.
+        loops.spawn(async move {
+            info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester started");
+            let mut ing = ing;
+            ing.run_loop(&client, &shutdown).await;
+            info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester stopped");
+        });
+    }
+    while let Some(done) = loops.join_next().await {
+        if let Err(err) = done {
+            // A panicking loop must not leave its shard unread while the process looks alive.
+            shutdown.cancel();
+            anyhow::bail!("an ingester loop failed: {err}");
+        }
+    }
     Ok(())
 }
 
@@ -243,6 +273,11 @@ impl Ingester {
                 // Redis lost its data (a restart without persistence, a flush): the group is gone
                 // with it. Recreate it rather than loop on the error until someone restarts us.
                 warn!("the consumer group is missing (Redis lost its data?); creating it again");
+                let recorded =
+                    EventStreams::open(&mut self.redis, &self.names, self.shard_count).await;
+                if let Err(err) = recorded {
+                    warn!(error = %format!("{err:#}"), "recording the stream shard count again failed");
+                }
                 if let Err(err) = self.stream.ensure_group(&mut self.redis).await {
                     warn!(error = %err, "recreating the consumer group failed");
                 }
@@ -511,8 +546,8 @@ impl Ingester {
             .map(|r| u64::from(r.created_at).min(now))
             .max()
         {
-            self.newest_created = self.newest_created.max(newest);
-            gauge!(m::NEWEST_EVENT_AGE).set(now.saturating_sub(self.newest_created) as f64);
+            let newest = self.newest_created.fetch_max(newest, Ordering::Relaxed).max(newest);
+            gauge!(m::NEWEST_EVENT_AGE).set(now.saturating_sub(newest) as f64);
         }
         if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {
             let lag = (now_millis() as i64 - oldest).max(0) as f64 / 1000.0;
@@ -596,8 +631,9 @@ impl Ingester {
     }
 
     async fn report_backlog(&mut self) {
-        if self.newest_created > 0 {
-            gauge!(m::NEWEST_EVENT_AGE).set(now_secs().saturating_sub(self.newest_created) as f64);
+        let newest = self.newest_created.load(Ordering::Relaxed);
+        if newest > 0 {
+            gauge!(m::NEWEST_EVENT_AGE).set(now_secs().saturating_sub(newest) as f64);
         }
         match self.stream.group_info(&mut self.redis).await {
             Ok(info) => {

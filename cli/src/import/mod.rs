@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dvmdash_core::config::{EventArgs, RedisArgs};
-use dvmdash_core::redis_keys::RedisNames;
-use dvmdash_core::stream::EventStream;
+use dvmdash_core::stream::NewEntry;
+use dvmdash_core::stream_shards::EventStreams;
 use dvmdash_core::telemetry::{now_millis, now_secs};
 use dvmdash_core::validate::{Rejection, Validator};
 use serde::{Deserialize, Serialize};
@@ -139,9 +139,13 @@ pub async fn run(
             args.state_dir.display()
         )
     })?;
-    let Some(conn) = redis.connect(&shutdown).await? else {
+    let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(Summary::default());
     };
+    let streams = redis
+        .event_streams(&mut conn)
+        .await
+        .context("cannot write to the events stream")?;
     let validator = Arc::new(events.validator());
     let mut total = Summary::default();
     let mut seen: HashSet<[u8; 16]> = HashSet::new();
@@ -154,7 +158,7 @@ pub async fn run(
             &source,
             validator.clone(),
             conn.clone(),
-            redis.names(),
+            &streams,
             &mut seen,
             &shutdown,
         )
@@ -171,7 +175,7 @@ async fn import_one(
     source: &str,
     validator: Arc<Validator>,
     mut conn: redis::aio::ConnectionManager,
-    names: RedisNames,
+    streams: &EventStreams,
     seen: &mut HashSet<[u8; 16]>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Summary> {
@@ -244,7 +248,7 @@ async fn import_one(
         let mut fresh = Vec::with_capacity(batch.accepted.len());
         for (key, json) in batch.accepted {
             if seen.insert(key) {
-                fresh.push(json);
+                fresh.push((key, json));
             } else {
                 summary.duplicates += 1;
             }
@@ -252,8 +256,8 @@ async fn import_one(
         for (reason, n) in batch.rejected {
             *summary.rejected.entry(reason.to_owned()).or_default() += n;
         }
-        wait_for_backlog(&mut conn, &names, args.max_backlog, &progress, shutdown).await?;
-        write(&mut conn, &names, &relay, &fresh, shutdown).await?;
+        wait_for_backlog(&mut conn, streams, args.max_backlog, &progress, shutdown).await?;
+        write(&mut conn, streams, &relay, &fresh, shutdown).await?;
         summary.accepted += fresh.len() as u64;
         if let Some(end) = batch.end {
             cp.offset = end;
@@ -325,22 +329,34 @@ fn verify(batch: Vec<Element>, v: &Validator) -> Verified {
     out
 }
 
-/// Appends events to the stream (pipelined, capped like the collectors'; the backlog pause keeps
-/// the import far below the cap), retrying while Redis is unavailable.
+/// Appends events (id prefix, JSON) to their shards of the stream (pipelined, capped like the
+/// collectors'; the backlog pause keeps the import far below the cap), retrying while Redis is
+/// unavailable.
 async fn write(
     conn: &mut redis::aio::ConnectionManager,
-    names: &RedisNames,
+    streams: &EventStreams,
     relay: &str,
-    events: &[String],
+    events: &[([u8; 16], String)],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let stream = EventStream::new(names);
+    let seen_ms = now_millis();
+    let ids: Vec<String> = events.iter().map(|(key, _)| hex::encode(&key[..2])).collect();
+    let entries: Vec<NewEntry<'_>> = events
+        .iter()
+        .zip(&ids)
+        .map(|((_, json), id)| NewEntry {
+            id_hex: id,
+            json,
+            relay,
+            seen_ms,
+        })
+        .collect();
     let mut delay = Duration::from_millis(200);
     loop {
-        match stream.append(conn, relay, now_millis(), events).await {
+        match streams.append_each(conn, &entries).await {
             Ok(_) => return Ok(()),
             Err(err) => warn!(error = %err, "stream write failed, retrying"),
         }
@@ -355,14 +371,14 @@ async fn write(
 /// Waits while more than `max` entries wait for the ingesters.
 async fn wait_for_backlog(
     conn: &mut redis::aio::ConnectionManager,
-    names: &RedisNames,
+    streams: &EventStreams,
     max: u64,
     progress: &Progress,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut warned = false;
     loop {
-        let info = EventStream::new(names).group_info(conn).await;
+        let info = streams.group_info(conn).await;
         let backlog = match info {
             // No consumer group yet: nothing reads the stream, so everything is backlog.
             Ok(i) => i.lag.unwrap_or(i.length) + i.pending,

@@ -65,6 +65,7 @@ pub fn isolated() -> (RedisArgs, ClickHouseArgs) {
     let redis = RedisArgs {
         redis_url: Secret::new(redis_url()),
         redis_prefix: unique("t"),
+        stream_shards: 1,
     };
     let clickhouse = ClickHouseArgs::new(clickhouse_url(), unique("dvmdash_test"));
     (redis, clickhouse)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dvmdash::stack::AllArgs;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
 use dvmdash_core::dto::{GlobalStats, RelayCounters};
-use dvmdash_core::stream::EventStream;
+use dvmdash_core::stream_shards::EventStreams;
 use dvmdash_core::{Event, KindFilter, Role};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -126,10 +126,10 @@ impl Stack {
             .expect("redis")
     }
 
-    /// Entries delivered to ingesters and not acknowledged.
+    /// Entries delivered to ingesters and not acknowledged, over every shard of the stream.
     pub async fn pending(&self) -> u64 {
         let mut conn = self.redis_conn().await;
-        EventStream::new(&self.redis.names())
+        EventStreams::new(&self.redis.names(), self.redis.stream_shards)
             .group_info(&mut conn)
             .await
             .expect("stream group info")

@@ -15,6 +15,7 @@ use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs, Secret};
 use dvmdash_core::dto::{RelayCounters, RelayPriority};
 use dvmdash_core::redis_keys::RedisNames;
 use dvmdash_core::stream::EventStream;
+use dvmdash_core::stream_shards::{EventStreams, shard_of};
 use dvmdash_core::telemetry::{now_millis, now_secs};
 use dvmdash_core::validate::Keys;
 use dvmdash_testkit::{ChDev, RedisServer, RoleProcess, free_port, isolated, redis_url, unique, wait_until};
@@ -204,33 +205,60 @@ async fn redis_conn(url: &str) -> MultiplexedConnection {
         .expect("connect to redis")
 }
 
-/// Appends `json[i]` for every `i` of `order`, as a collector would (fields `e`, `r`, `t`), in
-/// pipelines of `batch` spread evenly over `over`. Returns the id of the last entry.
+/// Appends `json[i]` for every `i` of `order` to its event's shard (`ids[i]` says which), as a
+/// collector would (fields `e`, `r`, `t`), in pipelines of `batch` spread evenly over `over`.
+/// Returns the id of the last entry of every shard (empty for a shard that got none).
 async fn xadd_paced(
     mut conn: MultiplexedConnection,
-    events: EventStream,
+    streams: EventStreams,
     json: Vec<String>,
+    ids: Vec<String>,
     order: Vec<usize>,
     batch: usize,
     over: Duration,
-) -> String {
+) -> Vec<String> {
     let pipelines = order.len().div_ceil(batch).max(1);
     let period = (over / pipelines as u32).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = String::new();
+    let mut last = vec![String::new(); streams.all().len()];
     for chunk in order.chunks(batch) {
         ticker.tick().await;
-        let batch: Vec<String> = chunk.iter().map(|&i| json[i].clone()).collect();
-        let ids = events
-            .append(&mut conn, "wss://faults.test", now_millis(), &batch)
-            .await
-            .expect("append a batch");
-        if let Some(id) = ids.last() {
-            last.clone_from(id);
+        let mut by_shard: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for &i in chunk {
+            let shard = usize::from(shard_of(&ids[i], streams.count()));
+            by_shard.entry(shard).or_default().push(json[i].clone());
+        }
+        for (shard, batch) in by_shard {
+            let appended = streams.all()[shard]
+                .append(&mut conn, "wss://faults.test", now_millis(), &batch)
+                .await
+                .expect("append a batch");
+            if let Some(id) = appended.last() {
+                last[shard].clone_from(id);
+            }
         }
     }
     last
+}
+
+/// Entries delivered and not acknowledged over every shard, and the last entry delivered to the
+/// ingester group of each shard (empty while its group does not exist).
+async fn shards_state(
+    conn: &MultiplexedConnection,
+    streams: &EventStreams,
+) -> Result<(u64, Vec<String>), String> {
+    let mut c = conn.clone();
+    let (mut pending, mut delivered) = (0, Vec::new());
+    for stream in streams.all() {
+        let info = stream
+            .group_info(&mut c)
+            .await
+            .map_err(|e| format!("reading the ingester group of {}: {e}", stream.key()))?;
+        pending += info.pending;
+        delivered.push(info.last_delivered.unwrap_or_default());
+    }
+    Ok((pending, delivered))
 }
 
 /// Entries delivered and not acknowledged, and the last entry delivered to the ingester group
@@ -416,6 +444,7 @@ fn redis_env(redis: &RedisArgs) -> Vec<(&'static str, String)> {
     vec![
         ("REDIS_URL", redis.redis_url.expose().to_owned()),
         ("DVMDASH_REDIS_PREFIX", redis.redis_prefix.clone()),
+        ("DVMDASH_STREAM_SHARDS", redis.stream_shards.to_string()),
     ]
 }
 
@@ -484,24 +513,37 @@ async fn publish(relays: &[String], json: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
-    const JOBS: usize = 40_000; // five events each
+    sigkill_scenario("sigkill", 40_000, 1).await;
+}
+
+/// The same with the stream split four ways: each ingester process runs a loop per shard, and a
+/// kill leaves batches pending on several shards at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sharded_stream_ingesters_survive_sigkill_without_loss_or_double_counting() {
+    sigkill_scenario("sigkill-shards", 12_000, 4).await;
+}
+
+/// Two ingester processes take `jobs` jobs (five events each, a tenth of the entries repeated)
+/// from a stream split `shards` ways while one of them is killed with SIGKILL at random moments.
+async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
     let started = Instant::now();
-    let (redis, clickhouse) = isolated();
+    let (mut redis, clickhouse) = isolated();
+    redis.stream_shards = shards;
     dvmdash_core::store::migrate(&clickhouse).await.expect("migrate");
-    let names = redis.names();
+    let streams = EventStreams::new(&redis.names(), shards);
     let ch = clickhouse.client();
     let conn = redis_conn(redis.redis_url.expose()).await;
 
-    let events = corpus("sigkill", JOBS, now_secs() - 60, 3 * 86_400);
+    let events = corpus(tag, jobs, now_secs() - 60, 3 * 86_400);
     let distinct = events.ids.len() as u64;
-    assert_eq!(distinct, 5 * JOBS as u64, "every generated event is distinct");
+    assert_eq!(distinct, 5 * jobs as u64, "every generated event is distinct");
     let roles = events.expected_roles();
     let directed = events.directed;
     let mut rng = StdRng::seed_from_u64(rand::random());
     let order = with_repeats(events.json.len(), 0.1, &mut rng);
     let entries = order.len();
     eprintln!(
-        "[sigkill] {distinct} signed events, {entries} stream entries with repeats, generated in {:?}",
+        "[{tag}] {distinct} signed events, {entries} stream entries with repeats, generated in {:?}",
         started.elapsed()
     );
 
@@ -511,11 +553,11 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
     let mut a = spawn("a");
     let mut b = spawn("b");
     wait_until(
-        "an ingester to create the consumer group",
+        "an ingester to create the consumer groups",
         Duration::from_secs(30),
         || async {
-            let (_, delivered) = group_state(&conn, &names).await?;
-            if delivered.is_empty() {
+            let (_, delivered) = shards_state(&conn, &streams).await?;
+            if delivered.iter().any(String::is_empty) {
                 Err("no group yet".to_owned())
             } else {
                 Ok(())
@@ -527,8 +569,9 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
     let appending = Instant::now();
     let publishing = tokio::spawn(xadd_paced(
         redis_conn(redis.redis_url.expose()).await,
-        EventStream::new(&names),
+        streams.clone(),
         events.json,
+        events.ids,
         order,
         1000,
         Duration::from_secs(12),
@@ -541,7 +584,7 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
         a.kill();
         kills += 1;
         eprintln!(
-            "[sigkill] ingester a killed ({kills}) at {:?}",
+            "[{tag}] ingester a killed ({kills}) at {:?}",
             appending.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..500))).await;
@@ -549,7 +592,7 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
     }
     let last = publishing.await.expect("the appending task");
     eprintln!(
-        "[sigkill] {entries} entries appended; a killed {kills} times; {:?} since the first append",
+        "[{tag}] {entries} entries appended; a killed {kills} times; {:?} since the first append",
         appending.elapsed()
     );
 
@@ -559,21 +602,32 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
         Duration::from_secs(150),
         || async {
             let (rows, ids) = rows_and_ids(&ch).await?;
-            let (pending, delivered) = group_state(&conn, &names).await?;
+            let (pending, delivered) = shards_state(&conn, &streams).await?;
             if ids == distinct && pending == 0 && delivered == last {
                 return Ok(());
             }
-            let dead = dead_letters(&conn, &names).await;
+            let dead = dead_letters(&conn, &redis.names()).await;
             Err(format!(
                 "{ids} of {distinct} events stored in {rows} rows, {pending} entries pending, delivered up to \
-                 {delivered} of {last}, {dead} dead-lettered"
+                 {delivered:?} of {last:?}, {dead} dead-lettered"
             ))
         },
     )
     .await;
-    eprintln!("[sigkill] drained {:?} after the last append", draining.elapsed());
+    eprintln!("[{tag}] drained {:?} after the last append", draining.elapsed());
 
-    assert_eq!(dead_letters(&conn, &names).await, 0, "no entry was dead-lettered");
+    assert_eq!(dead_letters(&conn, &redis.names()).await, 0, "no entry was dead-lettered");
+    if shards > 1 {
+        // Every shard carried its share (ids are hashes, so each gets about a quarter).
+        let mut c = conn.clone();
+        for stream in streams.all() {
+            let groups = stream.groups(&mut c).await.expect("groups");
+            assert_eq!(groups.len(), 1, "{}: {groups:?}", stream.key());
+            let consumers = stream.consumers(&mut c, &groups[0].name).await.expect("consumers");
+            let names: BTreeSet<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, BTreeSet::from(["a", "b"]), "both ingesters read {}", stream.key());
+        }
+    }
     assert_eq!(
         rows_and_ids(&ch).await.expect("counts"),
         (distinct, distinct),
@@ -596,7 +650,7 @@ async fn ingesters_survive_sigkill_without_loss_or_double_counting() {
         a.is_running() && b.is_running(),
         "both ingesters are alive at the end"
     );
-    eprintln!("[sigkill] done in {:?}", started.elapsed());
+    eprintln!("[{tag}] done in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -612,6 +666,7 @@ async fn clickhouse_outage_of_30s_loses_nothing() {
     let redis = RedisArgs {
         redis_url: Secret::new(redis_url()),
         redis_prefix: unique("t"),
+        stream_shards: 1,
     };
     let names = redis.names();
     let ch = clickhouse.client();
@@ -622,11 +677,12 @@ async fn clickhouse_outage_of_30s_loses_nothing() {
     let events = corpus("outage", 1200, now_secs() - 60, 86_400);
     let n = events.ids.len();
     let half = n / 2;
-    let stream = EventStream::new(&names);
+    let streams = EventStreams::new(&names, 1);
     xadd_paced(
         conn.clone(),
-        stream.clone(),
+        streams.clone(),
         events.json[..half].to_vec(),
+        events.ids[..half].to_vec(),
         (0..half).collect(),
         500,
         Duration::ZERO,
@@ -647,13 +703,15 @@ async fn clickhouse_outage_of_30s_loses_nothing() {
     eprintln!("[outage] stand-in killed with {stored_before} of the first {half} events stored");
     let last = xadd_paced(
         conn.clone(),
-        stream,
+        streams,
         events.json[half..].to_vec(),
+        events.ids[half..].to_vec(),
         (0..n - half).collect(),
         500,
         Duration::ZERO,
     )
-    .await;
+    .await
+    .remove(0);
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(killed.elapsed())).await;
     assert!(
         !ingester.is_finished(),
@@ -722,11 +780,11 @@ async fn a_partly_committed_insert_is_completed_in_exactly_the_missing_tables() 
     let ingester = spawn_ingester(&redis, &whole, "i1", 5000, &stop);
     let events = corpus("partial", 300, now_secs() - 60, 40 * 86_400);
     let n = events.ids.len();
-    let stream = EventStream::new(&names);
     xadd_paced(
         conn.clone(),
-        stream,
+        EventStreams::new(&names, 1),
         events.json.clone(),
+        events.ids.clone(),
         (0..n).collect(),
         5000,
         Duration::ZERO,
@@ -1035,6 +1093,7 @@ async fn redis_restart_is_survived_by_every_role() {
     let redis = RedisArgs {
         redis_url: Secret::new(server.url()),
         redis_prefix: unique("t"),
+        stream_shards: 1,
     };
     let (_, clickhouse) = isolated();
     let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
@@ -1099,6 +1158,7 @@ async fn redis_losing_its_data_is_survived_without_restarts() {
     let redis = RedisArgs {
         redis_url: Secret::new(server.url()),
         redis_prefix: unique("t"),
+        stream_shards: 1,
     };
     let names = redis.names();
     let (_, clickhouse) = isolated();

@@ -299,6 +299,7 @@ async fn prometheus_scrapes_the_documented_metrics_and_the_outage_alerts_fire_an
     let redis_args = RedisArgs {
         redis_url: Secret::new(redis.url()),
         redis_prefix: PREFIX.to_owned(),
+        stream_shards: 1,
     };
     let stream = EventStream::new(&redis_args.names());
     // The roles' own connection settings (30 s per reply): this Redis fsyncs every write.

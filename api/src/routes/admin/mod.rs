@@ -354,7 +354,11 @@ pub async fn collectors(State(state): State<AppState>) -> ApiResult<Json<Vec<Col
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
+    /// The events stream, or its first shard when it is split.
     pub stream: String,
+    /// How many shards the stream is split into (1: not split).
+    pub stream_shards: u16,
+    /// Entries, pending entries and undelivered entries over every shard.
     pub stream_length: u64,
     pub pending: u64,
     pub lag: Option<u64>,
@@ -373,9 +377,9 @@ pub struct Status {
 pub async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
     let names = state.names.clone();
     let mut c = state.redis_manager().await?;
-    let stream = dvmdash_core::stream::EventStream::new(&names);
-    let info = stream.group_info(&mut c).await?;
-    let dead_letters = stream.dead_letters(&mut c).await?;
+    let streams = state.event_streams(&mut c).await?;
+    let info = streams.group_info(&mut c).await?;
+    let dead_letters = streams.dead_letters().dead_letters(&mut c).await?;
     let registry = dvmdash_core::registry::list(&mut c, &names).await?;
     let leader: Option<String> = redis::cmd("GET")
         .arg(names.coordinator_leader())
@@ -389,7 +393,8 @@ pub async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
     let watched: std::collections::BTreeSet<&String> =
         collectors.iter().flat_map(|c| c.assigned.iter()).collect();
     Ok(Json(Status {
-        stream: names.events_stream(),
+        stream: streams.all()[0].key().to_owned(),
+        stream_shards: streams.count(),
         stream_length: info.length,
         pending: info.pending,
         lag: info.lag,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::Json;
 use axum::extract::{Query, State};
 use dvmdash_core::dead_letters::{self, Change, LetterView, Selection, Summary};
-use dvmdash_core::stream::{ConsumerSummary, EventStream, GroupSummary, OldestPending};
+use dvmdash_core::stream::{ConsumerSummary, GroupSummary, OldestPending};
 use dvmdash_core::telemetry::now_millis;
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +30,20 @@ pub struct GroupView {
     pub oldest_pending: Option<OldestPending>,
 }
 
+/// One shard of the events stream (the whole stream when it is not split).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct StreamView {
+pub struct ShardView {
     pub stream: String,
     pub length: u64,
     pub groups: Vec<GroupView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StreamView {
+    /// Entries over every shard.
+    pub length: u64,
+    /// One per shard of the stream (`DVMDASH_STREAM_SHARDS`), in shard order.
+    pub shards: Vec<ShardView>,
     pub dead_letter_stream: String,
     pub dead_letters: u64,
 }
@@ -44,23 +53,31 @@ pub struct StreamView {
     responses((status = 200, body = StreamView), AdminErrors))]
 pub async fn stream(State(state): State<AppState>) -> ApiResult<Json<StreamView>> {
     let mut c = state.redis_manager().await?;
-    let stream = EventStream::new(&state.names);
-    let info = stream.group_info(&mut c).await?;
+    let streams = state.event_streams(&mut c).await?;
     let now = now_millis();
-    let mut groups = Vec::new();
-    for group in stream.groups(&mut c).await? {
-        groups.push(GroupView {
-            consumer_list: stream.consumers(&mut c, &group.name).await?,
-            oldest_pending: stream.oldest_pending(&mut c, &group.name, now).await?,
-            group,
+    let mut shards = Vec::new();
+    for stream in streams.all() {
+        let info = stream.group_info(&mut c).await?;
+        let mut groups = Vec::new();
+        for group in stream.groups(&mut c).await? {
+            groups.push(GroupView {
+                consumer_list: stream.consumers(&mut c, &group.name).await?,
+                oldest_pending: stream.oldest_pending(&mut c, &group.name, now).await?,
+                group,
+            });
+        }
+        shards.push(ShardView {
+            stream: stream.key().to_owned(),
+            length: info.length,
+            groups,
         });
     }
+    let letters = streams.dead_letters();
     Ok(Json(StreamView {
-        stream: stream.key().to_owned(),
-        length: info.length,
-        groups,
-        dead_letter_stream: stream.dead_letter_key().to_owned(),
-        dead_letters: stream.dead_letters(&mut c).await?,
+        length: shards.iter().map(|s| s.length).sum(),
+        shards,
+        dead_letter_stream: letters.dead_letter_key().to_owned(),
+        dead_letters: letters.dead_letters(&mut c).await?,
     }))
 }
 
@@ -133,7 +150,8 @@ pub async fn dead_letters(
         ..Selection::default()
     };
     let mut c = state.redis_manager().await?;
-    let stream = EventStream::new(&state.names);
+    let streams = state.event_streams(&mut c).await?;
+    let stream = streams.dead_letters();
     let now = now_millis();
     let total = stream.dead_letters(&mut c).await?;
     let mut letters = Vec::new();
@@ -157,7 +175,7 @@ pub async fn dead_letters(
     }
     let summary = dead_letters::walk(
         &mut c,
-        &stream,
+        &streams,
         &selection,
         Change::None,
         now,
@@ -254,11 +272,11 @@ async fn change_letters(state: &AppState, body: LetterAction, change: Change) ->
     let dry_run = body.dry_run;
     let (selection, said) = body.selection()?;
     let mut c = state.redis_manager().await?;
-    let stream = EventStream::new(&state.names);
+    let streams = state.event_streams(&mut c).await?;
     let mut not_replayable = 0u64;
     let mut summary = dead_letters::walk(
         &mut c,
-        &stream,
+        &streams,
         &selection,
         if dry_run { Change::None } else { change },
         now_millis(),

@@ -18,11 +18,19 @@ pub const PAGE_SIZE: u32 = 25;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StreamView {
+    pub length: u64,
+    #[serde(default)]
+    pub shards: Vec<ShardView>,
+    pub dead_letters: u64,
+}
+
+/// One shard of the events stream (the whole stream when it is not split).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ShardView {
     pub stream: String,
     pub length: u64,
     #[serde(default)]
     pub groups: Vec<GroupView>,
-    pub dead_letters: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -110,6 +118,34 @@ fn millis(ms: u64) -> String {
 }
 
 pub fn stream_panel(s: &StreamView) -> View {
+    let split = s.shards.len() > 1;
+    let shards: Vec<View> = s.shards.iter().map(|shard| shard_block(shard, split)).collect();
+    let line = if split {
+        format!(
+            "{} entries over {} shards; {} dead letters.",
+            thousands(s.length),
+            s.shards.len(),
+            thousands(s.dead_letters)
+        )
+    } else {
+        let name = s.shards.first().map_or("The stream", |sh| sh.stream.as_str());
+        format!(
+            "{name} holds {} entries; {} dead letters.",
+            thousands(s.length),
+            thousands(s.dead_letters)
+        )
+    };
+    view! {
+        section(class="panel", data-admin-stream="") {
+            h2 { "Stream" }
+            p(class="muted") { (line) }
+            (shards)
+        }
+    }
+}
+
+/// One shard's groups; under a heading of its own when the stream is split.
+fn shard_block(s: &ShardView, split: bool) -> View {
     let groups: Vec<View> = s
         .groups
         .iter()
@@ -167,7 +203,13 @@ pub fn stream_panel(s: &StreamView) -> View {
                     } }
                 }
             };
-            view! { div(data-group=key) { h3 { (head) } (table) (oldest) } }
+            // Under a shard's own heading when the stream is split.
+            let title = if split {
+                view! { h4 { (head) } }
+            } else {
+                view! { h3 { (head) } }
+            };
+            view! { div(data-group=key) { (title) (table) (oldest) } }
         })
         .collect();
     let groups = if groups.is_empty() {
@@ -175,19 +217,12 @@ pub fn stream_panel(s: &StreamView) -> View {
     } else {
         View::from(groups)
     };
-    let line = format!(
-        "{} holds {} entries; {} dead letters.",
-        s.stream,
-        thousands(s.length),
-        thousands(s.dead_letters)
-    );
-    view! {
-        section(class="panel", data-admin-stream="") {
-            h2 { "Stream" }
-            p(class="muted") { (line) }
-            (groups)
-        }
+    let key = s.stream.clone();
+    if !split {
+        return view! { div(data-shard=key) { (groups) } };
     }
+    let head = format!("{} · {} entries", s.stream, thousands(s.length));
+    view! { div(class="shard", data-shard=key) { h3 { code { (head) } } (groups) } }
 }
 
 /// Runs a replay or discard and reloads the console.
