@@ -192,7 +192,10 @@ impl AppState {
     ) -> error::ApiResult<dvmdash_core::stream_shards::EventStreams> {
         use dvmdash_core::stream_shards::EventStreams;
         let recorded = EventStreams::recorded(conn, &self.names).await?;
-        Ok(EventStreams::new(&self.names, recorded.unwrap_or(self.stream_shards)))
+        Ok(EventStreams::new(
+            &self.names,
+            recorded.unwrap_or(self.stream_shards),
+        ))
     }
 
     /// A shared self-reconnecting Redis connection for short commands.

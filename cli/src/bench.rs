@@ -164,7 +164,11 @@ fn by_shard(streams: &EventStreams, events: Vec<String>) -> Vec<(usize, Vec<Stri
         let shard = shard_of(id, streams.count());
         groups[usize::from(shard)].push(e);
     }
-    groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()).collect()
+    groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, g)| !g.is_empty())
+        .collect()
 }
 
 async fn xadd_all(

@@ -125,6 +125,12 @@ pub async fn run(
     let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(());
     };
+    // Refuse a differing stream split before registering, so a misconfigured collector is never
+    // assigned relays it would collect into streams no ingester reads.
+    redis
+        .event_streams(&mut conn)
+        .await
+        .context("cannot write to the events stream")?;
     let id = config.id();
     let statuses = RelayStatuses::default();
     let names = redis.names();
@@ -201,13 +207,7 @@ pub async fn run_with_relays(
         seen_ttl_secs: config.seen_ttl_secs,
         ..SinkOptions::default()
     };
-    let writer = tokio::spawn(sink::run(
-        sink_rx,
-        conn,
-        streams,
-        sink_opts,
-        shutdown.clone(),
-    ));
+    let writer = tokio::spawn(sink::run(sink_rx, conn, streams, sink_opts, shutdown.clone()));
 
     let shared = Arc::new(shared_state(&config, &events, sink_tx));
     mark_live_watch(&mut resume_conn, &names, &shared.validator.kinds).await;

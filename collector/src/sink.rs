@@ -54,11 +54,7 @@ pub async fn run(
     opts: SinkOptions,
     shutdown: CancellationToken,
 ) {
-    let mut writer = Writer {
-        redis,
-        streams,
-        opts,
-    };
+    let mut writer = Writer { redis, streams, opts };
     let mut batch: Vec<Accepted> = Vec::with_capacity(writer.opts.batch_events);
     loop {
         if rx.recv_many(&mut batch, writer.opts.batch_events).await == 0 {

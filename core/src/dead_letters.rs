@@ -149,7 +149,11 @@ impl Plan<'_> {
             }
             Change::Discard => {
                 let ids: Vec<String> = matched.iter().map(|l| l.id.clone()).collect();
-                summary.changed += self.streams.dead_letters().discard_dead_letters(conn, &ids).await?;
+                summary.changed += self
+                    .streams
+                    .dead_letters()
+                    .discard_dead_letters(conn, &ids)
+                    .await?;
             }
         }
         Ok(())

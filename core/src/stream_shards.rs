@@ -153,9 +153,7 @@ impl EventStreams {
     ) -> redis::RedisResult<()> {
         for (shard, at) in self.group(sightings.iter().map(|s| s.0.as_str())) {
             let part: Vec<Sighting> = at.into_iter().map(|i| sightings[i].clone()).collect();
-            self.shards[shard]
-                .append_sightings(conn, &part, maxlen)
-                .await?;
+            self.shards[shard].append_sightings(conn, &part, maxlen).await?;
         }
         Ok(())
     }

@@ -273,8 +273,7 @@ impl Ingester {
                 // Redis lost its data (a restart without persistence, a flush): the group is gone
                 // with it. Recreate it rather than loop on the error until someone restarts us.
                 warn!("the consumer group is missing (Redis lost its data?); creating it again");
-                let recorded =
-                    EventStreams::open(&mut self.redis, &self.names, self.shard_count).await;
+                let recorded = EventStreams::open(&mut self.redis, &self.names, self.shard_count).await;
                 if let Err(err) = recorded {
                     warn!(error = %format!("{err:#}"), "recording the stream shard count again failed");
                 }
@@ -546,7 +545,10 @@ impl Ingester {
             .map(|r| u64::from(r.created_at).min(now))
             .max()
         {
-            let newest = self.newest_created.fetch_max(newest, Ordering::Relaxed).max(newest);
+            let newest = self
+                .newest_created
+                .fetch_max(newest, Ordering::Relaxed)
+                .max(newest);
             gauge!(m::NEWEST_EVENT_AGE).set(now.saturating_sub(newest) as f64);
         }
         if let Some(oldest) = prepared.rows.iter().map(|r| r.received_at).min() {

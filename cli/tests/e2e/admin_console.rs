@@ -129,7 +129,11 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
 
     // ---- the stream and ClickHouse views
     let stream_view = admin_get(&base, "/api/admin/stream").await;
-    assert_eq!(stream_view["shards"].as_array().map(Vec::len), Some(1), "{stream_view}");
+    assert_eq!(
+        stream_view["shards"].as_array().map(Vec::len),
+        Some(1),
+        "{stream_view}"
+    );
     let group = &stream_view["shards"][0]["groups"][0];
     assert_eq!(group["name"], INGESTER_GROUP, "{stream_view}");
     assert!(

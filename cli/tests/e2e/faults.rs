@@ -583,10 +583,7 @@ async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(1500..3500))).await;
         a.kill();
         kills += 1;
-        eprintln!(
-            "[{tag}] ingester a killed ({kills}) at {:?}",
-            appending.elapsed()
-        );
+        eprintln!("[{tag}] ingester a killed ({kills}) at {:?}", appending.elapsed());
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..500))).await;
         a = spawn("a");
     }
@@ -616,16 +613,28 @@ async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
     .await;
     eprintln!("[{tag}] drained {:?} after the last append", draining.elapsed());
 
-    assert_eq!(dead_letters(&conn, &redis.names()).await, 0, "no entry was dead-lettered");
+    assert_eq!(
+        dead_letters(&conn, &redis.names()).await,
+        0,
+        "no entry was dead-lettered"
+    );
     if shards > 1 {
         // Every shard carried its share (ids are hashes, so each gets about a quarter).
         let mut c = conn.clone();
         for stream in streams.all() {
             let groups = stream.groups(&mut c).await.expect("groups");
             assert_eq!(groups.len(), 1, "{}: {groups:?}", stream.key());
-            let consumers = stream.consumers(&mut c, &groups[0].name).await.expect("consumers");
+            let consumers = stream
+                .consumers(&mut c, &groups[0].name)
+                .await
+                .expect("consumers");
             let names: BTreeSet<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
-            assert_eq!(names, BTreeSet::from(["a", "b"]), "both ingesters read {}", stream.key());
+            assert_eq!(
+                names,
+                BTreeSet::from(["a", "b"]),
+                "both ingesters read {}",
+                stream.key()
+            );
         }
     }
     assert_eq!(

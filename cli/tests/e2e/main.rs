@@ -22,4 +22,5 @@ mod lease;
 mod pipeline;
 mod prometheus;
 mod settings;
+mod shards;
 mod statistics;

@@ -1,0 +1,429 @@
+//! The events stream split into shards by event id (`DVMDASH_STREAM_SHARDS`,
+//! `core::stream_shards`): every append, sighting and replayed dead letter lands on the shard its
+//! event id picks; a whole stack with a four-way split collects from a relay and imports an
+//! archive, storing every event once; a role configured with another count than the one Redis
+//! recorded refuses to start. Sharded ingesters under SIGKILL are in `faults.rs`.
+
+use dvmdash_testkit as common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dvmdash::simulate::Publisher;
+use dvmdash_core::config::{EventArgs, RedisArgs, Secret};
+use dvmdash_core::redis_keys::FIELD_EVENT;
+use dvmdash_core::stream::{Entry, Fields, NewEntry, Sighting};
+use dvmdash_core::stream_shards::{EventStreams, shard_of};
+use dvmdash_core::validate::Keys;
+use dvmdash_core::{Event, Id32};
+use dvmdash_testkit::{isolated, wait_for, wait_until};
+use redis::aio::MultiplexedConnection;
+
+const TOKEN: &str = "shards-admin-token";
+
+async fn conn(redis: &RedisArgs) -> MultiplexedConnection {
+    redis
+        .client()
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
+/// The event ids of every entry of `key` (a sightings entry gives each sighting's id).
+async fn ids_on(c: &mut MultiplexedConnection, key: &str) -> Vec<String> {
+    let entries: Vec<(String, BTreeMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(c)
+        .await
+        .expect("xrange");
+    let mut ids = Vec::new();
+    for (_, fields) in entries {
+        if let Some(e) = fields.get(FIELD_EVENT) {
+            // A replayed dead letter may hold anything; it counts as "not an id" (shard 0).
+            let v: serde_json::Value = serde_json::from_slice(e).unwrap_or_default();
+            ids.push(v["id"].as_str().unwrap_or("not an id").to_owned());
+        }
+        if let Some(s) = fields.get("s") {
+            let sightings: Vec<Sighting> = serde_json::from_slice(s).expect("sightings json");
+            ids.extend(sightings.into_iter().map(|s| s.0));
+        }
+    }
+    ids
+}
+
+async fn admin_get(base: &str, path: &str) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    assert!(status.is_success(), "GET {path}: HTTP {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+}
+
+fn signed(seed: &[u8], n: u64, tag: &str) -> Vec<Event> {
+    let keys = Keys::from_seed(seed);
+    let now = dvmdash_core::telemetry::now_secs();
+    (0..n)
+        .map(|i| keys.sign(now - 120 + i % 100, 5300, vec![], format!("{tag} {i}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_sightings_and_replays_land_on_the_shard_of_their_event() {
+    let (redis, _) = isolated();
+    let names = redis.names();
+    let mut c = conn(&redis).await;
+    let streams = EventStreams::open(&mut c, &names, 4).await.expect("open");
+    let events = signed(b"shards-routing", 400, "routing");
+    let json: Vec<String> = events.iter().map(Event::to_json).collect();
+    let entries: Vec<NewEntry<'_>> = events
+        .iter()
+        .zip(&json)
+        .map(|(e, j)| NewEntry {
+            id_hex: &e.id,
+            json: j,
+            relay: "wss://a.example",
+            seen_ms: 1,
+        })
+        .collect();
+    let added = streams
+        .append_new(&mut c, &entries, 600, 1_000_000)
+        .await
+        .expect("append");
+    assert!(added.iter().all(|a| *a), "every new event is appended");
+    // The seen-markers live beside their shard: a second delivery appends nothing, and a marker
+    // is found under its shard's hash-tagged name.
+    let again = streams
+        .append_new(&mut c, &entries, 600, 1_000_000)
+        .await
+        .expect("append again");
+    assert!(again.iter().all(|a| !*a), "a repeat is recognized on its shard");
+    let first = &events[0].id;
+    let marker = format!("{}:{{s{}}}:seen:{first}", names.prefix(), shard_of(first, 4));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&marker)
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert!(exists, "{marker}");
+
+    let sightings: Vec<Sighting> = events[..100]
+        .iter()
+        .map(|e| {
+            Sighting(
+                e.id.clone(),
+                "wss://b.example".into(),
+                2,
+                e.pubkey.clone(),
+                e.kind,
+                e.created_at,
+            )
+        })
+        .collect();
+    streams
+        .append_sightings(&mut c, &sightings, 1_000_000)
+        .await
+        .expect("sightings");
+
+    let mut per_shard = BTreeMap::new();
+    for (i, stream) in streams.all().iter().enumerate() {
+        let ids = ids_on(&mut c, stream.key()).await;
+        assert!(
+            ids.iter().all(|id| usize::from(shard_of(id, 4)) == i),
+            "only shard {i}'s events are on {}",
+            stream.key()
+        );
+        per_shard.insert(stream.key().to_owned(), ids.len());
+    }
+    assert_eq!(per_shard.values().sum::<usize>(), 500, "{per_shard:?}");
+    assert!(
+        per_shard.values().all(|&n| n > 60),
+        "ids spread over the shards: {per_shard:?}"
+    );
+    // The unsplit name is not used by a split stream.
+    let unsplit: u64 = redis::cmd("XLEN")
+        .arg(names.events_stream())
+        .query_async(&mut c)
+        .await
+        .expect("xlen");
+    assert_eq!(unsplit, 0);
+
+    // Dead letters are one stream for all shards; a replay puts each back on its event's shard,
+    // and a letter whose event is unreadable on shard 0, where the ingester rejects it again.
+    let letters: Vec<(Entry, String)> = events[..20]
+        .iter()
+        .map(|e| e.to_json().into_bytes())
+        .chain([b"{\"id\": 12}".to_vec(), vec![0xff; 10_000]])
+        .enumerate()
+        .map(|(i, body)| {
+            let fields = Fields {
+                event: Some(body),
+                relay: Some(b"wss://a.example".to_vec()),
+                seen_ms: Some(b"1".to_vec()),
+                sightings: None,
+                count: 3,
+            };
+            (
+                Entry {
+                    id: format!("1-{i}"),
+                    fields: Some(fields),
+                },
+                "test".to_owned(),
+            )
+        })
+        .collect();
+    let dlq = streams.dead_letters();
+    dlq.dead_letter(&mut c, &letters).await.expect("dead letter");
+    let before: Vec<usize> = {
+        let mut v = Vec::new();
+        for s in streams.all() {
+            v.push(ids_on(&mut c, s.key()).await.len());
+        }
+        v
+    };
+    let last = dlq
+        .last_dead_letter_id(&mut c)
+        .await
+        .expect("last")
+        .expect("letters");
+    let page = dlq
+        .dead_letter_page(&mut c, None, &last, 100)
+        .await
+        .expect("page");
+    let replayed = streams.replay_dead_letters(&mut c, &page).await.expect("replay");
+    assert_eq!(replayed.len(), 22);
+    assert_eq!(dlq.dead_letters(&mut c).await.expect("count"), 0);
+    let mut want = vec![0usize; 4];
+    for e in &events[..20] {
+        want[usize::from(shard_of(&e.id, 4))] += 1;
+    }
+    want[0] += 2; // the two unreadable letters
+    for (i, s) in streams.all().iter().enumerate() {
+        let ids = ids_on(&mut c, s.key()).await;
+        assert_eq!(ids.len() - before[i], want[i], "replayed onto {}", s.key());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_configured_for_another_split_refuses_to_start() {
+    let (mut redis, clickhouse) = isolated();
+    let names = redis.names();
+    let mut c = conn(&redis).await;
+    EventStreams::open(&mut c, &names, 4)
+        .await
+        .expect("first open records 4");
+    let err = EventStreams::open(&mut c, &names, 2)
+        .await
+        .expect_err("2 differs");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("split into 4 shards") && msg.contains("configured for 2"),
+        "{msg}"
+    );
+    for bad in [0u16, 257, u16::MAX] {
+        let err = EventStreams::open(&mut c, &names, bad)
+            .await
+            .expect_err("out of range");
+        assert!(format!("{err:#}").contains("1 to 256"), "{err:#}");
+    }
+    // A record that is not a count is reported, not read as one.
+    for junk in ["banana", "0", "-3", "99999", "", "4 4"] {
+        let (other, _) = isolated();
+        let _: () = redis::cmd("SET")
+            .arg(other.names().stream_shards())
+            .arg(junk)
+            .query_async(&mut c)
+            .await
+            .expect("set");
+        let err = EventStreams::open(&mut c, &other.names(), 1)
+            .await
+            .expect_err(junk);
+        assert!(
+            format!("{err:#}").contains("not a shard count"),
+            "{junk:?}: {err:#}"
+        );
+    }
+
+    // The ingester, in process, stops with that error instead of reading half the streams.
+    redis.stream_shards = 2;
+    let run = dvmdash_ingester::run(
+        dvmdash_ingester::Config::default(),
+        EventArgs::default(),
+        redis.clone(),
+        clickhouse.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let err = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("refuses at once")
+        .expect_err("refused");
+    assert!(format!("{err:#}").contains("split into 4 shards"), "{err:#}");
+
+    // So does a collector process, exiting with a failure status and the reason on stderr.
+    let out = Command::new(env!("CARGO_BIN_EXE_dvmdash"))
+        .arg("collector")
+        .env("REDIS_URL", redis.redis_url.expose())
+        .env("DVMDASH_REDIS_PREFIX", &redis.redis_prefix)
+        .env("DVMDASH_STREAM_SHARDS", "2")
+        .env("DVMDASH_RELAYS", "ws://127.0.0.1:1")
+        .env("DVMDASH_METRICS_ADDR", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dvmdash collector");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the collector must not start: {stderr}");
+    assert!(stderr.contains("split into 4 shards"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stack_on_a_four_way_split_stores_collected_and_imported_events_once() {
+    let (mut redis, clickhouse) = isolated();
+    redis.stream_shards = 4;
+    let (_relay, relay_url) = dvmdash::demo::start_relay(0).await.expect("in-process relay");
+    let mut args = common::args(redis.clone(), clickhouse, vec![relay_url.clone()]);
+    args.api.admin_token = Some(Secret::new(TOKEN));
+    let stack = common::start(args).await;
+    wait_for("the collector to subscribe", Duration::from_secs(60), || async {
+        let c = stack.relay_counters().await;
+        c.get(&relay_url).is_some_and(|c| c.connected).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let live = signed(b"shards-live", 300, "live");
+    let publisher = Publisher::new(std::slice::from_ref(&relay_url));
+    for e in &live {
+        publisher.publish(e).await;
+    }
+    assert!(
+        publisher.settle(Duration::from_secs(60)).await,
+        "the relay took every event"
+    );
+
+    // An archive of other events, plus a third of the live ones again, through `dvmdash import`.
+    let archived = signed(b"shards-archive", 300, "archive");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("archive.json");
+    let body: Vec<String> = archived.iter().chain(&live[..100]).map(Event::to_json).collect();
+    std::fs::write(&path, format!("[{}]", body.join(",\n"))).expect("archive");
+    let import = |restart: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvmdash"));
+        cmd.arg("import");
+        if restart {
+            cmd.arg("--restart");
+        }
+        cmd.arg(&path)
+            .env("REDIS_URL", redis.redis_url.expose())
+            .env("DVMDASH_REDIS_PREFIX", &redis.redis_prefix)
+            .env("DVMDASH_STREAM_SHARDS", "4")
+            .env("DVMDASH_IMPORT_STATE_DIR", dir.path().join("state"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dvmdash import")
+    };
+    let out = import(false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let want: BTreeSet<Id32> = live
+        .iter()
+        .chain(&archived)
+        .map(|e| {
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(&e.id, &mut id).expect("hex id");
+            id
+        })
+        .collect();
+    let ch = stack.clickhouse.client();
+    let counts = || async {
+        ch.query("SELECT count(), uniqExact(event_id) FROM events_raw")
+            .fetch_one::<(u64, u64)>()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    wait_until("every event to be stored", Duration::from_secs(90), || async {
+        let (rows, ids) = counts().await?;
+        if ids == want.len() as u64 {
+            Ok(())
+        } else {
+            Err(format!("{rows} rows, {ids} of {} ids", want.len()))
+        }
+    })
+    .await;
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct IdRow {
+        event_id: Id32,
+    }
+    let stored: BTreeSet<Id32> = ch
+        .query("SELECT event_id FROM events_raw")
+        .fetch_all::<IdRow>()
+        .await
+        .expect("ids")
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(stored, want, "exactly the published and imported events");
+
+    // Importing it all again changes nothing.
+    let out = import(true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(
+        "the repeated import to be consumed",
+        Duration::from_secs(90),
+        || async {
+            let pending = stack.pending().await;
+            let mut c = stack.redis_conn().await;
+            let info = EventStreams::new(&stack.redis.names(), 4)
+                .group_info(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            match info.lag {
+                Some(0) if pending == 0 => Ok(()),
+                lag => Err(format!("lag {lag:?}, {pending} pending")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        counts().await.expect("counts"),
+        (600, 600),
+        "nothing stored twice"
+    );
+    // The api follows within its freshness bound and counts each request once.
+    wait_until(
+        "the api to count every request",
+        Duration::from_secs(30),
+        || async {
+            match stack.global("24h").await.total_requests {
+                600 => Ok(()),
+                n if n > 600 => panic!("the api counts {n} requests, 600 were stored"),
+                n => Err(format!("{n} requests")),
+            }
+        },
+    )
+    .await;
+
+    // The console's stream view lists the four shards, each read by the stack's ingester.
+    let view = admin_get(&stack.base, "/api/admin/stream").await;
+    let shards = view["shards"].as_array().expect("shards");
+    let keys: Vec<&str> = shards.iter().filter_map(|s| s["stream"].as_str()).collect();
+    let expected: Vec<String> = (0..4)
+        .map(|i| format!("{}:{{s{i}}}:events", stack.redis.redis_prefix))
+        .collect();
+    assert_eq!(keys, expected, "{view}");
+    for s in shards {
+        assert_eq!(s["groups"][0]["consumer_list"][0]["name"], "i1", "{s}");
+    }
+    let status = admin_get(&stack.base, "/api/admin/status").await;
+    assert_eq!(status["stream_shards"], 4, "{status}");
+    stack.stop().await;
+}
