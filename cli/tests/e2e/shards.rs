@@ -201,7 +201,7 @@ async fn appends_sightings_and_replays_land_on_the_shard_of_their_event() {
     let replayed = streams.replay_dead_letters(&mut c, &page).await.expect("replay");
     assert_eq!(replayed.len(), 22);
     assert_eq!(dlq.dead_letters(&mut c).await.expect("count"), 0);
-    let mut want = vec![0usize; 4];
+    let mut want = [0usize; 4];
     for e in &events[..20] {
         want[usize::from(shard_of(&e.id, 4))] += 1;
     }
