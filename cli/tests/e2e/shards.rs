@@ -17,6 +17,7 @@ use dvmdash_core::stream::{Entry, Fields, NewEntry, Sighting};
 use dvmdash_core::stream_shards::{EventStreams, shard_of};
 use dvmdash_core::validate::Keys;
 use dvmdash_core::{Event, Id32};
+use dvmdash_testkit::browser::Page;
 use dvmdash_testkit::{isolated, wait_for, wait_until};
 use redis::aio::MultiplexedConnection;
 
@@ -425,5 +426,44 @@ async fn a_stack_on_a_four_way_split_stores_collected_and_imported_events_once()
     }
     let status = admin_get(&stack.base, "/api/admin/status").await;
     assert_eq!(status["stream_shards"], 4, "{status}");
+
+    // The console shows each shard with its consumers, in both themes and at phone width.
+    let b = Page::start(&stack.base).await;
+    b.open("/admin").await;
+    b.wait_present("[data-admin-login]").await;
+    b.js(&common::browser::fill_and_submit(
+        "[data-admin-login] form",
+        TOKEN,
+    ))
+    .await;
+    b.wait_count("[data-admin-stream] [data-shard] [data-consumer='i1']", 4)
+        .await;
+    b.wait_contains("[data-admin-stream]", "over 4 shards").await;
+    for theme in ["light", "dark"] {
+        for (width, height) in [(1280u32, 1600u32), (390, 2400)] {
+            b.client
+                .set_window_size(width, height)
+                .await
+                .expect("window size");
+            b.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
+                .await;
+            b.client.refresh().await.expect("reload");
+            b.wait_count("[data-admin-stream] [data-shard]", 4).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            if width < 500 {
+                let overflow = b
+                    .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                    .await;
+                assert!(
+                    overflow.as_i64().unwrap_or(1) <= 0,
+                    "/admin scrolls sideways by {overflow}"
+                );
+            }
+            b.js("document.querySelector('[data-admin-stream]').scrollIntoView()")
+                .await;
+            b.screenshot(&format!("admin-shards-{theme}-{width}")).await;
+        }
+    }
+    b.assert_clean("/admin", &[]).await;
     stack.stop().await;
 }

@@ -119,7 +119,12 @@ fn millis(ms: u64) -> String {
 
 pub fn stream_panel(s: &StreamView) -> View {
     let split = s.shards.len() > 1;
-    let shards: Vec<View> = s.shards.iter().map(|shard| shard_block(shard, split)).collect();
+    let shards: Vec<View> = s
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, shard)| shard_block(i, shard, split))
+        .collect();
     let line = if split {
         format!(
             "{} entries over {} shards; {} dead letters.",
@@ -145,7 +150,7 @@ pub fn stream_panel(s: &StreamView) -> View {
 }
 
 /// One shard's groups; under a heading of its own when the stream is split.
-fn shard_block(s: &ShardView, split: bool) -> View {
+fn shard_block(index: usize, s: &ShardView, split: bool) -> View {
     let groups: Vec<View> = s
         .groups
         .iter()
@@ -221,8 +226,14 @@ fn shard_block(s: &ShardView, split: bool) -> View {
     if !split {
         return view! { div(data-shard=key) { (groups) } };
     }
-    let head = format!("{} · {} entries", s.stream, thousands(s.length));
-    view! { div(class="shard", data-shard=key) { h3 { code { (head) } } (groups) } }
+    let head = format!("Shard {index} · {} entries · ", thousands(s.length));
+    let name = s.stream.clone();
+    view! {
+        div(class="shard", data-shard=key) {
+            h3 { (head) code(class="muted") { (name) } }
+            (groups)
+        }
+    }
 }
 
 /// Runs a replay or discard and reloads the console.
