@@ -32,6 +32,12 @@ pub struct BenchArgs {
     /// Ingest rounds (the table grows by one round each time).
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Ingesters taking the stream (each its own consumer, as separate processes would be).
+    #[arg(long, default_value_t = 1)]
+    pub ingesters: usize,
+    /// Most stream entries per ClickHouse insert, as DVMDASH_INGESTER_BATCH_SIZE.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: usize,
     /// Events in the import benchmark's archive.
     #[arg(long, default_value_t = 500_000)]
     pub import_events: usize,
@@ -209,6 +215,12 @@ async fn wait_stored(ch: &clickhouse::Client, want: u64, limit: Duration) -> any
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
+    // Checked here: an ingester refusing its settings would leave the benchmark waiting.
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&args.batch_size),
+        "--batch-size must be 1 to 1000000"
+    );
+    anyhow::ensure!((1..=64).contains(&args.ingesters), "--ingesters must be 1 to 64");
     let all = args.only.iter().any(|o| o == "all");
     let wants = |name: &str| all || args.only.iter().any(|o| o == name);
     let mut r = Results {
@@ -271,21 +283,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     }
     let ch = clickhouse.client();
     let stop = CancellationToken::new();
-    let ingester = if needs_stack {
-        let cfg = dvmdash_ingester::Config {
-            consumer: format!("bench-{suffix}"),
-            batch_wait_ms: 50,
-            ..Default::default()
-        };
-        Some(tokio::spawn(dvmdash_ingester::run(
-            cfg,
-            EventArgs::default(),
-            redis.clone(),
-            clickhouse.clone(),
-            stop.clone(),
-        )))
+    let ingesters: Vec<_> = if needs_stack {
+        (0..args.ingesters.max(1))
+            .map(|i| {
+                let cfg = dvmdash_ingester::Config {
+                    consumer: format!("bench-{suffix}-{i}"),
+                    batch_wait_ms: 50,
+                    batch_size: args.batch_size,
+                    ..Default::default()
+                };
+                tokio::spawn(dvmdash_ingester::run(
+                    cfg,
+                    EventArgs::default(),
+                    redis.clone(),
+                    clickhouse.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect()
     } else {
-        None
+        Vec::new()
     };
     let result = async {
         let mut conn = match redis.connect(&stop).await? {
@@ -305,7 +322,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                 let rate = n as f64 / started.elapsed().as_secs_f64();
                 r.add(
                     "ingest",
-                    &format!("end to end, table at {total} events"),
+                    &format!(
+                        "end to end ({} ingester(s), {} shard(s), batch {}), table at {total} events",
+                        args.ingesters.max(1),
+                        redis.stream_shards,
+                        args.batch_size
+                    ),
                     rate,
                     "events/s",
                     ">= 100000, flat",
@@ -363,7 +385,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     }
     .await;
     stop.cancel();
-    if let Some(h) = ingester {
+    for h in ingesters {
         let _ = h.await;
     }
     let result = if result.is_ok() && wants("fresh") {
