@@ -198,6 +198,18 @@ impl AppState {
         ))
     }
 
+    /// The events stream's shards for putting entries back on it (a dead-letter replay): checked
+    /// against the recorded count, or recorded, as every writer does, so a replay never lands on
+    /// shards no ingester reads.
+    pub async fn event_streams_for_writing(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> error::ApiResult<dvmdash_core::stream_shards::EventStreams> {
+        let streams =
+            dvmdash_core::stream_shards::EventStreams::open(conn, &self.names, self.stream_shards).await?;
+        Ok(streams)
+    }
+
     /// A shared self-reconnecting Redis connection for short commands.
     pub async fn redis_manager(&self) -> error::ApiResult<redis::aio::ConnectionManager> {
         let m = self

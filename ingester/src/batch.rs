@@ -32,10 +32,13 @@ pub struct Prepared {
 
 impl Prepared {
     /// Deterministic insert token: a retry of the same entries inserts an identical block with the
-    /// same token, which ClickHouse then ignores.
-    pub fn dedup_token(&self) -> String {
+    /// same token, which ClickHouse then ignores. Entry ids are unique only within one stream (two
+    /// shards can both hand out `T-0` in the same millisecond), so the stream's key is part of it:
+    /// without it, two shards' one-entry batches would share a token and ClickHouse would silently
+    /// drop the second as a repeat of the first.
+    pub fn dedup_token(&self, stream: &str) -> String {
         match (self.ids.first(), self.ids.last()) {
-            (Some(first), Some(last)) => format!("{first}..{last}/{}", self.ids.len()),
+            (Some(first), Some(last)) => format!("{stream}:{first}..{last}/{}", self.ids.len()),
             _ => String::new(),
         }
     }
@@ -209,7 +212,9 @@ mod tests {
                 "event rejected: off_filter"
             ]
         );
-        assert_eq!(p.dedup_token(), "1-0..7-0/7");
+        assert_eq!(p.dedup_token("x:events"), "x:events:1-0..7-0/7");
+        // The same entry ids on two shards give two tokens.
+        assert_ne!(p.dedup_token("x:{s0}:events"), p.dedup_token("x:{s1}:events"));
         // Both deliveries of the request are recorded, the duplicate's relay too.
         let relays: Vec<&str> = p.sightings.iter().map(|s| s.relay.as_str()).collect();
         assert_eq!(relays, vec!["wss://a", "wss://b"]);

@@ -122,7 +122,9 @@ struct Ingester {
     newest_created: Arc<AtomicU64>,
 }
 
-/// Runs until `shutdown`; the batch in flight is finished (inserted and acknowledged) first.
+/// Runs until `shutdown`. A batch being inserted is finished (inserted and acknowledged) first; a
+/// shard loop still waiting for the ingest lock leaves its batch pending, to be read again at the
+/// next start (or claimed by another ingester).
 pub async fn run(
     config: Config,
     events: EventArgs,
@@ -171,14 +173,19 @@ pub async fn run(
             info!(consumer = %ing.config.consumer, stream = %ing.stream.key(), "ingester stopped");
         });
     }
+    let mut failed = None;
     while let Some(done) = loops.join_next().await {
         if let Err(err) = done {
-            // A panicking loop must not leave its shard unread while the process looks alive.
+            // A panicking loop must not leave its shard unread while the process looks alive:
+            // stop the others too, letting them finish their batches, then fail.
             shutdown.cancel();
-            anyhow::bail!("an ingester loop failed: {err}");
+            failed.get_or_insert(err);
         }
     }
-    Ok(())
+    match failed {
+        Some(err) => anyhow::bail!("an ingester loop failed: {err}"),
+        None => Ok(()),
+    }
 }
 
 /// Where the main loop stands between batches.
@@ -433,7 +440,7 @@ impl Ingester {
         prepared: &Prepared,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let token = prepared.dedup_token();
+        let token = prepared.dedup_token(self.stream.key());
         let lock = gate::Lock::acquire(
             self.redis.clone(),
             self.names.ingest_lock(),
@@ -458,7 +465,8 @@ impl Ingester {
     ) -> anyhow::Result<()> {
         let mut fresh: Option<Vec<&RawEventRow>> = None;
         let mut failures = 0u32;
-        let mut token = token.to_owned();
+        let base = token;
+        let mut token = base.to_owned();
         loop {
             let started = Instant::now();
             // The block numbers before an insert that then failed: what it left is found from them.
@@ -504,8 +512,7 @@ impl Ingester {
                         }
                         // Nothing landed: try again whole, under a token no lost attempt used.
                         false => {
-                            token =
-                                format!("{}#{}", token.split('#').next().unwrap_or_default(), failures + 1);
+                            token = format!("{base}#{}", failures + 1);
                             Err(err)
                         }
                     }

@@ -221,7 +221,6 @@ pub fn observed(s: &GlobalStats) -> Expected {
 /// entries no fix makes storable (`junk`). Six dead letters, four replayable once the limit is
 /// lifted, three distinct events. Returns the big requests.
 pub async fn append_poison(stack: &Stack, seed: &[u8], junk: [&str; 2]) -> Vec<dvmdash_core::Event> {
-    use dvmdash_core::stream::EventStream;
     let now = dvmdash_core::telemetry::now_secs();
     let customer = dvmdash_core::validate::Keys::from_seed(seed);
     let big: Vec<dvmdash_core::Event> = (0..3)
@@ -236,16 +235,26 @@ pub async fn append_poison(stack: &Stack, seed: &[u8], junk: [&str; 2]) -> Vec<d
         .collect();
     let json: Vec<String> = big.iter().map(dvmdash_core::Event::to_json).collect();
     let mut conn = stack.redis_conn().await;
-    let stream = EventStream::new(&stack.redis.names());
+    // Each entry on its event's shard of the stack's stream (junk, with no readable id, on 0).
+    let streams = EventStreams::new(&stack.redis.names(), stack.redis.stream_shards);
+    let id_of = |j: &str| {
+        serde_json::from_str::<serde_json::Value>(j)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
     for (relay, entries) in [
         ("wss://a.example", json.clone()),
         ("wss://b.example", json[..1].to_vec()),
         ("wss://a.example", junk.iter().map(|j| (*j).to_owned()).collect()),
     ] {
-        stream
-            .append(&mut conn, relay, now * 1000, &entries)
-            .await
-            .expect("append");
+        for entry in entries {
+            streams
+                .for_id(&id_of(&entry))
+                .append(&mut conn, relay, now * 1000, std::slice::from_ref(&entry))
+                .await
+                .expect("append");
+        }
     }
     big
 }

@@ -467,3 +467,82 @@ async fn a_stack_on_a_four_way_split_stores_collected_and_imported_events_once()
     b.assert_clean("/admin", &[]).await;
     stack.stop().await;
 }
+
+/// Entry ids are unique only within one stream: two shards can both hold `T-0`. One-entry batches
+/// of two shards with the same entry id must still both be stored (their insert tokens must
+/// differ, or ClickHouse drops the second insert as a repeat of the first, and says it succeeded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_entry_batches_of_two_shards_with_the_same_entry_id_are_both_stored() {
+    let (mut redis, clickhouse) = isolated();
+    redis.stream_shards = 2;
+    dvmdash_core::store::migrate(&clickhouse).await.expect("migrate");
+    let mut c = conn(&redis).await;
+    let streams = EventStreams::open(&mut c, &redis.names(), 2).await.expect("open");
+    streams.ensure_groups(&mut c).await.expect("groups");
+    // One event for each shard.
+    let mut picked: BTreeMap<u16, Event> = BTreeMap::new();
+    for e in signed(b"shards-same-entry-id", 64, "same id") {
+        picked.entry(shard_of(&e.id, 2)).or_insert(e);
+    }
+    assert_eq!(picked.len(), 2, "64 ids cover both shards");
+    let now_ms = dvmdash_core::telemetry::now_millis();
+    let entry_id = format!("{now_ms}-0");
+    for (shard, e) in &picked {
+        let _: String = redis::cmd("XADD")
+            .arg(streams.all()[usize::from(*shard)].key())
+            .arg(&entry_id)
+            .arg("e")
+            .arg(e.to_json())
+            .arg("r")
+            .arg("wss://a.example")
+            .arg("t")
+            .arg(now_ms)
+            .query_async(&mut c)
+            .await
+            .expect("xadd with an explicit id");
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ingester = tokio::spawn(dvmdash_ingester::run(
+        dvmdash_ingester::Config {
+            consumer: "same-id".into(),
+            batch_wait_ms: 10,
+            ..Default::default()
+        },
+        EventArgs::default(),
+        redis.clone(),
+        clickhouse.clone(),
+        stop.clone(),
+    ));
+    let ch = clickhouse.client();
+    wait_until("both events to be stored", Duration::from_secs(30), || async {
+        let n: u64 = ch
+            .query("SELECT count() FROM events_raw")
+            .fetch_one()
+            .await
+            .map_err(|e| e.to_string())?;
+        let pending = streams
+            .group_info(&mut c.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{n} stored, {} pending, {:?} undelivered",
+                pending.pending, pending.lag
+            ))
+        }
+    })
+    .await;
+    let per_role: u64 = ch
+        .query("SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'")
+        .fetch_one()
+        .await
+        .expect("rollup");
+    assert_eq!(per_role, 2, "both requests reached the rollups too");
+    stop.cancel();
+    ingester
+        .await
+        .expect("ingester task")
+        .expect("ingester stops cleanly");
+}

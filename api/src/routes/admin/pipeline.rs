@@ -272,7 +272,11 @@ async fn change_letters(state: &AppState, body: LetterAction, change: Change) ->
     let dry_run = body.dry_run;
     let (selection, said) = body.selection()?;
     let mut c = state.redis_manager().await?;
-    let streams = state.event_streams(&mut c).await?;
+    let streams = if change == Change::Replay && !dry_run {
+        state.event_streams_for_writing(&mut c).await?
+    } else {
+        state.event_streams(&mut c).await?
+    };
     let mut not_replayable = 0u64;
     let mut summary = dead_letters::walk(
         &mut c,
