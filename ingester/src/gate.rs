@@ -72,7 +72,9 @@ impl Lock {
                 _ = shutdown.cancelled() => return Ok(None),
                 _ = tokio::time::sleep(wait) => {}
             }
-            wait = (wait * 2).min(Duration::from_millis(200));
+            // A short cap: with a loop per stream shard, a waiter that slept long would keep
+            // losing the lock to the loop that just released it and is ready again at once.
+            wait = (wait * 2).min(Duration::from_millis(20));
         }
         let renewal = CancellationToken::new();
         let (r, mut c, l) = (renewal.clone(), conn.clone(), lease.clone());
