@@ -243,6 +243,32 @@ impl Page {
         self.client.execute(script, vec![]).await.expect("script")
     }
 
+    /// Reloads the current page in a window of `width`×`height` with `theme` (`light` or `dark`)
+    /// as the visitor's saved choice: the start of every screenshot in both themes and widths.
+    pub async fn reload_as(&self, theme: &str, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+        self.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
+            .await;
+        self.client.refresh().await.expect("reload");
+    }
+
+    /// At phone widths (below 500 px), fails when the page scrolls sideways.
+    pub async fn assert_fits(&self, what: &str, width: u32) {
+        if width >= 500 {
+            return;
+        }
+        let overflow = self
+            .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "{what} scrolls sideways at {width} px by {overflow}"
+        );
+    }
+
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");

@@ -191,24 +191,10 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
     .await;
     for theme in ["light", "dark"] {
         for (width, height) in [(1280u32, 2400u32), (390, 3200)] {
-            b.client
-                .set_window_size(width, height)
-                .await
-                .expect("window size");
-            b.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
-                .await;
-            b.client.refresh().await.expect("reload");
+            b.reload_as(theme, width, height).await;
             b.wait_count("[data-admin-dead-letters] [data-letter]", 6).await;
             tokio::time::sleep(Duration::from_millis(600)).await;
-            if width < 500 {
-                let overflow = b
-                    .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                    .await;
-                assert!(
-                    overflow.as_i64().unwrap_or(1) <= 0,
-                    "/admin scrolls sideways by {overflow}"
-                );
-            }
+            b.assert_fits("/admin", width).await;
             b.screenshot(&format!("admin-console-{theme}-{width}")).await;
         }
     }

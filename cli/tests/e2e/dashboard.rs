@@ -359,7 +359,11 @@ async fn every_page_in_a_real_browser() {
             &num(d.total_requests),
         )
         .await;
-        let shown = b.text(&format!("{row} .dvm-name")).await.unwrap_or_default();
+        // The name may render a moment after the row's numbers: wait for it, then compare whole.
+        let name_css = format!("{row} .dvm-name");
+        b.wait_contains(&name_css, d.dvm_name.as_deref().unwrap_or("npub1"))
+            .await;
+        let shown = b.text(&name_css).await.unwrap_or_default();
         match &d.dvm_name {
             Some(n) => assert_eq!(&shown, n, "a DVM's name appears where its pubkey would"),
             None => assert!(
@@ -883,15 +887,9 @@ async fn every_page_in_a_real_browser() {
     for theme in ["light", "dark"] {
         // Tall windows, so a screenshot shows most of the page.
         for (width, height) in [(1280u32, 2200u32), (390, 2400)] {
-            b.client
-                .set_window_size(width, height)
-                .await
-                .expect("window size");
             for (name, path) in &pages {
                 b.open(path).await;
-                b.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
-                    .await;
-                b.client.refresh().await.expect("reload");
+                b.reload_as(theme, width, height).await;
                 b.wait_present("main [data-page]").await;
                 if !name.starts_with("not-found") {
                     b.wait_present("main .card, main table, main ul, main .dvm-cards")
@@ -903,15 +901,7 @@ async fn every_page_in_a_real_browser() {
                         .await,
                     json!(theme)
                 );
-                if width < 500 {
-                    let overflow = b
-                        .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                        .await;
-                    assert!(
-                        overflow.as_i64().unwrap_or(1) <= 0,
-                        "{path} scrolls sideways at {width} px by {overflow}"
-                    );
-                }
+                b.assert_fits(path, width).await;
                 b.screenshot(&format!("{name}-{theme}-{width}")).await;
             }
         }

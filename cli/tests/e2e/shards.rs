@@ -441,24 +441,10 @@ async fn a_stack_on_a_four_way_split_stores_collected_and_imported_events_once()
     b.wait_contains("[data-admin-stream]", "over 4 shards").await;
     for theme in ["light", "dark"] {
         for (width, height) in [(1280u32, 1600u32), (390, 2400)] {
-            b.client
-                .set_window_size(width, height)
-                .await
-                .expect("window size");
-            b.js(&format!("localStorage.setItem('dvmdash-theme', '{theme}')"))
-                .await;
-            b.client.refresh().await.expect("reload");
+            b.reload_as(theme, width, height).await;
             b.wait_count("[data-admin-stream] [data-shard]", 4).await;
             tokio::time::sleep(Duration::from_millis(400)).await;
-            if width < 500 {
-                let overflow = b
-                    .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                    .await;
-                assert!(
-                    overflow.as_i64().unwrap_or(1) <= 0,
-                    "/admin scrolls sideways by {overflow}"
-                );
-            }
+            b.assert_fits("/admin", width).await;
             b.js("document.querySelector('[data-admin-stream]').scrollIntoView()")
                 .await;
             b.screenshot(&format!("admin-shards-{theme}-{width}")).await;
