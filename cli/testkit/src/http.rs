@@ -67,3 +67,16 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> (Option<T>, 
     let (status, body) = http_get(url).await;
     (serde_json::from_str(&body).ok(), status)
 }
+
+/// GET of an admin endpoint with the bearer `token`; panics unless it answers 2xx with JSON.
+pub async fn admin_get(base: &str, path: &str, token: &str) -> serde_json::Value {
+    let auth = format!("Bearer {token}");
+    let r = send("GET", &format!("{base}{path}"), &[("Authorization", &auth)], "").await;
+    assert!(
+        (200..300).contains(&r.status),
+        "GET {path}: HTTP {}: {}",
+        r.status,
+        r.body
+    );
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body))
+}

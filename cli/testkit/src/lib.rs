@@ -24,7 +24,7 @@ pub mod stack;
 pub mod wait;
 
 pub use env::{clickhouse_url, free_port, isolated, redis_url, required, ui_dir, unique};
-pub use http::{Response, get_json, http_get, request};
+pub use http::{Response, admin_get, get_json, http_get, request};
 pub use process::{ChDev, PrometheusServer, RedisServer, RoleProcess};
 pub use relays::{PythonRelay, ScriptedRelay, StoreOnlyRelay, StoreRules, relay_has};
 pub use stack::{Expected, Stack, append_poison, args, expected, observed, start};

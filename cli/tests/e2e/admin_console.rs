@@ -20,17 +20,8 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "console-admin-token-0123456789";
 
-async fn admin_get(base: &str, path: &str) -> Value {
-    let res = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = res.status();
-    let text = res.text().await.expect("body");
-    assert!(status.is_success(), "GET {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+async fn admin_get(base: &str, path: &str) -> serde_json::Value {
+    dvmdash_testkit::admin_get(base, path, TOKEN).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

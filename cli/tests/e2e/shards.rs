@@ -57,16 +57,7 @@ async fn ids_on(c: &mut MultiplexedConnection, key: &str) -> Vec<String> {
 }
 
 async fn admin_get(base: &str, path: &str) -> serde_json::Value {
-    let res = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = res.status();
-    let text = res.text().await.expect("body");
-    assert!(status.is_success(), "GET {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    dvmdash_testkit::admin_get(base, path, TOKEN).await
 }
 
 fn signed(seed: &[u8], n: u64, tag: &str) -> Vec<Event> {
@@ -500,32 +491,34 @@ async fn one_entry_batches_of_two_shards_with_the_same_entry_id_are_both_stored(
         stop.clone(),
     ));
     let ch = clickhouse.client();
-    wait_until("both events to be stored", Duration::from_secs(30), || async {
-        let n: u64 = ch
-            .query("SELECT count() FROM events_raw")
-            .fetch_one()
-            .await
-            .map_err(|e| e.to_string())?;
-        let pending = streams
-            .group_info(&mut c.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        if n == 2 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{n} stored, {} pending, {:?} undelivered",
-                pending.pending, pending.lag
-            ))
-        }
-    })
+    // An insert commits events_raw first and the rollups after it, so wait for both.
+    wait_until(
+        "both events to be stored and counted in the rollups",
+        Duration::from_secs(30),
+        || async {
+            let (stored, counted): (u64, u64) = ch
+                .query(
+                    "SELECT assumeNotNull((SELECT count() FROM events_raw)), \
+                     assumeNotNull((SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'))",
+                )
+                .fetch_one()
+                .await
+                .map_err(|e| e.to_string())?;
+            let backlog = streams
+                .group_info(&mut c.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            if (stored, counted) == (2, 2) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{stored} stored, {counted} in stats_hourly, {} pending, {:?} undelivered",
+                    backlog.pending, backlog.lag
+                ))
+            }
+        },
+    )
     .await;
-    let per_role: u64 = ch
-        .query("SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'")
-        .fetch_one()
-        .await
-        .expect("rollup");
-    assert_eq!(per_role, 2, "both requests reached the rollups too");
     stop.cancel();
     ingester
         .await
