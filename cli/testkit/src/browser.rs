@@ -243,6 +243,13 @@ impl Page {
         self.client.execute(script, vec![]).await.expect("script")
     }
 
+    /// Opens `/admin` and unlocks it with `token` through its login form.
+    pub async fn admin_login(&self, token: &str) {
+        self.open("/admin").await;
+        self.wait_present("[data-admin-login]").await;
+        self.js(&fill_and_submit("[data-admin-login] form", token)).await;
+    }
+
     /// Reloads the current page in a window of `width`×`height` with `theme` (`light` or `dark`)
     /// as the visitor's saved choice: the start of every screenshot in both themes and widths.
     pub async fn reload_as(&self, theme: &str, width: u32, height: u32) {

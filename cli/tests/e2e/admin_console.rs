@@ -152,13 +152,7 @@ async fn dead_letters_are_replayed_from_the_panel_after_the_fix_and_counted_once
 
     // ---- the browser: the console lists the letters with their reasons
     let b = Page::start(&base).await;
-    b.open("/admin").await;
-    b.wait_present("[data-admin-login]").await;
-    b.js(&common::browser::fill_and_submit(
-        "[data-admin-login] form",
-        TOKEN,
-    ))
-    .await;
+    b.admin_login(TOKEN).await;
     b.wait_present("[data-admin-dead-letters] [data-dlq-total='6']")
         .await;
     b.wait_count("[data-admin-dead-letters] [data-letter]", 6).await;

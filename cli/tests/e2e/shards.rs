@@ -420,13 +420,7 @@ async fn a_stack_on_a_four_way_split_stores_collected_and_imported_events_once()
 
     // The console shows each shard with its consumers, in both themes and at phone width.
     let b = Page::start(&stack.base).await;
-    b.open("/admin").await;
-    b.wait_present("[data-admin-login]").await;
-    b.js(&common::browser::fill_and_submit(
-        "[data-admin-login] form",
-        TOKEN,
-    ))
-    .await;
+    b.admin_login(TOKEN).await;
     b.wait_count("[data-admin-stream] [data-shard] [data-consumer='i1']", 4)
         .await;
     b.wait_contains("[data-admin-stream]", "over 4 shards").await;
