@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
-use dvmdash_core::stream_shards::{EventStreams, shard_of};
+use dvmdash_core::stream_shards::{EventStreams, event_id_in, shard_of};
 use dvmdash_core::validate::{Keys, Validator};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -166,14 +166,10 @@ pub fn events(n: usize, seed: &str) -> Vec<String> {
 
 /// A round's events grouped by their shard of the stream, found before the clock starts.
 fn by_shard(streams: &EventStreams, events: Vec<String>) -> Vec<(usize, Vec<String>)> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly<'a> {
-        id: &'a str,
-    }
     let mut groups: Vec<Vec<String>> = vec![Vec::new(); streams.all().len()];
     for e in events {
-        let id = serde_json::from_str::<IdOnly<'_>>(&e).map_or("", |x| x.id);
-        let shard = shard_of(id, streams.count());
+        let id = event_id_in(e.as_bytes()).unwrap_or_default();
+        let shard = shard_of(&id, streams.count());
         groups[usize::from(shard)].push(e);
     }
     groups

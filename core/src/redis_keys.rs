@@ -57,7 +57,8 @@ impl RedisNames {
         }
     }
 
-    /// What every seen-marker of shard `i` of `count` starts with (see [`RedisNames::seen`]).
+    /// What every seen-marker of shard `i` of `count` starts with: the marker of an event id put on
+    /// the stream (`SET NX EX`) is this plus the id.
     pub fn seen_prefix(&self, i: u16, count: u16) -> String {
         if count <= 1 {
             format!("{}:seen:", self.prefix)
@@ -74,11 +75,6 @@ impl RedisNames {
     /// Where entries the ingester cannot process go, with their reason (one for every shard).
     pub fn dead_letter_stream(&self) -> String {
         format!("{}:events:dlq", self.prefix)
-    }
-
-    /// Marker that an event id was already put on the stream (`SET NX EX`).
-    pub fn seen(&self, event_id_hex: &str) -> String {
-        format!("{}:seen:{}", self.prefix, event_id_hex)
     }
 
     /// The relay registry: hash of relay URL -> JSON [`crate::dto::RelayEntry`].
@@ -154,7 +150,6 @@ mod tests {
         let n = RedisNames::new("t1");
         assert_eq!(n.events_stream(), "t1:events");
         assert_eq!(n.dead_letter_stream(), "t1:events:dlq");
-        assert_eq!(n.seen("ab"), "t1:seen:ab");
         assert_eq!(n.relays(), "t1:relays");
         assert_eq!(n.collector("c1"), "t1:collector:c1");
         assert_eq!(RedisNames::default().events_stream(), "dvmdash:events");

@@ -131,6 +131,9 @@ impl EventStreams {
         seen_ttl_secs: u64,
         maxlen: u64,
     ) -> redis::RedisResult<Vec<bool>> {
+        if let [only] = self.shards.as_slice() {
+            return only.append_new(conn, events, seen_ttl_secs, maxlen).await;
+        }
         let mut flags = vec![false; events.len()];
         for (shard, at) in self.group(events.iter().map(|e| e.id_hex)) {
             let part: Vec<NewEntry<'_>> = at.iter().map(|&i| events[i]).collect();
@@ -151,6 +154,9 @@ impl EventStreams {
         sightings: &[Sighting],
         maxlen: u64,
     ) -> redis::RedisResult<()> {
+        if let [only] = self.shards.as_slice() {
+            return only.append_sightings(conn, sightings, maxlen).await;
+        }
         for (shard, at) in self.group(sightings.iter().map(|s| s.0.as_str())) {
             let part: Vec<Sighting> = at.into_iter().map(|i| sightings[i].clone()).collect();
             self.shards[shard].append_sightings(conn, &part, maxlen).await?;
@@ -225,15 +231,21 @@ impl EventStreams {
     }
 }
 
-/// The id of a dead letter's event, or of its first sighting; `None` when it holds neither in a
-/// readable form.
-fn letter_event_id(l: &DeadLetter) -> Option<String> {
+/// The `id` of an event's JSON, without parsing the rest; `None` when it is not JSON with a string
+/// id. What routes an entry whose id is not at hand (an archive line, a dead letter) to its shard.
+pub fn event_id_in(json: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: String,
     }
+    serde_json::from_slice::<IdOnly>(json).ok().map(|e| e.id)
+}
+
+/// The id of a dead letter's event, or of its first sighting; `None` when it holds neither in a
+/// readable form.
+fn letter_event_id(l: &DeadLetter) -> Option<String> {
     if let Some(event) = &l.fields.event {
-        return serde_json::from_slice::<IdOnly>(event).ok().map(|e| e.id);
+        return event_id_in(event);
     }
     let sightings: Vec<Sighting> = serde_json::from_slice(l.fields.sightings.as_deref()?).ok()?;
     sightings.into_iter().next().map(|s| s.0)

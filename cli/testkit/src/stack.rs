@@ -237,12 +237,7 @@ pub async fn append_poison(stack: &Stack, seed: &[u8], junk: [&str; 2]) -> Vec<d
     let mut conn = stack.redis_conn().await;
     // Each entry on its event's shard of the stack's stream (junk, with no readable id, on 0).
     let streams = EventStreams::new(&stack.redis.names(), stack.redis.stream_shards);
-    let id_of = |j: &str| {
-        serde_json::from_str::<serde_json::Value>(j)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
+    let id_of = |j: &str| dvmdash_core::stream_shards::event_id_in(j.as_bytes()).unwrap_or_default();
     for (relay, entries) in [
         ("wss://a.example", json.clone()),
         ("wss://b.example", json[..1].to_vec()),
