@@ -290,13 +290,8 @@ async fn every_page_in_a_real_browser() {
     b.wait_text("[data-stat=popular_dvm] .dvm-name", &popular_name)
         .await;
     let kind = g.popular_kind.expect("a popular kind");
-    assert!(
-        b.text("[data-stat=popular_kind]")
-            .await
-            .unwrap_or_default()
-            .contains(&kind.to_string()),
-        "popular kind card"
-    );
+    b.wait_contains("[data-stat=popular_kind]", &kind.to_string())
+        .await;
     b.wait_present(".chart-box canvas").await;
     let paint = b
         .js("const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;")
@@ -454,7 +449,7 @@ async fn every_page_in_a_real_browser() {
         }
         let name = d.dvm_name.clone().unwrap_or_else(|| "Unnamed DVM".to_owned());
         b.wait_text("[data-stat=dvm_name]", &name).await;
-        assert_eq!(b.text("[data-stat=npub]").await, Some(npub(keys)));
+        b.wait_text("[data-stat=npub]", &npub(keys)).await;
         // Liveness: the api's uptime, read before and after the page (a slot may end between).
         let live = format!("/api/liveness/{}", keys.pubkey_hex());
         let before: ServiceLiveness = api(&base, &live).await;
@@ -506,12 +501,7 @@ async fn every_page_in_a_real_browser() {
         never.contains("5301") && never.contains("5302") && !never.contains("5300"),
         "{never}"
     );
-    assert!(
-        b.text("[data-stat=served_kinds]")
-            .await
-            .unwrap_or_default()
-            .contains("5300")
-    );
+    b.wait_contains("[data-stat=served_kinds]", "5300").await;
     assert_eq!(b.js("return window.__pwned === undefined").await, json!(true));
     assert!(b.client.get_alert_text().await.is_err());
     // Unknown and malformed DVMs: the 404 state, not a blank page.
@@ -817,12 +807,9 @@ async fn every_page_in_a_real_browser() {
     )
     .await;
     b.wait_present("[data-health-window='24h']").await;
-    assert!(
-        b.text(&format!("{row} [data-col=paging]"))
-            .await
-            .is_some_and(|t| t.contains(" pass ")),
-        "the paging state is shown"
-    );
+    // The paging state is shown.
+    b.wait_contains(&format!("{row} [data-col=paging]"), " pass ")
+        .await;
     b.wait_count("[data-collectors] [data-collector]", 1).await;
 
     // ---- relays: the api's coverage, row by row
