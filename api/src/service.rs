@@ -12,7 +12,7 @@ use crate::params::ListQuery;
 use crate::queries::jobs::{Grouping, JobTimeouts};
 use crate::queries::window::SeriesFilter;
 use crate::queries::{
-    Window, contextvm, coverage, entities, history, jobs, liveness, payments, quality, window,
+    Window, contextvm, coverage, entities, history, jobs, ledger, liveness, payments, quality, window,
 };
 use crate::stats::{self, DvmDirectory, DvmExtras, KindDirectory};
 
@@ -23,6 +23,9 @@ pub struct Service {
     /// A result or feedback this recent makes a service alive (directory liveness).
     pub alive_window_secs: u64,
 }
+
+/// Job statistics older than this are computed from raw events instead of the ledger.
+pub const LEDGER_MAX_AGE_SECS: u64 = 600;
 
 fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
@@ -39,6 +42,19 @@ pub use dvmdash_core::dto::{DVM_SORTS, KIND_SORTS};
 impl Service {
     fn window(&self, range: TimeRange) -> Window {
         Window::new(range, now_secs())
+    }
+
+    /// The window of a job statistic and whether the job ledger answers it: as of the ledger's
+    /// clock while its finalizer keeps up, else now from raw events (no finalizer ever ran, or it
+    /// stopped more than [`LEDGER_MAX_AGE_SECS`] ago).
+    async fn job_window(&self, range: TimeRange) -> ApiResult<(Window, bool)> {
+        let now = now_secs();
+        match dvmdash_core::job_ledger::as_of(&self.ch).await? {
+            Some(t) if u64::from(t) + LEDGER_MAX_AGE_SECS >= now => {
+                Ok((Window::new(range, u64::from(t)), true))
+            }
+            _ => Ok((Window::new(range, now), false)),
+        }
     }
 
     async fn directory(&self) -> clickhouse::error::Result<(Vec<entities::Activity>, DvmDirectory)> {
@@ -205,29 +221,50 @@ impl Service {
     }
 
     pub async fn performance(&self, range: TimeRange, g: Grouping) -> ApiResult<Bytes> {
-        let w = self.window(range);
-        let (rows, errors, (_, dir)) = tokio::try_join!(
-            jobs::performance(&self.ch, &w, &self.timeouts, g),
-            jobs::top_errors(&self.ch, &w, &self.timeouts, g),
-            self.directory()
-        )?;
+        let (w, from_ledger) = self.job_window(range).await?;
+        let (ch, t) = (&self.ch, &self.timeouts);
+        let (rows, errors, (_, dir)) = if from_ledger {
+            tokio::try_join!(
+                ledger::performance(ch, &w, t, g),
+                ledger::top_errors(ch, &w, g),
+                self.directory()
+            )?
+        } else {
+            tokio::try_join!(
+                jobs::performance(ch, &w, t, g),
+                jobs::top_errors(ch, &w, t, g),
+                self.directory()
+            )?
+        };
         json(&stats::jobs::performance(&w, g, &rows, &errors, &dir))
     }
 
     pub async fn reach(&self, range: TimeRange) -> ApiResult<Bytes> {
-        let w = self.window(range);
-        let (kinds, directed, (_, dir)) = tokio::try_join!(
-            jobs::kind_reach(&self.ch, &w, &self.timeouts),
-            jobs::directed_reach(&self.ch, &w, &self.timeouts),
-            self.directory()
-        )?;
+        let (w, from_ledger) = self.job_window(range).await?;
+        let (ch, t) = (&self.ch, &self.timeouts);
+        let (kinds, directed, (_, dir)) = if from_ledger {
+            tokio::try_join!(
+                ledger::kind_reach(ch, &w, t),
+                ledger::directed_reach(ch, &w, t),
+                self.directory()
+            )?
+        } else {
+            tokio::try_join!(
+                jobs::kind_reach(ch, &w, t),
+                jobs::directed_reach(ch, &w, t),
+                self.directory()
+            )?
+        };
         json(&stats::jobs::reach(&w, &kinds, &directed, &dir))
     }
 
     pub async fn competition(&self, range: TimeRange) -> ApiResult<Bytes> {
-        let w = self.window(range);
-        let ((histogram, rows), (_, dir)) =
-            tokio::try_join!(jobs::competition(&self.ch, &w, &self.timeouts), self.directory())?;
+        let (w, from_ledger) = self.job_window(range).await?;
+        let ((histogram, rows), (_, dir)) = if from_ledger {
+            tokio::try_join!(ledger::competition(&self.ch, &w), self.directory())?
+        } else {
+            tokio::try_join!(jobs::competition(&self.ch, &w, &self.timeouts), self.directory())?
+        };
         json(&stats::jobs::competition(&w, &histogram, &rows, &dir))
     }
 

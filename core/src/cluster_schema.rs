@@ -166,10 +166,26 @@ impl ClusterSchema {
             args.join(", "),
             table.tail
         );
+        // A ReplacingMergeTree collapses versions of a key only on one node, so its rows are sent
+        // by the first column of their key (the job ledger's request hour); plain rollups can go
+        // anywhere, since readers re-aggregate across shards.
         let key = if table.has_event_id {
-            "cityHash64(event_id)"
+            "cityHash64(event_id)".to_owned()
+        } else if table.engine == "ReplacingMergeTree" {
+            let order = strip_keyword_anywhere(&table.tail, "ORDER BY")
+                .with_context(|| format!("{name}: a ReplacingMergeTree without ORDER BY"))?;
+            let first = order
+                .trim_start()
+                .trim_start_matches('(')
+                .split([',', ')', '\n', ' '])
+                .next()
+                .unwrap_or_default();
+            if !is_identifier(first) {
+                bail!("{name}: cannot shard by the first key column {first:?}");
+            }
+            format!("cityHash64({first})")
         } else {
-            "rand()"
+            "rand()".to_owned()
         };
         let distributed = format!(
             "CREATE TABLE IF NOT EXISTS {name} {} AS {local} ENGINE = Distributed({}, currentDatabase(), {local}, {key})",
@@ -300,6 +316,12 @@ fn strip_keyword<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
         .then(|| &s[keyword.len()..])
 }
 
+/// The text after the first `keyword` anywhere in `s` (outside nothing: the tails scanned here
+/// hold no quotes).
+fn strip_keyword_anywhere<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
+    s.find(keyword).map(|i| &s[i + keyword.len()..])
+}
+
 fn strip_keywords<'a>(s: &'a str, keywords: &[&str]) -> Option<&'a str> {
     keywords.iter().try_fold(s, |rest, k| strip_keyword(rest, k))
 }
@@ -422,6 +444,10 @@ mod tests {
         assert!(dist("events_raw").ends_with("events_raw_local, cityHash64(event_id))"));
         assert!(dist("event_ids").ends_with("cityHash64(event_id))"));
         assert!(dist("stats_hourly").ends_with("rand())"));
+        assert!(
+            dist("job_perf_hourly").ends_with("cityHash64(hour))"),
+            "every version of a ledger row on one shard"
+        );
         let mv = all
             .iter()
             .find(|c| {

@@ -32,6 +32,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod dead_letters;
 #[cfg(feature = "server")]
+pub mod job_ledger;
+#[cfg(feature = "server")]
 pub mod lease;
 #[cfg(feature = "server")]
 pub mod registry;

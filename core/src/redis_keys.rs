@@ -113,6 +113,30 @@ impl RedisNames {
         format!("{}:data:version", self.prefix)
     }
 
+    /// The request hours (`h<unix hour>`) and request ids (`r<hex>`) inserts touched since the
+    /// job finalizer last linked them (`crate::job_ledger`).
+    pub fn job_touches(&self) -> String {
+        format!("{}:{{jobs}}:touched", self.prefix)
+    }
+
+    /// The touches the finalizer took and is linking (moved out of [`Self::job_touches`] in one
+    /// step, so a touch recorded meanwhile is kept for the next pass); kept until the pass
+    /// completes, so a crashed pass is redone. Same hash slot as the touch set.
+    pub fn job_touches_linking(&self) -> String {
+        format!("{}:{{jobs}}:linking", self.prefix)
+    }
+
+    /// Present while the touch set is complete since the ledger's last full linking; missing
+    /// after a first start or a lost Redis, which makes the finalizer relink everything.
+    pub fn jobs_linked(&self) -> String {
+        format!("{}:jobs:linked", self.prefix)
+    }
+
+    /// Held by the one job finalizer of a deployment.
+    pub fn jobs_lease(&self) -> String {
+        format!("{}:jobs:lease", self.prefix)
+    }
+
     /// Held by the ingester that checks and inserts a batch (the exactly-once gate).
     pub fn ingest_lock(&self) -> String {
         format!("{}:ingest:lock", self.prefix)

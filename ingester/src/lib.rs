@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use ::metrics::{counter, gauge, histogram};
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
+use dvmdash_core::job_ledger;
 use dvmdash_core::redis_keys::RedisNames;
 use dvmdash_core::store::{EVENT_RELAYS, EVENTS_RAW, EventRelayRow, RawEventRow};
 use dvmdash_core::telemetry::{now_millis, now_secs};
@@ -67,6 +68,14 @@ pub struct Config {
         default_value_t = 60_000
     )]
     pub claim_idle_ms: u64,
+    /// How often the job finalizer links the jobs new events touched, in milliseconds (one
+    /// finalizer per deployment runs, under a lease); 0 turns it off in this process.
+    #[arg(
+        long = "jobs-interval-ms",
+        env = "DVMDASH_JOBS_INTERVAL_MS",
+        default_value_t = 2_000
+    )]
+    pub jobs_interval_ms: u64,
 }
 
 fn default_consumer() -> String {
@@ -95,6 +104,10 @@ impl Config {
             !self.consumer.trim().is_empty(),
             "consumer name must not be empty"
         );
+        anyhow::ensure!(
+            self.jobs_interval_ms <= 3_600_000,
+            "the job finalizer's interval must be at most an hour (0 turns it off)"
+        );
         Ok(())
     }
 }
@@ -120,6 +133,9 @@ struct Ingester {
     /// The newest `created_at` (not in the future) this process stored, over every shard loop:
     /// ingestion lag.
     newest_created: Arc<AtomicU64>,
+    /// Request hours this process stored lately, shared by the shard loops (a request and its
+    /// answers usually sit on different shards).
+    recent_requests: Arc<std::sync::Mutex<job_ledger::RecentRequests>>,
 }
 
 /// Runs until `shutdown`. A batch being inserted is finished (inserted and acknowledged) first; a
@@ -150,6 +166,17 @@ pub async fn run(
         .context("failed to create the consumer group")?;
     let (names, clickhouse) = (redis.names(), clickhouse.client());
     let newest_created = Arc::new(AtomicU64::new(0));
+    let recent_requests = Arc::default();
+    let finalizer = (config.jobs_interval_ms > 0).then(|| {
+        let finalizer = job_ledger::Finalizer::new(clickhouse.clone(), conn.clone(), names.clone());
+        let owner = format!("{}-{:016x}", config.consumer, rand::random::<u64>());
+        tokio::spawn(job_ledger::run(
+            finalizer,
+            owner,
+            Duration::from_millis(config.jobs_interval_ms),
+            shutdown.clone(),
+        ))
+    });
     let mut loops = tokio::task::JoinSet::new();
     for stream in streams.all() {
         let ing = Ingester {
@@ -163,6 +190,7 @@ pub async fn run(
             events: events.clone(),
             targets: None,
             newest_created: newest_created.clone(),
+            recent_requests: Arc::clone(&recent_requests),
         };
         let (client, shutdown) = (client.clone(), shutdown.clone());
         // A task per shard, so batches of different shards are prepared on different cores.
@@ -181,6 +209,10 @@ pub async fn run(
             shutdown.cancel();
             failed.get_or_insert(err);
         }
+    }
+    if let Some(finalizer) = finalizer {
+        shutdown.cancel();
+        let _ = finalizer.await;
     }
     match failed {
         Some(err) => anyhow::bail!("an ingester loop failed: {err}"),
@@ -368,6 +400,18 @@ impl Ingester {
             self.insert_sightings_with_retry(&prepared.sightings, shutdown)
                 .await?;
         }
+        // After the insert (so the finalizer never links before the rows are visible) and before
+        // the acknowledgement (so a crash between them redelivers the batch and records again).
+        let touched = {
+            let mut recent = self
+                .recent_requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            job_ledger::touches(&prepared.rows, &mut recent)
+        };
+        job_ledger::record_touches(&mut self.redis, &self.names, &touched)
+            .await
+            .context("recording the jobs this batch touched")?;
         let dead: Vec<(Entry, String)> = prepared.poison;
         if !dead.is_empty() {
             for (entry, reason) in &dead {

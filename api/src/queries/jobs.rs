@@ -1,6 +1,7 @@
 //! Job-level statistics: requests in the window linked to every result and feedback that answers
-//! them. Linking needs the events themselves, so these read `events_raw` (30 days kept, the longest
-//! window) rather than rollups.
+//! them, straight from `events_raw` (30 days kept, the longest window). The api answers from the
+//! job ledger instead ([`super::ledger`]) while its finalizer keeps up; these are the definition it
+//! is checked against and the answer when no finalizer runs.
 
 use dvmdash_core::event::Id32;
 use serde::Deserialize;
@@ -66,7 +67,7 @@ impl JobTimeouts {
     }
 
     /// The timeout of `kind_expr` as a SQL expression (numbers only, so safe to splice).
-    fn sql(&self, kind_expr: &str) -> String {
+    pub(crate) fn sql(&self, kind_expr: &str) -> String {
         let mut s = String::from("multiIf(");
         for (lo, hi, secs) in &self.ranges {
             s.push_str(&format!("{kind_expr} BETWEEN {lo} AND {hi}, {secs}, "));
@@ -127,7 +128,7 @@ impl Grouping {
     }
 
     /// (dvm expression, kind expression, GROUP BY list) for columns named `dvm` and `kind`.
-    fn columns(self, dvm: &str, kind: &str) -> (String, String, String) {
+    pub(crate) fn columns(self, dvm: &str, kind: &str) -> (String, String, String) {
         const NO_DVM: &str = "toFixedString(unhex(repeat('00', 32)), 32)";
         match self {
             // A constant key: one group, or none when there are no jobs.

@@ -6,6 +6,7 @@
 //! - [`coverage`] - which relays delivered which events (coverage, reachability)
 //! - [`entities`] - all-time activity of DVMs and kinds; announcements and profiles
 //! - [`jobs`] - request/response linking for latency, outcomes, reach, competition, prices
+//! - [`ledger`] - the same job statistics from the job ledger the ingester keeps linked
 //! - [`history`] - monthly rollups
 //! - [`liveness`] - the 5-minute slot ends at which each service was alive
 //! - [`quality`] - deviations from the specs, deletions of others' events
@@ -17,6 +18,7 @@ pub mod coverage;
 pub mod entities;
 pub mod history;
 pub mod jobs;
+pub mod ledger;
 pub mod liveness;
 pub mod payments;
 pub mod quality;

@@ -421,6 +421,7 @@ fn spawn_ingester(
         batch_wait_ms: 100,
         consumer: consumer.to_owned(),
         claim_idle_ms: 2000,
+        jobs_interval_ms: 500,
     };
     tokio::spawn(dvmdash_ingester::run(
         config,

@@ -1,0 +1,593 @@
+//! The job ledger (`clickhouse/schema/0009_job_ledger.sql`): requests linked to their answers once,
+//! by the ingester's finalizer, so the api's job statistics read a few thousand hourly rows
+//! instead of joining millions of raw events per query.
+//!
+//! - The ingester records, after each insert and before acknowledging it, which request hours the
+//!   batch touched ([`touches`]) in a Redis set: a request's own hour, or the id of the request a
+//!   result, feedback or deletion names when its hour is not known in the process.
+//! - The finalizer ([`run`], one at a time per deployment under a lease) takes the set every few
+//!   seconds, finds the hours the ids belong to, relinks those hours from raw events under a new
+//!   version ([`relink`]) and records the moment its work is complete to (`job_ledger_clock`).
+//! - The api answers job statistics as of that moment: whole hours from the hourly tables, the
+//!   window's partial first hour from the ledger rows ([`perf_rows`] and friends, the same SQL the
+//!   finalizer aggregates hours with).
+//!
+//! A lost Redis (no `linked` marker) or a first start relinks every hour.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::event::Id32;
+use crate::lease::Lease;
+use crate::redis_keys::RedisNames;
+use crate::store::RawEventRow;
+
+/// The all-zero pubkey of a request's own ledger row.
+pub const NO_DVM: &str = "toFixedString('', 32)";
+
+/// Hours relinked by one statement: bounds the memory of the linking join.
+const HOURS_PER_STATEMENT: usize = 48;
+
+/// Touches taken per pass; the rest wait for the next one.
+const TOUCHES_PER_PASS: usize = 100_000;
+
+/// Moves up to ARGV[1] touches from KEYS[1] into KEYS[2] and returns all of KEYS[2] (with what a
+/// failed pass left there). SADD arguments go in slices: Lua's unpack has a stack limit.
+static TAKE_TOUCHES: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local m = redis.call('SPOP', KEYS[1], ARGV[1])
+for i = 1, #m, 5000 do
+  redis.call('SADD', KEYS[2], unpack(m, i, math.min(i + 4999, #m)))
+end
+return redis.call('SMEMBERS', KEYS[2])
+"#,
+    )
+});
+
+/// Requests this old are past every window and the tables' TTL: never relinked.
+const KEEP_SECS: u32 = 32 * 86_400;
+
+/// Recently stored requests and their hours, so the touches of their answers name the hour
+/// rather than an id the finalizer must look up. Bounded: cleared when full.
+#[derive(Debug, Default)]
+pub struct RecentRequests {
+    hours: HashMap<Id32, u32>,
+}
+
+impl RecentRequests {
+    const CAPACITY: usize = 200_000;
+
+    fn remember(&mut self, id: Id32, hour: u32) {
+        if self.hours.len() >= Self::CAPACITY {
+            self.hours.clear();
+        }
+        self.hours.insert(id, hour);
+    }
+}
+
+fn hour_of(t: u32) -> u32 {
+    t - t % 3600
+}
+
+/// The touch set members of a batch: `h<unix hour>` for a known hour, `r<hex id>` for a request
+/// whose hour the finalizer looks up.
+pub fn touches(rows: &[RawEventRow], recent: &mut RecentRequests) -> BTreeSet<String> {
+    for r in rows.iter().filter(|r| r.role == "request") {
+        recent.remember(r.event_id, hour_of(r.created_at));
+    }
+    let mut out = BTreeSet::new();
+    let named = |id: &Id32, out: &mut BTreeSet<String>| match recent.hours.get(id) {
+        Some(h) => out.insert(format!("h{h}")),
+        None => out.insert(format!("r{}", hex::encode(id))),
+    };
+    for r in rows {
+        match r.role.as_str() {
+            "request" => {
+                out.insert(format!("h{}", hour_of(r.created_at)));
+            }
+            "result" | "feedback" if r.request_id != [0u8; 32] => {
+                named(&r.request_id, &mut out);
+            }
+            "deletion" => {
+                for t in &r.targets {
+                    named(t, &mut out);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Adds a batch's touches to the set the finalizer reads.
+pub async fn record_touches(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    touches: &BTreeSet<String>,
+) -> redis::RedisResult<()> {
+    if touches.is_empty() {
+        return Ok(());
+    }
+    let members: Vec<&String> = touches.iter().collect();
+    for chunk in members.chunks(10_000) {
+        conn.sadd::<_, _, ()>(names.job_touches(), chunk).await?;
+    }
+    Ok(())
+}
+
+/// What the members of a touch set say: hours, and request ids to look up. Anything else (written
+/// by something other than the ingester) is dropped.
+pub fn parse_touches(members: &[String]) -> (BTreeSet<u32>, Vec<String>) {
+    let (mut hours, mut ids) = (BTreeSet::new(), Vec::new());
+    for m in members {
+        if let Some(h) = m.strip_prefix('h') {
+            if let Ok(h) = h.parse::<u32>()
+                && h % 3600 == 0
+            {
+                hours.insert(h);
+            }
+        } else if let Some(id) = m.strip_prefix('r')
+            && id.len() == 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    (hours, ids)
+}
+
+/// The ledger's columns under names of their own, so aggregates can be named after the hourly
+/// tables' columns without shadowing their inputs. `filter` selects rows; `final_` reads
+/// collapsed versions (the api), or not (the finalizer, filtering one version).
+fn source(filter: &str, final_: bool) -> String {
+    format!(
+        "(SELECT hour, request_id AS rid, dvm AS d, kind AS k, requested_at AS t, withdrawn AS wd, \
+                 responders AS nres, targets AS tg, missed AS ms, answered AS ans, has_fb AS hfb, \
+                 fb_lat AS lfb, has_res AS hres, res_lat AS lres, strength AS st, winner AS win, \
+                 error_reasons AS reasons \
+          FROM job_ledger{} WHERE {filter})",
+        if final_ { " FINAL" } else { "" }
+    )
+}
+
+/// Rows of `job_perf_hourly` (without `version`) from the ledger rows `filter` selects.
+pub fn perf_rows(filter: &str, final_: bool) -> String {
+    format!(
+        "SELECT hour, k AS kind, d AS dvm, count() AS jobs, countIf(hfb) AS fb_count, \
+                tupleElement(sumMapIf([lfb], [toUInt64(1)], hfb), 1) AS fb_lat, \
+                tupleElement(sumMapIf([lfb], [toUInt64(1)], hfb), 2) AS fb_n, \
+                countIf(hres) AS res_count, \
+                tupleElement(sumMapIf([lres], [toUInt64(1)], hres), 1) AS res_lat, \
+                tupleElement(sumMapIf([lres], [toUInt64(1)], hres), 2) AS res_n, \
+                countIf(st = 5) AS success, countIf(st = 4) AS partial, countIf(st = 3) AS error, \
+                countIf(st <= 2 AND wd) AS cancelled, \
+                groupArrayIf(t, st = 2 AND NOT wd) AS quiet_pr, \
+                groupArrayIf(t, st = 1 AND NOT wd) AS quiet_proc \
+         FROM {} WHERE d != {NO_DVM} GROUP BY hour, kind, dvm",
+        source(filter, final_)
+    )
+}
+
+/// Rows of `job_errors_hourly` (without `version`).
+pub fn error_rows(filter: &str, final_: bool) -> String {
+    format!(
+        "SELECT hour, k AS kind, d AS dvm, reason, count() AS events \
+         FROM {} ARRAY JOIN reasons AS reason WHERE d != {NO_DVM} GROUP BY hour, kind, dvm, reason",
+        source(filter, final_)
+    )
+}
+
+/// Rows of `job_kind_hourly` (without `version`).
+pub fn kind_rows(filter: &str, final_: bool) -> String {
+    format!(
+        "SELECT hour, k AS kind, groupArray(t) AS requested, groupArrayIf(t, NOT ans) AS unanswered, \
+                countIf(notEmpty(tg)) AS directed, countIf(empty(tg)) AS open, \
+                countIf(nres = 1) AS one, countIf(nres = 2) AS two, countIf(nres >= 3) AS more \
+         FROM {} WHERE d = {NO_DVM} GROUP BY hour, kind",
+        source(filter, final_)
+    )
+}
+
+/// Rows of `job_directed_hourly` (without `version`). A target named twice counts twice, as in
+/// the raw query.
+pub fn directed_rows(filter: &str, final_: bool) -> String {
+    format!(
+        "SELECT hour, target, k AS kind, groupArray(t) AS directed, \
+                groupArrayIf(t, has(ms, target)) AS missed \
+         FROM {} ARRAY JOIN tg AS target WHERE d = {NO_DVM} GROUP BY hour, target, kind",
+        source(filter, final_)
+    )
+}
+
+/// Rows of `job_competition_hourly` (without `version`).
+pub fn competition_rows(filter: &str, final_: bool) -> String {
+    format!(
+        "SELECT hour, d AS dvm, count() AS with_result, countIf(win) AS firsts, \
+                countIf(nres >= 2) AS contested, countIf(win AND nres >= 2) AS contested_wins \
+         FROM {} WHERE d != {NO_DVM} AND hres GROUP BY hour, dvm",
+        source(filter, final_)
+    )
+}
+
+/// The requests of `hours` with their deletion state (the hours are a `{hours:Array(UInt32)}`).
+const REQUESTS: &str = "SELECT event_id AS rid, any(kind) AS rk, toUInt32(any(created_at)) AS req_at, \
+        any(targets) AS rtg, \
+        (event_id, any(pubkey)) IN (SELECT arrayJoin(targets), pubkey FROM events_raw WHERE role = 'deletion') AS rwd \
+    FROM events_raw \
+    WHERE role = 'request' AND toUInt32(toStartOfHour(created_at)) IN {hours:Array(UInt32)} \
+    GROUP BY event_id";
+
+/// The ledger's DVM rows of `hours`: every (request, DVM that answered it) with what it sent. One
+/// pass over the answers (a request's answers can have any timestamp, so none are skipped).
+fn pair_rows_sql() -> String {
+    format!(
+        "INSERT INTO job_ledger (hour, request_id, dvm, version, kind, requested_at, withdrawn, responders, \
+                                has_fb, fb_lat, has_res, res_lat, strength, winner, error_reasons) \
+         WITH requests AS ({REQUESTS}), \
+         pairs AS ( \
+           SELECT request_id AS prid, pubkey AS pdvm, \
+                  countIf(role = 'feedback') > 0 AS p_fb, toUInt32(minIf(created_at, role = 'feedback')) AS p_fb_at, \
+                  countIf(role = 'result') > 0 AS p_res, toUInt32(minIf(created_at, role = 'result')) AS p_res_at, \
+                  max(multiIf(role = 'result' OR status = 'success', 5, status = 'partial', 4, status = 'error', 3, \
+                              status = 'payment-required', 2, 1)) AS p_st, \
+                  arrayMap(x -> x.2, groupUniqArrayIf((event_id, status_reason), \
+                      role = 'feedback' AND status = 'error' AND status_reason != '')) AS p_reasons \
+           FROM events_raw \
+           WHERE role IN ('result', 'feedback') AND request_id IN (SELECT rid FROM requests) \
+           GROUP BY request_id, pubkey \
+         ) \
+         SELECT toDateTime(intDiv(r.req_at, 3600) * 3600) AS hour, p.prid, p.pdvm, {{version:UInt64}}, r.rk, r.req_at, r.rwd, \
+                toUInt32(countIf(p.p_res) OVER (PARTITION BY p.prid)), \
+                p.p_fb, toUInt32(greatest(toInt64(p.p_fb_at) - toInt64(r.req_at), 0)), \
+                p.p_res, toUInt32(greatest(toInt64(p.p_res_at) - toInt64(r.req_at), 0)), p.p_st, \
+                p.p_res AND p.pdvm = argMinIf(p.pdvm, (p.p_res_at, p.pdvm), p.p_res) OVER (PARTITION BY p.prid), \
+                p.p_reasons \
+         FROM pairs AS p INNER JOIN requests AS r ON p.prid = r.rid"
+    )
+}
+
+/// The ledger's request rows of `hours`, from its DVM rows of this version.
+fn request_rows_sql() -> String {
+    format!(
+        "INSERT INTO job_ledger (hour, request_id, dvm, version, kind, requested_at, withdrawn, responders, \
+                                targets, missed, answered) \
+         WITH requests AS ({REQUESTS}) \
+         SELECT toDateTime(intDiv(r.req_at, 3600) * 3600), r.rid, {NO_DVM}, {{version:UInt64}}, r.rk, r.req_at, r.rwd, \
+                p.n, r.rtg, arrayFilter(x -> NOT has(p.dvms, x), r.rtg), notEmpty(p.dvms) \
+         FROM requests AS r LEFT JOIN ( \
+           SELECT request_id AS prid, groupArray(dvm) AS dvms, toUInt32(countIf(has_res)) AS n \
+           FROM job_ledger \
+           WHERE version = {{version:UInt64}} AND toUInt32(hour) IN {{hours:Array(UInt32)}} AND dvm != {NO_DVM} \
+           GROUP BY request_id \
+         ) AS p ON p.prid = r.rid"
+    )
+}
+
+/// The hourly tables of `hours`, each from the ledger rows of this version.
+fn hourly_sqls() -> Vec<(&'static str, String)> {
+    let filter = "version = {version:UInt64} AND toUInt32(hour) IN {hours:Array(UInt32)}";
+    let with_version = |table: &'static str, cols: &str, rows: String| {
+        (
+            table,
+            format!("INSERT INTO {table} ({cols}, version) SELECT *, {{version:UInt64}} FROM ({rows})"),
+        )
+    };
+    vec![
+        with_version(
+            "job_perf_hourly",
+            "hour, kind, dvm, jobs, fb_count, fb_lat, fb_n, res_count, res_lat, res_n, success, partial, error, \
+             cancelled, quiet_pr, quiet_proc",
+            perf_rows(filter, false),
+        ),
+        with_version(
+            "job_errors_hourly",
+            "hour, kind, dvm, reason, events",
+            error_rows(filter, false),
+        ),
+        with_version(
+            "job_kind_hourly",
+            "hour, kind, requested, unanswered, directed, open, one, two, more",
+            kind_rows(filter, false),
+        ),
+        with_version(
+            "job_directed_hourly",
+            "hour, target, kind, directed, missed",
+            directed_rows(filter, false),
+        ),
+        with_version(
+            "job_competition_hourly",
+            "hour, dvm, with_result, firsts, contested, contested_wins",
+            competition_rows(filter, false),
+        ),
+    ]
+}
+
+/// Relinks `hours` from raw events under `version`: the ledger's DVM rows, then its request rows,
+/// then every hourly table.
+pub async fn relink(ch: &clickhouse::Client, hours: &[u32], version: u64) -> anyhow::Result<()> {
+    if hours.is_empty() {
+        return Ok(());
+    }
+    let run = |sql: String, what: &'static str| {
+        let q = ch
+            .query(&sql)
+            .param("hours", hours.to_vec())
+            .param("version", version);
+        async move {
+            q.execute()
+                .await
+                .with_context(|| format!("relinking jobs: {what}"))
+        }
+    };
+    run(pair_rows_sql(), "job_ledger (answers)").await?;
+    run(request_rows_sql(), "job_ledger (requests)").await?;
+    for (table, sql) in hourly_sqls() {
+        run(sql, table).await?;
+    }
+    Ok(())
+}
+
+/// Hours of the requests `ids` (lowercase hex) names.
+async fn hours_of(ch: &clickhouse::Client, ids: &[String]) -> clickhouse::error::Result<Vec<u32>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ch.query(
+        "SELECT DISTINCT toUInt32(toStartOfHour(created_at)) FROM events_raw \
+         WHERE role = 'request' AND event_id IN (SELECT toFixedString(unhex(arrayJoin({ids:Array(String)})), 32))",
+    )
+    .param("ids", ids.to_vec())
+    .fetch_all()
+    .await
+}
+
+/// Every hour with requests still inside the tables' TTL.
+async fn all_hours(ch: &clickhouse::Client, now: u32) -> clickhouse::error::Result<Vec<u32>> {
+    ch.query(
+        "SELECT DISTINCT toUInt32(toStartOfHour(created_at)) AS h FROM events_raw \
+         WHERE role = 'request' AND created_at >= toDateTime({since:UInt32}) ORDER BY h",
+    )
+    .param("since", now.saturating_sub(KEEP_SECS))
+    .fetch_all()
+    .await
+}
+
+/// The moment the ledger is complete to: every event stored before it is linked. `None` before the
+/// first pass.
+pub async fn as_of(ch: &clickhouse::Client) -> clickhouse::error::Result<Option<u32>> {
+    let t: u32 = ch
+        .query("SELECT max(as_of) FROM job_ledger_clock")
+        .fetch_one()
+        .await?;
+    Ok((t > 0).then_some(t))
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub as_of: u32,
+    pub hours: usize,
+    pub touches: usize,
+    pub full: bool,
+}
+
+/// The finalizer of one process.
+pub struct Finalizer {
+    pub ch: clickhouse::Client,
+    pub redis: ConnectionManager,
+    pub names: RedisNames,
+    last_version: u64,
+}
+
+impl Finalizer {
+    pub fn new(ch: clickhouse::Client, redis: ConnectionManager, names: RedisNames) -> Self {
+        Finalizer {
+            ch,
+            redis,
+            names,
+            last_version: 0,
+        }
+    }
+
+    fn next_version(&mut self) -> u64 {
+        let now_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        self.last_version = now_ms.max(self.last_version + 1);
+        self.last_version
+    }
+
+    /// Links everything touched since the last pass (everything, after a first start or a lost
+    /// Redis) and moves the clock. The moment is taken before the touches are read, less a second
+    /// for an insert whose touches were still being recorded.
+    pub async fn pass(&mut self) -> anyhow::Result<Pass> {
+        let now = u32::try_from(crate::telemetry::now_secs()).unwrap_or(u32::MAX);
+        let as_of = now.saturating_sub(1);
+        let linked: bool = self.redis.exists(self.names.jobs_linked()).await?;
+        let (members, hours): (Vec<String>, Vec<u32>) = if linked {
+            let members: Vec<String> = TAKE_TOUCHES
+                .key(self.names.job_touches())
+                .key(self.names.job_touches_linking())
+                .arg(TOUCHES_PER_PASS)
+                .invoke_async(&mut self.redis)
+                .await?;
+            let (mut hours, ids) = parse_touches(&members);
+            hours.extend(
+                hours_of(&self.ch, &ids)
+                    .await
+                    .context("looking up request hours")?,
+            );
+            let oldest = now.saturating_sub(KEEP_SECS);
+            (
+                members,
+                hours.into_iter().filter(|&h| h + 3600 > oldest).collect(),
+            )
+        } else {
+            info!("linking every job (first start, or Redis lost its job touches)");
+            (Vec::new(), all_hours(&self.ch, now).await?)
+        };
+        for chunk in hours.chunks(HOURS_PER_STATEMENT) {
+            let version = self.next_version();
+            let t0 = std::time::Instant::now();
+            relink(&self.ch, chunk, version).await?;
+            debug!(
+                hours = chunk.len(),
+                ms = t0.elapsed().as_millis() as u64,
+                "jobs relinked"
+            );
+        }
+        self.ch
+            .query("INSERT INTO job_ledger_clock (as_of, version) VALUES ({as_of:UInt32}, {version:UInt64})")
+            .param("as_of", as_of)
+            .param("version", self.last_version.max(1))
+            .execute()
+            .await
+            .context("moving the job ledger's clock")?;
+        if linked {
+            self.redis.del::<_, ()>(self.names.job_touches_linking()).await?;
+        } else {
+            self.redis.set::<_, _, ()>(self.names.jobs_linked(), 1).await?;
+        }
+        if !hours.is_empty() {
+            // The api's cached job answers are behind now.
+            let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
+        }
+        Ok(Pass {
+            as_of,
+            hours: hours.len(),
+            touches: members.len(),
+            full: !linked,
+        })
+    }
+}
+
+/// Runs passes every `interval` while this process holds the finalizer lease, until `shutdown`.
+pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, shutdown: CancellationToken) {
+    let lease = Lease::new(finalizer.names.jobs_lease(), owner, Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match lease.acquire_or_renew(&mut finalizer.redis).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(err) => {
+                warn!(error = %err, "job finalizer: cannot reach Redis");
+                continue;
+            }
+        }
+        let t0 = std::time::Instant::now();
+        match finalizer.pass().await {
+            Ok(p) if p.hours > 0 => info!(
+                hours = p.hours,
+                touches = p.touches,
+                full = p.full,
+                ms = t0.elapsed().as_millis() as u64,
+                "jobs linked"
+            ),
+            Ok(_) => {}
+            Err(err) => warn!(error = %format!("{err:#}"), "job finalizer pass failed; retrying"),
+        }
+    }
+    let _ = lease.release(&mut finalizer.redis).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(role: &str, id: u8, created_at: u32, request: u8) -> RawEventRow {
+        let mut r = RawEventRow {
+            event_id: [id; 32],
+            pubkey: [9; 32],
+            kind: 5300,
+            created_at,
+            received_at: 0,
+            relay: String::new(),
+            role: role.to_owned(),
+            request_id: [request; 32],
+            request_kind: 0,
+            customer: [0; 32],
+            targets: Vec::new(),
+            status: String::new(),
+            status_reason: String::new(),
+            amount_msat: None,
+            bid_msat: None,
+            bolt11: String::new(),
+            encrypted: false,
+            client: String::new(),
+            job_inputs: Vec::new(),
+            relay_hints: Vec::new(),
+            announced_kinds: Vec::new(),
+            d_tag: String::new(),
+            deviations: 0,
+            tags: String::new(),
+            content: String::new(),
+            sig: String::new(),
+        };
+        if role == "deletion" {
+            r.targets = vec![[request; 32]];
+        }
+        r
+    }
+
+    #[test]
+    fn touches_name_hours_when_known_and_ids_otherwise() {
+        let mut recent = RecentRequests::default();
+        let rows = vec![
+            row("request", 1, 7_200 + 59, 0),
+            row("result", 2, 9_000, 1),
+            row("feedback", 3, 9_000, 4),
+            row("feedback", 5, 9_000, 0),
+            row("deletion", 6, 9_000, 7),
+            row("profile", 8, 9_000, 1),
+        ];
+        let t = touches(&rows, &mut recent);
+        let want: BTreeSet<String> = [
+            "h7200".to_owned(),
+            format!("r{}", hex::encode([4u8; 32])),
+            format!("r{}", hex::encode([7u8; 32])),
+        ]
+        .into();
+        assert_eq!(t, want, "an answer without a request id touches nothing");
+        // A later batch answering the remembered request names its hour.
+        let t = touches(&[row("result", 9, 9_999, 1)], &mut recent);
+        assert_eq!(t, ["h7200".to_owned()].into());
+    }
+
+    #[test]
+    fn hostile_touch_members_are_dropped() {
+        let good = "a".repeat(64);
+        let members: Vec<String> = vec![
+            "h3600".into(),
+            "h3601".into(),
+            "h-1".into(),
+            "h99999999999".into(),
+            format!("r{good}"),
+            format!("r{}", "A".repeat(64)),
+            format!("r{}", "g".repeat(64)),
+            "r00".into(),
+            format!("r{good}x"),
+            "x".repeat(100_000),
+            String::new(),
+            "hé".into(),
+        ];
+        let (hours, ids) = parse_touches(&members);
+        assert_eq!(hours, [3600u32].into());
+        assert_eq!(ids, vec![good]);
+    }
+}
