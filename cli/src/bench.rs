@@ -314,6 +314,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         let streams = redis.event_streams(&mut conn).await?;
         let mut total = 0u64;
         if wants("ingest") {
+            // The dashboard's two busiest answers, asked for all along (a browser on the overview).
+            let probe = DashboardProbe::start(&clickhouse, &redis).await?;
             for round in 0..args.rounds {
                 let evs = by_shard(&streams, events(args.round, &format!("ingest{round}")));
                 let n: usize = evs.iter().map(|(_, g)| g.len()).sum();
@@ -335,6 +337,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                     ">= 100000, flat",
                 );
             }
+            probe.finish(&mut r).await?;
             r.add(
                 "ingest",
                 "resident memory of the ingesting process",
@@ -618,6 +621,133 @@ async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> any
     result
 }
 
+/// One fetch of the probe: which page, milliseconds, age of the answer in seconds.
+type Fetch = (&'static str, f64, f64);
+
+/// The overview and the DVM list fetched from the real router, through its cache, every 20 ms
+/// while the ingest rounds run: how fast they answer and how far behind the data they are.
+struct DashboardProbe {
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: tokio::task::JoinHandle<anyhow::Result<Vec<Fetch>>>,
+}
+
+impl DashboardProbe {
+    async fn start(clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
+        let config = dvmdash_api::Config {
+            rate_per_sec: 0,
+            ..Default::default()
+        };
+        let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
+        let app = dvmdash_api::router(state, &config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
+        let pages = [
+            (
+                "overview",
+                format!("http://{addr}/api/stats/global/latest?timeRange=30d"),
+            ),
+            ("DVM list", format!("http://{addr}/api/dvms?timeRange=30d")),
+        ];
+        let until = stop.clone();
+        let worker = tokio::spawn(async move {
+            let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(hyper_util::client::legacy::connect::HttpConnector::new());
+            let mut seen: Vec<Fetch> = Vec::new();
+            while !until.is_cancelled() {
+                for (name, url) in &pages {
+                    let started = Instant::now();
+                    let resp = client.get(url.parse()?).await?;
+                    anyhow::ensure!(resp.status().is_success(), "{name}: HTTP {}", resp.status());
+                    use http_body_util::BodyExt as _;
+                    let body = resp.into_body().collect().await?.to_bytes();
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let v: serde_json::Value = serde_json::from_slice(&body)?;
+                    let at = v
+                        .get("timestamp")
+                        .and_then(|t| t.as_str())
+                        .and_then(dvmdash_core::dto::parse_rfc3339)
+                        .with_context(|| format!("{name}: an answer without a timestamp"))?;
+                    let age = dvmdash_core::telemetry::now_secs().saturating_sub(at) as f64;
+                    seen.push((*name, ms, age));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(seen)
+        });
+        Ok(DashboardProbe { stop, server, worker })
+    }
+
+    async fn finish(self, r: &mut Results) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let seen = self.worker.await??;
+        let _ = self.server.await;
+        for name in ["overview", "DVM list"] {
+            let mut ms: Vec<f64> = seen.iter().filter(|s| s.0 == name).map(|s| s.1).collect();
+            let oldest = seen
+                .iter()
+                .filter(|s| s.0 == name)
+                .map(|s| s.2)
+                .fold(0.0, f64::max);
+            ms.sort_by(f64::total_cmp);
+            let q = |p: f64| {
+                ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            r.add(
+                "ingest",
+                &format!("{name} during ingest, p99 of {} fetches", ms.len()),
+                q(0.99),
+                "ms",
+                "< 5",
+            );
+            r.add(
+                "ingest",
+                &format!("{name} during ingest, oldest answer served"),
+                oldest,
+                "s",
+                &format!(
+                    "<= {} + one computation",
+                    dvmdash_api::cache::MAX_PATIENCE.as_secs()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the job finalizer has linked everything stored: no touches waiting or being
+/// linked, and a clock past the moment the wait began. How long that took.
+async fn wait_jobs_linked(ch: &clickhouse::Client, redis: &RedisArgs) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let since = u32::try_from(dvmdash_core::telemetry::now_secs()).unwrap_or(u32::MAX);
+    let mut conn = redis
+        .connect(&CancellationToken::new())
+        .await?
+        .context("Redis is gone")?;
+    let names = redis.names();
+    loop {
+        let waiting: (u64, u64) = redis::pipe()
+            .scard(names.job_touches())
+            .scard(names.job_touches_linking())
+            .query_async(&mut conn)
+            .await?;
+        let as_of = dvmdash_core::job_ledger::as_of(ch).await?.unwrap_or(0);
+        if waiting == (0, 0) && as_of > since {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the job ledger did not catch up within 30 minutes ({waiting:?} touches waiting)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn api_bench(
     r: &mut Results,
     args: &BenchArgs,
@@ -625,6 +755,35 @@ async fn api_bench(
     redis: &RedisArgs,
     events_stored: u64,
 ) -> anyhow::Result<()> {
+    // The job ledger first: the finalizer, running in the ingesters, links what the rounds left.
+    let ch = clickhouse.client();
+    let caught_up = wait_jobs_linked(&ch, redis).await?;
+    r.add(
+        "api",
+        "job ledger caught up, after the last insert",
+        caught_up.as_secs_f64(),
+        "s",
+        "",
+    );
+    let latest: u32 = ch
+        .query("SELECT toUInt32(max(hour)) FROM job_ledger")
+        .fetch_one()
+        .await?;
+    let mut passes = Vec::new();
+    for i in 0..3u64 {
+        let started = Instant::now();
+        dvmdash_core::job_ledger::relink(&ch, &[latest], u64::MAX / 2 + i).await?;
+        passes.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    passes.sort_by(f64::total_cmp);
+    r.add(
+        "api",
+        &format!("job finalizer: relinking one hour at {events_stored} events"),
+        passes[1],
+        "ms",
+        "",
+    );
+
     // Uncached: each answer computed straight from ClickHouse, median of five.
     let service = dvmdash_api::service::Service {
         ch: clickhouse.client(),
@@ -667,6 +826,16 @@ async fn api_bench(
         service.performance(TimeRange::Month, dvmdash_api::queries::jobs::Grouping::Dvm)
     );
     timed!("competition 30d", service.competition(TimeRange::Month));
+    timed!("reach 30d", service.reach(TimeRange::Month));
+    timed!("prices 30d", service.prices(TimeRange::Month, false));
+    timed!("what's new 30d", service.whats_new(TimeRange::Month));
+    timed!("kind 5300 detail 30d", service.kind(5300, TimeRange::Month));
+    let busiest: String = ch
+        .query("SELECT lower(hex(pubkey)) FROM stats_hourly WHERE role = 'result' GROUP BY pubkey ORDER BY sum(events) DESC LIMIT 1")
+        .fetch_one()
+        .await?;
+    let busiest = dvmdash_core::event::parse_hex32(&busiest).context("the busiest DVM's pubkey")?;
+    timed!("busiest DVM detail 30d", service.dvm(busiest, TimeRange::Month));
     timed!("monthly history", service.history());
 
     // Cached: the real router on a socket, many connections asking for a warm answer.

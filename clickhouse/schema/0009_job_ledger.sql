@@ -146,5 +146,6 @@ CREATE TABLE IF NOT EXISTS job_ledger_clock
     as_of   UInt32,
     version UInt64
 )
-ENGINE = ReplacingMergeTree(version)
-ORDER BY tuple();
+ENGINE = MergeTree
+ORDER BY as_of
+TTL toDateTime(as_of) + INTERVAL 1 DAY;

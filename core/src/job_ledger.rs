@@ -474,13 +474,16 @@ impl Finalizer {
     }
 }
 
-/// Runs passes every `interval` while this process holds the finalizer lease, until `shutdown`.
+/// Runs passes while this process holds the finalizer lease, until `shutdown`: every `interval`,
+/// or twice as long as the last pass took when that is longer (a backfill touching every hour
+/// makes passes long; the finalizer then takes at most a third of the time from the ingest).
 pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, shutdown: CancellationToken) {
     let lease = Lease::new(finalizer.names.jobs_lease(), owner, Duration::from_secs(60));
+    let mut pause = interval;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
         match lease.acquire_or_renew(&mut finalizer.redis).await {
             Ok(true) => {}
@@ -491,7 +494,9 @@ pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, sh
             }
         }
         let t0 = std::time::Instant::now();
-        match finalizer.pass().await {
+        let passed = finalizer.pass().await;
+        pause = interval.max(t0.elapsed() * 2);
+        match passed {
             Ok(p) if p.hours > 0 => info!(
                 hours = p.hours,
                 touches = p.touches,

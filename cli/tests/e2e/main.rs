@@ -18,6 +18,7 @@ mod dlq;
 mod faults;
 mod health;
 mod import;
+mod job_ledger;
 mod lease;
 mod pipeline;
 mod prometheus;
