@@ -44,9 +44,10 @@ impl Service {
         Window::new(range, now_secs())
     }
 
-    /// The window of a job statistic and whether the job ledger answers it: as of the ledger's
-    /// clock while its finalizer keeps up, else now from raw events (no finalizer ever ran, or it
-    /// stopped more than [`LEDGER_MAX_AGE_SECS`] ago).
+    /// The window of a job statistic (and of the DVM list and detail, whose answered jobs the
+    /// finalizer keeps) and whether the job ledger answers it: as of the ledger's clock while its
+    /// finalizer keeps up, else now from raw events (no finalizer ever ran, or it stopped more
+    /// than [`LEDGER_MAX_AGE_SECS`] ago).
     async fn job_window(&self, range: TimeRange) -> ApiResult<(Window, bool)> {
         let now = now_secs();
         match dvmdash_core::job_ledger::as_of(&self.ch).await? {
@@ -120,13 +121,23 @@ impl Service {
         json(&stats::global(&w, &facts, &buckets))
     }
 
+    /// Distinct requests each DVM answered in the window, from the finalizer's pairs when the
+    /// window is the ledger's.
+    async fn jobs_answered(&self, w: &Window, from_ledger: bool) -> ApiResult<Vec<window::Answered>> {
+        Ok(if from_ledger {
+            ledger::jobs_answered(&self.ch, w).await?
+        } else {
+            window::jobs_answered(&self.ch, w).await?
+        })
+    }
+
     pub async fn dvm_list(&self, q: &ListQuery) -> ApiResult<Bytes> {
-        let w = self.window(q.range);
+        let (w, from_ledger) = self.job_window(q.range).await?;
         let (facts, directed, answered, (_, dir)) = tokio::try_join!(
-            window::facts(&self.ch, &w),
-            window::directed(&self.ch, &w),
-            window::jobs_answered(&self.ch, &w),
-            self.directory()
+            async { Ok(window::facts(&self.ch, &w).await?) },
+            async { Ok(window::directed(&self.ch, &w).await?) },
+            self.jobs_answered(&w, from_ledger),
+            async { Ok(self.directory().await?) }
         )?;
         let mut all = stats::dvm_summaries(
             &w,
@@ -153,17 +164,18 @@ impl Service {
             total,
             limit: q.limit,
             offset: q.offset,
+            timestamp: dvmdash_core::dto::rfc3339(u64::from(w.now)),
         })
     }
 
     pub async fn dvm(&self, pk: Id32, range: TimeRange) -> ApiResult<Bytes> {
-        let w = self.window(range);
+        let (w, from_ledger) = self.job_window(range).await?;
         let (facts, directed, answered, (_, dir), buckets) = tokio::try_join!(
-            window::facts(&self.ch, &w),
-            window::directed(&self.ch, &w),
-            window::jobs_answered(&self.ch, &w),
-            self.directory(),
-            window::series(&self.ch, &w, SeriesFilter::Dvm(pk))
+            async { Ok(window::facts(&self.ch, &w).await?) },
+            async { Ok(window::directed(&self.ch, &w).await?) },
+            self.jobs_answered(&w, from_ledger),
+            async { Ok(self.directory().await?) },
+            async { Ok(window::series(&self.ch, &w, SeriesFilter::Dvm(pk)).await?) }
         )?;
         if !dir.is_dvm(&pk) {
             return Err(ApiError::NotFound(format!(

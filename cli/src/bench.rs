@@ -666,12 +666,14 @@ impl DashboardProbe {
                     let body = resp.into_body().collect().await?.to_bytes();
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
                     let v: serde_json::Value = serde_json::from_slice(&body)?;
-                    let at = v
+                    // The DVM list carries no timestamp (DVMDash's shape); its age is not known.
+                    let age = v
                         .get("timestamp")
                         .and_then(|t| t.as_str())
                         .and_then(dvmdash_core::dto::parse_rfc3339)
-                        .with_context(|| format!("{name}: an answer without a timestamp"))?;
-                    let age = dvmdash_core::telemetry::now_secs().saturating_sub(at) as f64;
+                        .map_or(f64::NAN, |at| {
+                            dvmdash_core::telemetry::now_secs().saturating_sub(at) as f64
+                        });
                     seen.push((*name, ms, age));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -689,9 +691,9 @@ impl DashboardProbe {
             let mut ms: Vec<f64> = seen.iter().filter(|s| s.0 == name).map(|s| s.1).collect();
             let oldest = seen
                 .iter()
-                .filter(|s| s.0 == name)
+                .filter(|s| s.0 == name && s.2.is_finite())
                 .map(|s| s.2)
-                .fold(0.0, f64::max);
+                .reduce(f64::max);
             ms.sort_by(f64::total_cmp);
             let q = |p: f64| {
                 ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1)))
@@ -705,16 +707,18 @@ impl DashboardProbe {
                 "ms",
                 "< 5",
             );
-            r.add(
-                "ingest",
-                &format!("{name} during ingest, oldest answer served"),
-                oldest,
-                "s",
-                &format!(
-                    "<= {} + one computation",
-                    dvmdash_api::cache::MAX_PATIENCE.as_secs()
-                ),
-            );
+            if let Some(oldest) = oldest {
+                r.add(
+                    "ingest",
+                    &format!("{name} during ingest, oldest answer served"),
+                    oldest,
+                    "s",
+                    &format!(
+                        "<= {} + one computation",
+                        dvmdash_api::cache::MAX_PATIENCE.as_secs()
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -336,6 +336,44 @@ pub async fn relink(ch: &clickhouse::Client, hours: &[u32], version: u64) -> any
     Ok(())
 }
 
+/// How far back the next pass rereads `answer_log`: an insert's rows are stamped when it starts
+/// and seen when it ends. Rereading is harmless (a pair only moves to a newer answer).
+const ANSWERS_OVERLAP_MS: i64 = 30_000;
+
+/// Moves every (DVM, request) pair of `answered_pairs` to its newest answer: the answers logged
+/// since `since` (unix ms), or every answer in `events_raw` when `None`. A moved pair's old row is
+/// cancelled by a -1 copy; `answered_hourly` follows by its view.
+pub async fn link_answers(ch: &clickhouse::Client, since: Option<i64>) -> anyhow::Result<()> {
+    let fresh = match since {
+        Some(_) => {
+            "SELECT dvm AS fd, request_id AS fr, toUInt32(max(created_at)) AS nl FROM answer_log \
+             WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64})) GROUP BY fd, fr"
+        }
+        None => {
+            "SELECT pubkey AS fd, request_id AS fr, toUInt32(max(created_at)) AS nl FROM events_raw \
+             WHERE role IN ('result', 'feedback') AND notEmpty(request_id) GROUP BY fd, fr"
+        }
+    };
+    let sql = format!(
+        "INSERT INTO answered_pairs (hour, dvm, request_id, last_at, sign) \
+         WITH fresh AS ({fresh}), \
+         cur AS ( \
+           SELECT dvm AS cd, request_id AS cr, toUInt32(sum(sign * last_at)) AS ol FROM answered_pairs \
+           WHERE (dvm, request_id) IN (SELECT fd, fr FROM fresh) \
+           GROUP BY cd, cr HAVING sum(sign) > 0 \
+         ) \
+         SELECT toDateTime(intDiv(x.1, 3600) * 3600), f.fd, f.fr, x.1, x.2 \
+         FROM fresh AS f LEFT JOIN cur AS c ON f.fd = c.cd AND f.fr = c.cr \
+         ARRAY JOIN if(c.ol = 0, [(f.nl, toInt8(1))], [(c.ol, toInt8(-1)), (f.nl, toInt8(1))]) AS x \
+         WHERE f.nl > c.ol"
+    );
+    ch.query(&sql)
+        .param("since", since.unwrap_or(0))
+        .execute()
+        .await
+        .context("linking answers to their DVMs")
+}
+
 /// Hours of the requests `ids` (lowercase hex) names.
 async fn hours_of(ch: &clickhouse::Client, ids: &[String]) -> clickhouse::error::Result<Vec<u32>> {
     if ids.is_empty() {
@@ -414,6 +452,7 @@ impl Finalizer {
     /// Redis) and moves the clock. The moment is taken before the touches are read, less a second
     /// for an insert whose touches were still being recorded.
     pub async fn pass(&mut self) -> anyhow::Result<Pass> {
+        let started_ms = i64::try_from(crate::telemetry::now_millis()).unwrap_or(i64::MAX);
         let now = u32::try_from(crate::telemetry::now_secs()).unwrap_or(u32::MAX);
         let as_of = now.saturating_sub(1);
         let linked: bool = self.redis.exists(self.names.jobs_linked()).await?;
@@ -449,6 +488,30 @@ impl Finalizer {
                 "jobs relinked"
             );
         }
+        // Answers: from where the last pass left off, or all of them (first start, lost Redis,
+        // or a gap longer than answer_log keeps).
+        let since: Option<i64> = if linked {
+            self.redis.get(self.names.jobs_answers_since()).await?
+        } else {
+            None
+        };
+        let since = since.filter(|&ms| started_ms - ms < 20 * 3_600_000);
+        let answers: u64 = match since {
+            Some(ms) => self
+                .ch
+                .query("SELECT count() FROM answer_log WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64}))")
+                .param("since", ms)
+                .fetch_one()
+                .await
+                .context("counting new answers")?,
+            None => 1,
+        };
+        if answers > 0 {
+            link_answers(&self.ch, since).await?;
+        }
+        self.redis
+            .set::<_, _, ()>(self.names.jobs_answers_since(), started_ms - ANSWERS_OVERLAP_MS)
+            .await?;
         self.ch
             .query("INSERT INTO job_ledger_clock (as_of, version) VALUES ({as_of:UInt32}, {version:UInt64})")
             .param("as_of", as_of)
@@ -461,7 +524,7 @@ impl Finalizer {
         } else {
             self.redis.set::<_, _, ()>(self.names.jobs_linked(), 1).await?;
         }
-        if !hours.is_empty() {
+        if !hours.is_empty() || answers > 0 {
             // The api's cached job answers are behind now.
             let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
         }

@@ -132,6 +132,11 @@ impl RedisNames {
         format!("{}:jobs:linked", self.prefix)
     }
 
+    /// Unix ms from which the job finalizer reads the answers stored since its last pass.
+    pub fn jobs_answers_since(&self) -> String {
+        format!("{}:jobs:answers:since", self.prefix)
+    }
+
     /// Held by the one job finalizer of a deployment.
     pub fn jobs_lease(&self) -> String {
         format!("{}:jobs:lease", self.prefix)

@@ -218,6 +218,27 @@ pub async fn competition(
     )
 }
 
+/// Distinct requests each DVM answered in the window (`window::jobs_answered`): the live
+/// (DVM, request) pairs whose newest answer is in the window, counted by hour, and in the window's
+/// partial first hour one by one.
+pub async fn jobs_answered(
+    ch: &clickhouse::Client,
+    w: &Window,
+) -> clickhouse::error::Result<Vec<super::window::Answered>> {
+    query(
+        ch,
+        w,
+        "SELECT dvm AS pubkey, toUInt64(sum(n)) AS jobs FROM ( \
+           SELECT dvm, pairs AS n FROM answered_hourly WHERE hour >= toDateTime({edge:UInt32}) \
+           UNION ALL \
+           SELECT dvm, toInt64(sign) AS n FROM answered_pairs \
+           WHERE hour = toDateTime({edge:UInt32} - 3600) AND last_at >= {start:UInt32} \
+         ) GROUP BY pubkey HAVING jobs > 0",
+    )
+    .fetch_all()
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

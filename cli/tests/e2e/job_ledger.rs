@@ -1,6 +1,6 @@
 //! The job ledger against the definition it replaces: after the finalizer's passes, every job
-//! statistic read from the ledger equals the same statistic computed from raw events
-//! (`api/src/queries/jobs.rs`), for every window and grouping, on jobs built to hit the hard cases:
+//! statistic read from the ledger, and each DVM's answered jobs, equals the same statistic computed
+//! from raw events (`api/src/queries/jobs.rs`, `window.rs`), for every window and grouping, on jobs built to hit the hard cases:
 //! answers stored before their request, answers arriving a batch after the request's hour was
 //! linked, answers dated before the request, tied first results, cancellations by the author and
 //! by someone else, error reasons, orphan answers, requests in a window's partial first hour.
@@ -189,6 +189,15 @@ async fn differences(ch: &clickhouse::Client) -> Vec<String> {
                     "top errors {range:?} {g:?}:\n ledger {a:?}\n raw    {b:?}"
                 ));
             }
+        }
+        let mut a = ledger::jobs_answered(ch, &w).await.expect("ledger answered");
+        let mut b = dvmdash_api::queries::window::jobs_answered(ch, &w)
+            .await
+            .expect("raw answered");
+        a.sort_by_key(|r| r.pubkey);
+        b.sort_by_key(|r| r.pubkey);
+        if a != b {
+            out.push(format!("jobs answered {range:?}:\n ledger {a:?}\n raw    {b:?}"));
         }
         let mut a = ledger::kind_reach(ch, &w, &t).await.expect("ledger reach");
         let mut b = jobs::kind_reach(ch, &w, &t).await.expect("raw reach");

@@ -77,6 +77,10 @@ pub struct DvmList {
     pub total: u64,
     pub limit: u64,
     pub offset: u64,
+    /// The end of the window the list describes (RFC 3339): the moment the job ledger is complete
+    /// to, normally a few seconds ago (answered jobs are counted there); not in DVMDash's answer.
+    #[serde(default)]
+    pub timestamp: String,
 }
 
 /// One bucket of a DVM's activity.
