@@ -4,6 +4,7 @@
 use axum::body::Bytes;
 use dvmdash_core::dto::{DvmList, DvmSummary, KindList, KindSummary, TimeRange};
 use dvmdash_core::event::Id32;
+use dvmdash_core::job_ledger::Clock;
 use dvmdash_core::telemetry::now_secs;
 use serde::Serialize;
 
@@ -49,8 +50,18 @@ impl Service {
     /// finalizer keeps up, else now from raw events (no finalizer ever ran, or it stopped more
     /// than [`LEDGER_MAX_AGE_SECS`] ago).
     async fn job_window(&self, range: TimeRange) -> ApiResult<(Window, bool)> {
+        self.ledger_window(range, Clock::Jobs).await
+    }
+
+    /// [`Self::job_window`] for the DVM list and detail, whose answered jobs follow the
+    /// finalizer's answers clock (it moves even during a long relink).
+    async fn answered_window(&self, range: TimeRange) -> ApiResult<(Window, bool)> {
+        self.ledger_window(range, Clock::Answers).await
+    }
+
+    async fn ledger_window(&self, range: TimeRange, clock: Clock) -> ApiResult<(Window, bool)> {
         let now = now_secs();
-        match dvmdash_core::job_ledger::as_of(&self.ch).await? {
+        match dvmdash_core::job_ledger::as_of_clock(&self.ch, clock).await? {
             Some(t) if u64::from(t) + LEDGER_MAX_AGE_SECS >= now => {
                 Ok((Window::new(range, u64::from(t)), true))
             }
@@ -132,7 +143,7 @@ impl Service {
     }
 
     pub async fn dvm_list(&self, q: &ListQuery) -> ApiResult<Bytes> {
-        let (w, from_ledger) = self.job_window(q.range).await?;
+        let (w, from_ledger) = self.answered_window(q.range).await?;
         let (facts, directed, answered, (_, dir)) = tokio::try_join!(
             async { Ok(window::facts(&self.ch, &w).await?) },
             async { Ok(window::directed(&self.ch, &w).await?) },
@@ -169,7 +180,7 @@ impl Service {
     }
 
     pub async fn dvm(&self, pk: Id32, range: TimeRange) -> ApiResult<Bytes> {
-        let (w, from_ledger) = self.job_window(range).await?;
+        let (w, from_ledger) = self.answered_window(range).await?;
         let (facts, directed, answered, (_, dir), buckets) = tokio::try_join!(
             async { Ok(window::facts(&self.ch, &w).await?) },
             async { Ok(window::directed(&self.ch, &w).await?) },

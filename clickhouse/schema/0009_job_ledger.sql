@@ -139,13 +139,15 @@ PARTITION BY toYYYYMM(hour)
 ORDER BY (hour, dvm)
 TTL hour + INTERVAL 32 DAY;
 
--- The moment the ledger is complete to (every event stored before it is linked), one row per
--- finalizer pass; the api reads max(as_of) and answers job statistics as of then.
+-- The moments the finalizer's work is complete to, one row per step: clock 'jobs' (every event
+-- stored before it is linked into the tables above) and 'answers' (every answer stored before it
+-- is counted in answered_pairs, 0010). The api reads max(as_of) of the clock it needs.
 CREATE TABLE IF NOT EXISTS job_ledger_clock
 (
+    clock   LowCardinality(String),
     as_of   UInt32,
     version UInt64
 )
 ENGINE = MergeTree
-ORDER BY as_of
+ORDER BY (clock, as_of)
 TTL toDateTime(as_of) + INTERVAL 1 DAY;

@@ -28,6 +28,26 @@ use crate::lease::Lease;
 use crate::redis_keys::RedisNames;
 use crate::store::RawEventRow;
 
+/// Metrics of the finalizer (docs/telemetry.md).
+pub mod metrics {
+    pub const PASSES: &str = "dvmdash_job_ledger_passes_total";
+    pub const PASS_SECONDS: &str = "dvmdash_job_ledger_pass_seconds";
+    pub const HOURS_LINKED: &str = "dvmdash_job_ledger_hours_linked_total";
+    pub const AS_OF: &str = "dvmdash_job_ledger_as_of_timestamp_seconds";
+
+    pub fn describe() {
+        use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(PASSES, "job finalizer passes, by outcome (ok, failed)");
+        describe_histogram!(PASS_SECONDS, Unit::Seconds, "duration of one job finalizer pass");
+        describe_counter!(HOURS_LINKED, "request hours relinked into the job ledger");
+        describe_gauge!(
+            AS_OF,
+            Unit::Seconds,
+            "unix time the job ledger is complete to (its clock), set by the finalizer holding the lease"
+        );
+    }
+}
+
 /// The all-zero pubkey of a request's own ledger row.
 pub const NO_DVM: &str = "toFixedString('', 32)";
 
@@ -399,14 +419,51 @@ async fn all_hours(ch: &clickhouse::Client, now: u32) -> clickhouse::error::Resu
     .await
 }
 
-/// The moment the ledger is complete to: every event stored before it is linked. `None` before the
-/// first pass.
-pub async fn as_of(ch: &clickhouse::Client) -> clickhouse::error::Result<Option<u32>> {
+/// The finalizer's two clocks (`job_ledger_clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Every event stored before it is linked into the job ledger.
+    Jobs,
+    /// Every answer stored before it is counted in `answered_pairs`. Moves more often than
+    /// [`Clock::Jobs`]: answers are also linked between the steps of a long relink.
+    Answers,
+}
+
+impl Clock {
+    fn name(self) -> &'static str {
+        match self {
+            Clock::Jobs => "jobs",
+            Clock::Answers => "answers",
+        }
+    }
+}
+
+/// The moment the finalizer's work of `clock` is complete to. `None` before the first pass.
+pub async fn as_of_clock(ch: &clickhouse::Client, clock: Clock) -> clickhouse::error::Result<Option<u32>> {
     let t: u32 = ch
-        .query("SELECT max(as_of) FROM job_ledger_clock")
+        .query("SELECT max(as_of) FROM job_ledger_clock WHERE clock = {clock:String}")
+        .param("clock", clock.name())
         .fetch_one()
         .await?;
     Ok((t > 0).then_some(t))
+}
+
+/// The moment the job ledger is complete to ([`Clock::Jobs`]).
+pub async fn as_of(ch: &clickhouse::Client) -> clickhouse::error::Result<Option<u32>> {
+    as_of_clock(ch, Clock::Jobs).await
+}
+
+async fn move_clock(ch: &clickhouse::Client, clock: Clock, as_of: u32, version: u64) -> anyhow::Result<()> {
+    ch.query(
+        "INSERT INTO job_ledger_clock (clock, as_of, version) \
+         VALUES ({clock:String}, {as_of:UInt32}, {version:UInt64})",
+    )
+    .param("clock", clock.name())
+    .param("as_of", as_of)
+    .param("version", version)
+    .execute()
+    .await
+    .context("moving the job ledger's clock")
 }
 
 /// What one pass did.
@@ -424,16 +481,67 @@ pub struct Finalizer {
     pub redis: ConnectionManager,
     pub names: RedisNames,
     last_version: u64,
+    /// Renewed between the steps of a pass, which can outlast the lease's TTL (a full relink of
+    /// millions of events): two finalizers at once could move an answered pair twice.
+    lease: Option<Lease>,
 }
 
 impl Finalizer {
     pub fn new(ch: clickhouse::Client, redis: ConnectionManager, names: RedisNames) -> Self {
         Finalizer {
-            ch,
+            // Background work: one thread per query and yielding to the api's and the ingester's
+            // queries, so a backfill's long relinks do not hold the dashboard's refreshes back.
+            ch: ch.with_setting("max_threads", "1").with_setting("priority", "10"),
             redis,
             names,
             last_version: 0,
+            lease: None,
         }
+    }
+
+    /// Counts the answers stored since `since` (all of them when `None`, or when `since` is older
+    /// than `answer_log` keeps) in `answered_pairs`, then moves `since` and the answers clock.
+    /// How many answers it read (1 for "all").
+    async fn answers_step(&mut self, since: &mut Option<i64>) -> anyhow::Result<u64> {
+        let started_ms = i64::try_from(crate::telemetry::now_millis()).unwrap_or(i64::MAX);
+        let from = since.filter(|&ms| started_ms - ms < 20 * 3_600_000);
+        let answers: u64 = match from {
+            Some(ms) => self
+                .ch
+                .query("SELECT count() FROM answer_log WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64}))")
+                .param("since", ms)
+                .fetch_one()
+                .await
+                .context("counting new answers")?,
+            None => 1,
+        };
+        if answers > 0 {
+            self.still_ours().await?;
+            link_answers(&self.ch, from).await?;
+            // The api's cached DVM lists are behind now.
+            let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
+        }
+        let next = started_ms - ANSWERS_OVERLAP_MS;
+        self.redis
+            .set::<_, _, ()>(self.names.jobs_answers_since(), next)
+            .await?;
+        *since = Some(next);
+        let as_of = u32::try_from(started_ms / 1000)
+            .unwrap_or(u32::MAX)
+            .saturating_sub(1);
+        move_clock(&self.ch, Clock::Answers, as_of, self.last_version.max(1)).await?;
+        Ok(answers)
+    }
+
+    /// Stops the pass when this process no longer holds the finalizer lease.
+    async fn still_ours(&mut self) -> anyhow::Result<()> {
+        if let Some(lease) = &self.lease {
+            anyhow::ensure!(
+                lease.acquire_or_renew(&mut self.redis).await?,
+                "lost the job finalizer lease during a pass"
+            );
+        }
+        Ok(())
     }
 
     fn next_version(&mut self) -> u64 {
@@ -452,7 +560,6 @@ impl Finalizer {
     /// Redis) and moves the clock. The moment is taken before the touches are read, less a second
     /// for an insert whose touches were still being recorded.
     pub async fn pass(&mut self) -> anyhow::Result<Pass> {
-        let started_ms = i64::try_from(crate::telemetry::now_millis()).unwrap_or(i64::MAX);
         let now = u32::try_from(crate::telemetry::now_secs()).unwrap_or(u32::MAX);
         let as_of = now.saturating_sub(1);
         let linked: bool = self.redis.exists(self.names.jobs_linked()).await?;
@@ -478,7 +585,17 @@ impl Finalizer {
             info!("linking every job (first start, or Redis lost its job touches)");
             (Vec::new(), all_hours(&self.ch, now).await?)
         };
+        // Answers first, then between the relinks of a long pass, so answered jobs stay fresh
+        // while a backfill makes every hour dirty.
+        let mut since: Option<i64> = if linked {
+            self.redis.get(self.names.jobs_answers_since()).await?
+        } else {
+            None
+        };
+        self.answers_step(&mut since).await?;
+        let mut last_answers = std::time::Instant::now();
         for chunk in hours.chunks(HOURS_PER_STATEMENT) {
+            self.still_ours().await?;
             let version = self.next_version();
             let t0 = std::time::Instant::now();
             relink(&self.ch, chunk, version).await?;
@@ -487,44 +604,18 @@ impl Finalizer {
                 ms = t0.elapsed().as_millis() as u64,
                 "jobs relinked"
             );
+            if last_answers.elapsed() >= Duration::from_secs(5) {
+                self.answers_step(&mut since).await?;
+                last_answers = std::time::Instant::now();
+            }
         }
-        // Answers: from where the last pass left off, or all of them (first start, lost Redis,
-        // or a gap longer than answer_log keeps).
-        let since: Option<i64> = if linked {
-            self.redis.get(self.names.jobs_answers_since()).await?
-        } else {
-            None
-        };
-        let since = since.filter(|&ms| started_ms - ms < 20 * 3_600_000);
-        let answers: u64 = match since {
-            Some(ms) => self
-                .ch
-                .query("SELECT count() FROM answer_log WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64}))")
-                .param("since", ms)
-                .fetch_one()
-                .await
-                .context("counting new answers")?,
-            None => 1,
-        };
-        if answers > 0 {
-            link_answers(&self.ch, since).await?;
-        }
-        self.redis
-            .set::<_, _, ()>(self.names.jobs_answers_since(), started_ms - ANSWERS_OVERLAP_MS)
-            .await?;
-        self.ch
-            .query("INSERT INTO job_ledger_clock (as_of, version) VALUES ({as_of:UInt32}, {version:UInt64})")
-            .param("as_of", as_of)
-            .param("version", self.last_version.max(1))
-            .execute()
-            .await
-            .context("moving the job ledger's clock")?;
+        move_clock(&self.ch, Clock::Jobs, as_of, self.last_version.max(1)).await?;
         if linked {
             self.redis.del::<_, ()>(self.names.job_touches_linking()).await?;
         } else {
             self.redis.set::<_, _, ()>(self.names.jobs_linked(), 1).await?;
         }
-        if !hours.is_empty() || answers > 0 {
+        if !hours.is_empty() {
             // The api's cached job answers are behind now.
             let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
         }
@@ -542,6 +633,7 @@ impl Finalizer {
 /// makes passes long; the finalizer then takes at most a third of the time from the ingest).
 pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, shutdown: CancellationToken) {
     let lease = Lease::new(finalizer.names.jobs_lease(), owner, Duration::from_secs(60));
+    finalizer.lease = Some(lease.clone());
     let mut pause = interval;
     loop {
         tokio::select! {
@@ -559,6 +651,13 @@ pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, sh
         let t0 = std::time::Instant::now();
         let passed = finalizer.pass().await;
         pause = interval.max(t0.elapsed() * 2);
+        ::metrics::histogram!(metrics::PASS_SECONDS).record(t0.elapsed().as_secs_f64());
+        let outcome = if passed.is_ok() { "ok" } else { "failed" };
+        ::metrics::counter!(metrics::PASSES, "outcome" => outcome).increment(1);
+        if let Ok(p) = &passed {
+            ::metrics::counter!(metrics::HOURS_LINKED).increment(p.hours as u64);
+            ::metrics::gauge!(metrics::AS_OF).set(f64::from(p.as_of));
+        }
         match passed {
             Ok(p) if p.hours > 0 => info!(
                 hours = p.hours,

@@ -152,6 +152,7 @@ pub async fn run(
     events.validate().context("invalid event rules")?;
     clickhouse.validate().map_err(anyhow::Error::msg)?;
     crate::metrics::describe();
+    job_ledger::metrics::describe();
     let client = redis.client()?;
     let Some(mut conn) = redis.connect(&shutdown).await? else {
         return Ok(());
