@@ -621,6 +621,29 @@ async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> any
     result
 }
 
+/// The real api router on a loopback socket, without a rate limit: its address, what stops it,
+/// and its task.
+async fn serve_api(
+    clickhouse: &ClickHouseArgs,
+    redis: &RedisArgs,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let config = dvmdash_api::Config {
+        rate_per_sec: 0,
+        ..Default::default()
+    };
+    let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
+    let app = dvmdash_api::router(state, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
+    Ok((addr, stop, server))
+}
+
 /// One fetch of the probe: which page, milliseconds, age of the answer in seconds.
 type Fetch = (&'static str, f64, f64);
 
@@ -634,16 +657,7 @@ struct DashboardProbe {
 
 impl DashboardProbe {
     async fn start(clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
-        let config = dvmdash_api::Config {
-            rate_per_sec: 0,
-            ..Default::default()
-        };
-        let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
-        let app = dvmdash_api::router(state, &config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
+        let (addr, stop, server) = serve_api(clickhouse, redis).await?;
         let pages = [
             (
                 "overview",
@@ -843,16 +857,7 @@ async fn api_bench(
     timed!("monthly history", service.history());
 
     // Cached: the real router on a socket, many connections asking for a warm answer.
-    let config = dvmdash_api::Config {
-        rate_per_sec: 0,
-        ..Default::default()
-    };
-    let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
-    let app = dvmdash_api::router(state, &config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
+    let (addr, stop, server) = serve_api(clickhouse, redis).await?;
     let url: hyper::Uri = format!("http://{addr}/api/stats/global/latest?timeRange=24h").parse()?;
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

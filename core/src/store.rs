@@ -65,6 +65,38 @@ pub struct RawEventRow {
 }
 
 impl RawEventRow {
+    /// A row with only its identity, time and role set (tests and benchmarks build the rest).
+    pub fn blank(event_id: Id32, pubkey: Id32, kind: u16, created_at: u32, role: &str) -> Self {
+        RawEventRow {
+            event_id,
+            pubkey,
+            kind,
+            created_at,
+            received_at: i64::from(created_at) * 1000,
+            relay: String::new(),
+            role: role.to_owned(),
+            request_id: [0; 32],
+            request_kind: 0,
+            customer: [0; 32],
+            targets: Vec::new(),
+            status: String::new(),
+            status_reason: String::new(),
+            amount_msat: None,
+            bid_msat: None,
+            bolt11: String::new(),
+            encrypted: false,
+            client: String::new(),
+            job_inputs: Vec::new(),
+            relay_hints: Vec::new(),
+            announced_kinds: Vec::new(),
+            d_tag: String::new(),
+            deviations: 0,
+            tags: String::new(),
+            content: String::new(),
+            sig: String::new(),
+        }
+    }
+
     /// Builds a row from a verified event and its parsed facts. `id` and `pubkey` must be the
     /// decoded hex of the event (the validator guarantees it).
     pub fn new(event: &Event, id: Id32, role: Role, facts: JobFacts, relay: &str, received_ms: i64) -> Self {
