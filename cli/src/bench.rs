@@ -749,13 +749,15 @@ async fn wait_jobs_linked(ch: &clickhouse::Client, redis: &RedisArgs) -> anyhow:
         .context("Redis is gone")?;
     let names = redis.names();
     loop {
-        let waiting: (u64, u64) = redis::pipe()
+        let waiting: (u64, u64, u64, u64) = redis::pipe()
             .scard(names.job_touches())
             .scard(names.job_touches_linking())
+            .scard(names.job_answers().0)
+            .scard(names.job_answers().1)
             .query_async(&mut conn)
             .await?;
         let as_of = dvmdash_core::job_ledger::as_of(ch).await?.unwrap_or(0);
-        if waiting == (0, 0) && as_of > since {
+        if waiting == (0, 0, 0, 0) && as_of > since {
             return Ok(started.elapsed());
         }
         anyhow::ensure!(

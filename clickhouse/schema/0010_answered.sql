@@ -2,24 +2,8 @@
 -- DVM's results and feedback in the window name). A distinct count over every answer of the window
 -- costs most of a second at ten million events, so the job finalizer (core/src/job_ledger.rs) keeps
 -- one live row per (DVM, request) with the time of its newest answer, and per-hour sums of them.
-
--- Every answer as it is stored (one row per event: events_raw's gate lets each in once), for the
--- finalizer to read by insertion time. A day is plenty: it reads every few seconds.
-CREATE TABLE IF NOT EXISTS answer_log
-(
-    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
-    dvm         FixedString(32),
-    request_id  FixedString(32),
-    created_at  DateTime('UTC')
-)
-ENGINE = MergeTree
-ORDER BY inserted_at
-TTL toDateTime(inserted_at) + INTERVAL 1 DAY;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS answer_log_mv TO answer_log AS
-SELECT pubkey AS dvm, request_id, created_at
-FROM events_raw
-WHERE role IN ('result', 'feedback') AND notEmpty(request_id);
+-- The ingester hands it each stored answer through Redis (not a view: a table stamped with its
+-- insertion time could not be rebuilt identically when an interrupted insert is completed).
 
 -- One live row per (DVM, request it answered): hour and time of the newest answer. When a newer
 -- answer comes, the finalizer cancels the old row with a -1 copy and adds the new one, so sum(sign)

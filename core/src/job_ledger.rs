@@ -96,6 +96,38 @@ fn hour_of(t: u32) -> u32 {
     t - t % 3600
 }
 
+/// The answers of a batch for the finalizer's answered jobs: `a<dvm hex><request hex><created_at>`.
+pub fn answers(rows: &[RawEventRow]) -> BTreeSet<String> {
+    rows.iter()
+        .filter(|r| (r.role == "result" || r.role == "feedback") && r.request_id != [0u8; 32])
+        .map(|r| {
+            format!(
+                "a{}{}{}",
+                hex::encode(r.pubkey),
+                hex::encode(r.request_id),
+                r.created_at
+            )
+        })
+        .collect()
+}
+
+/// An answer member back as (DVM hex, request hex, created_at); `None` for anything else.
+pub fn parse_answer(m: &str) -> Option<(&str, &str, u32)> {
+    let m = m.strip_prefix('a')?;
+    if m.len() < 129 || !m.is_char_boundary(128) {
+        return None;
+    }
+    let (ids, at) = m.split_at(128);
+    if !ids
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    let at: u32 = at.parse().ok()?;
+    Some((&ids[..64], &ids[64..], at))
+}
+
 /// The touch set members of a batch: `h<unix hour>` for a known hour, `r<hex id>` for a request
 /// whose hour the finalizer looks up.
 pub fn touches(rows: &[RawEventRow], recent: &mut RecentRequests) -> BTreeSet<String> {
@@ -132,12 +164,26 @@ pub async fn record_touches(
     names: &RedisNames,
     touches: &BTreeSet<String>,
 ) -> redis::RedisResult<()> {
-    if touches.is_empty() {
-        return Ok(());
-    }
-    let members: Vec<&String> = touches.iter().collect();
+    add_all(conn, &names.job_touches(), touches).await
+}
+
+/// Adds a batch's answers ([`answers`]) to the set the finalizer counts.
+pub async fn record_answers(
+    conn: &mut ConnectionManager,
+    names: &RedisNames,
+    answers: &BTreeSet<String>,
+) -> redis::RedisResult<()> {
+    add_all(conn, &names.job_answers().0, answers).await
+}
+
+async fn add_all(
+    conn: &mut ConnectionManager,
+    key: &str,
+    members: &BTreeSet<String>,
+) -> redis::RedisResult<()> {
+    let members: Vec<&String> = members.iter().collect();
     for chunk in members.chunks(10_000) {
-        conn.sadd::<_, _, ()>(names.job_touches(), chunk).await?;
+        conn.sadd::<_, _, ()>(key, chunk).await?;
     }
     Ok(())
 }
@@ -356,18 +402,18 @@ pub async fn relink(ch: &clickhouse::Client, hours: &[u32], version: u64) -> any
     Ok(())
 }
 
-/// How far back the next pass rereads `answer_log`: an insert's rows are stamped when it starts
-/// and seen when it ends. Rereading is harmless (a pair only moves to a newer answer).
-const ANSWERS_OVERLAP_MS: i64 = 30_000;
-
-/// Moves every (DVM, request) pair of `answered_pairs` to its newest answer: the answers logged
-/// since `since` (unix ms), or every answer in `events_raw` when `None`. A moved pair's old row is
-/// cancelled by a -1 copy; `answered_hourly` follows by its view.
-pub async fn link_answers(ch: &clickhouse::Client, since: Option<i64>) -> anyhow::Result<()> {
-    let fresh = match since {
+/// Moves every (DVM, request) pair of `answered_pairs` to its newest answer: the answers given as
+/// (DVM hex, request hex, created_at), or every answer in `events_raw` when `None`. A moved pair's
+/// old row is cancelled by a -1 copy; `answered_hourly` follows by its view. Giving an answer
+/// twice changes nothing (a pair only moves to a newer answer).
+pub async fn link_answers(
+    ch: &clickhouse::Client,
+    answers: Option<Vec<(String, String, u32)>>,
+) -> anyhow::Result<()> {
+    let fresh = match answers {
         Some(_) => {
-            "SELECT dvm AS fd, request_id AS fr, toUInt32(max(created_at)) AS nl FROM answer_log \
-             WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64})) GROUP BY fd, fr"
+            "SELECT toFixedString(unhex(x.1), 32) AS fd, toFixedString(unhex(x.2), 32) AS fr, max(x.3) AS nl \
+             FROM (SELECT arrayJoin({answers:Array(Tuple(String, String, UInt32))}) AS x) GROUP BY fd, fr"
         }
         None => {
             "SELECT pubkey AS fd, request_id AS fr, toUInt32(max(created_at)) AS nl FROM events_raw \
@@ -388,7 +434,7 @@ pub async fn link_answers(ch: &clickhouse::Client, since: Option<i64>) -> anyhow
          WHERE f.nl > c.ol"
     );
     ch.query(&sql)
-        .param("since", since.unwrap_or(0))
+        .param("answers", answers.unwrap_or_default())
         .execute()
         .await
         .context("linking answers to their DVMs")
@@ -499,38 +545,39 @@ impl Finalizer {
         }
     }
 
-    /// Counts the answers stored since `since` (all of them when `None`, or when `since` is older
-    /// than `answer_log` keeps) in `answered_pairs`, then moves `since` and the answers clock.
-    /// How many answers it read (1 for "all").
-    async fn answers_step(&mut self, since: &mut Option<i64>) -> anyhow::Result<u64> {
-        let started_ms = i64::try_from(crate::telemetry::now_millis()).unwrap_or(i64::MAX);
-        let from = since.filter(|&ms| started_ms - ms < 20 * 3_600_000);
-        let answers: u64 = match from {
-            Some(ms) => self
-                .ch
-                .query("SELECT count() FROM answer_log WHERE inserted_at > fromUnixTimestamp64Milli(toInt64({since:Int64}))")
-                .param("since", ms)
-                .fetch_one()
-                .await
-                .context("counting new answers")?,
-            None => 1,
-        };
-        if answers > 0 {
+    /// Counts the answers stored since the last step in `answered_pairs` (every answer when
+    /// `all`: a first start or a lost Redis), then moves the answers clock. The answers are moved
+    /// aside in one step (as the touches are) and dropped only once counted.
+    async fn answers_step(&mut self, all: bool) -> anyhow::Result<()> {
+        let started = u32::try_from(crate::telemetry::now_secs()).unwrap_or(u32::MAX);
+        let (waiting, linking) = self.names.job_answers();
+        let members: Vec<String> = TAKE_TOUCHES
+            .key(&waiting)
+            .key(&linking)
+            .arg(TOUCHES_PER_PASS)
+            .invoke_async(&mut self.redis)
+            .await?;
+        if all || !members.is_empty() {
             self.still_ours().await?;
-            link_answers(&self.ch, from).await?;
+            let given = (!all).then(|| {
+                members
+                    .iter()
+                    .filter_map(|m| parse_answer(m))
+                    .map(|(d, r, t)| (d.to_owned(), r.to_owned(), t))
+                    .collect()
+            });
+            link_answers(&self.ch, given).await?;
+            self.redis.del::<_, ()>(&linking).await?;
             // The api's cached DVM lists are behind now.
             let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
         }
-        let next = started_ms - ANSWERS_OVERLAP_MS;
-        self.redis
-            .set::<_, _, ()>(self.names.jobs_answers_since(), next)
-            .await?;
-        *since = Some(next);
-        let as_of = u32::try_from(started_ms / 1000)
-            .unwrap_or(u32::MAX)
-            .saturating_sub(1);
-        move_clock(&self.ch, Clock::Answers, as_of, self.last_version.max(1)).await?;
-        Ok(answers)
+        move_clock(
+            &self.ch,
+            Clock::Answers,
+            started.saturating_sub(1),
+            self.last_version.max(1),
+        )
+        .await
     }
 
     /// Links the answers stored since the last step, between whole passes. Nothing before the
@@ -539,8 +586,7 @@ impl Finalizer {
         if !self.redis.exists::<_, bool>(self.names.jobs_linked()).await? {
             return Ok(());
         }
-        let mut since: Option<i64> = self.redis.get(self.names.jobs_answers_since()).await?;
-        self.answers_step(&mut since).await.map(|_| ())
+        self.answers_step(false).await
     }
 
     /// Stops the pass when this process no longer holds the finalizer lease.
@@ -597,12 +643,7 @@ impl Finalizer {
         };
         // Answers first, then between the relinks of a long pass, so answered jobs stay fresh
         // while a backfill makes every hour dirty.
-        let mut since: Option<i64> = if linked {
-            self.redis.get(self.names.jobs_answers_since()).await?
-        } else {
-            None
-        };
-        self.answers_step(&mut since).await?;
+        self.answers_step(!linked).await?;
         let mut last_answers = std::time::Instant::now();
         for chunk in hours.chunks(HOURS_PER_STATEMENT) {
             self.still_ours().await?;
@@ -615,7 +656,7 @@ impl Finalizer {
                 "jobs relinked"
             );
             if last_answers.elapsed() >= Duration::from_secs(5) {
-                self.answers_step(&mut since).await?;
+                self.answers_step(false).await?;
                 last_answers = std::time::Instant::now();
             }
         }
@@ -647,10 +688,15 @@ pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, sh
     let lease = Lease::new(finalizer.names.jobs_lease(), owner, Duration::from_secs(60));
     finalizer.lease = Some(lease.clone());
     let mut next_pass = std::time::Instant::now() + interval;
+    // Consecutive failures: each doubles the wait (to 30 s), so an outage is not a log flood.
+    let mut failures = 0u32;
     loop {
+        let wait = interval
+            .saturating_mul(1 << failures.min(6))
+            .min(Duration::from_secs(30).max(interval));
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         match lease.acquire_or_renew(&mut finalizer.redis).await {
             Ok(true) => {}
@@ -662,8 +708,12 @@ pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, sh
         }
         let t0 = std::time::Instant::now();
         if t0 < next_pass {
-            if let Err(err) = finalizer.answers_only().await {
-                warn!(error = %format!("{err:#}"), "job finalizer: linking answers failed; retrying");
+            match finalizer.answers_only().await {
+                Ok(()) => failures = 0,
+                Err(err) => {
+                    failures += 1;
+                    warn!(error = %format!("{err:#}"), "job finalizer: linking answers failed; retrying");
+                }
             }
             continue;
         }
@@ -671,6 +721,7 @@ pub async fn run(mut finalizer: Finalizer, owner: String, interval: Duration, sh
         next_pass = std::time::Instant::now() + (t0.elapsed() * 2).saturating_sub(interval);
         ::metrics::histogram!(metrics::PASS_SECONDS).record(t0.elapsed().as_secs_f64());
         let outcome = if passed.is_ok() { "ok" } else { "failed" };
+        failures = if passed.is_ok() { 0 } else { failures + 1 };
         ::metrics::counter!(metrics::PASSES, "outcome" => outcome).increment(1);
         if let Ok(p) = &passed {
             ::metrics::counter!(metrics::HOURS_LINKED).increment(p.hours as u64);
@@ -726,6 +777,35 @@ mod tests {
         // A later batch answering the remembered request names its hour.
         let t = touches(&[row("result", 9, 9_999, 1)], &mut recent);
         assert_eq!(t, ["h7200".to_owned()].into());
+    }
+
+    #[test]
+    fn answers_go_through_redis_and_back() {
+        let mut res = row("result", 2, 9_000, 1);
+        res.pubkey = [0xab; 32];
+        let rows = vec![row("request", 1, 7_200, 0), res, row("feedback", 3, 9_001, 0)];
+        let a = answers(&rows);
+        assert_eq!(
+            a.len(),
+            1,
+            "requests and answers without a request id are not answers"
+        );
+        let m = a.iter().next().expect("one");
+        let d = hex::encode([0xab; 32]);
+        let r = hex::encode([1u8; 32]);
+        assert_eq!(parse_answer(m), Some((d.as_str(), r.as_str(), 9_000)));
+        for junk in [
+            String::new(),
+            "a".into(),
+            format!("a{}", "0".repeat(128)),
+            format!("a{}-1", "0".repeat(128)),
+            format!("a{}99999999999", "0".repeat(128)),
+            format!("a{}1", "A".repeat(128)),
+            format!("a{}1", "é".repeat(64)),
+            format!("h{}1", "0".repeat(128)),
+        ] {
+            assert_eq!(parse_answer(&junk), None, "{junk:?}");
+        }
     }
 
     #[test]

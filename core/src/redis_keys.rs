@@ -132,9 +132,14 @@ impl RedisNames {
         format!("{}:jobs:linked", self.prefix)
     }
 
-    /// Unix ms from which the job finalizer reads the answers stored since its last pass.
-    pub fn jobs_answers_since(&self) -> String {
-        format!("{}:jobs:answers:since", self.prefix)
+    /// The answers inserts stored since the job finalizer last counted them
+    /// (`a<dvm hex><request hex><created_at>`), and those it took and is counting; same hash slot
+    /// as the touch set.
+    pub fn job_answers(&self) -> (String, String) {
+        (
+            format!("{}:{{jobs}}:answers", self.prefix),
+            format!("{}:{{jobs}}:answers:linking", self.prefix),
+        )
     }
 
     /// Held by the one job finalizer of a deployment.

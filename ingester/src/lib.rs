@@ -413,6 +413,9 @@ impl Ingester {
         job_ledger::record_touches(&mut self.redis, &self.names, &touched)
             .await
             .context("recording the jobs this batch touched")?;
+        job_ledger::record_answers(&mut self.redis, &self.names, &job_ledger::answers(&prepared.rows))
+            .await
+            .context("recording the answers this batch stored")?;
         let dead: Vec<(Entry, String)> = prepared.poison;
         if !dead.is_empty() {
             for (entry, reason) in &dead {

@@ -228,15 +228,21 @@ async fn the_ledger_answers_what_raw_events_answer() {
     job_ledger::record_touches(&mut conn, &names, &touched)
         .await
         .expect("touches");
+    job_ledger::record_answers(&mut conn, &names, &job_ledger::answers(&first))
+        .await
+        .expect("answers");
     // Junk beside them: never a number, never an error.
     let junk: Vec<String> = vec![
         "h-5".into(),
         "h1".into(),
         "rZZ".into(),
+        format!("a{}{}", "0".repeat(128), "x"),
+        format!("a{}", "é".repeat(80)),
         "x".repeat(10_000),
         String::new(),
     ];
     let _: () = conn.sadd(names.job_touches(), &junk).await.expect("junk");
+    let _: () = conn.sadd(names.job_answers().0, &junk).await.expect("junk");
     let p = finalizer.pass().await.expect("second pass");
     assert!(!p.full && p.hours > 0, "{p:?}");
     assert!(differences(&ch).await.is_empty(), "after batch one");
@@ -249,6 +255,9 @@ async fn the_ledger_answers_what_raw_events_answer() {
     job_ledger::record_touches(&mut conn, &names, &touched)
         .await
         .expect("touches");
+    job_ledger::record_answers(&mut conn, &names, &job_ledger::answers(&second))
+        .await
+        .expect("answers");
     // Between whole passes the finalizer links answers alone: answered jobs are current at once.
     finalizer.answers_only().await.expect("answers");
     let at = job_ledger::as_of_clock(&ch, job_ledger::Clock::Answers)
@@ -269,16 +278,21 @@ async fn the_ledger_answers_what_raw_events_answer() {
     let d = differences(&ch).await;
     assert!(d.is_empty(), "after batch two:\n{}", d.join("\n"));
 
-    // Batch three's touches as a crashed pass left them: taken, not linked.
+    // Batch three's touches and answers as a crashed pass left them: taken, not linked.
     insert(&ch, &third).await;
     let touched = job_ledger::touches(&third, &mut recent);
     let left: Vec<&String> = touched.iter().collect();
     let _: () = conn.sadd(names.job_touches_linking(), &left).await.expect("left");
+    let answered = job_ledger::answers(&third);
+    let left: Vec<&String> = answered.iter().collect();
+    let _: () = conn.sadd(names.job_answers().1, &left).await.expect("left");
     finalizer.pass().await.expect("fourth pass");
     let d = differences(&ch).await;
     assert!(d.is_empty(), "after batch three:\n{}", d.join("\n"));
     let left: u64 = conn.scard(names.job_touches_linking()).await.expect("scard");
     assert_eq!(left, 0, "a completed pass clears what it took");
+    let left: u64 = conn.scard(names.job_answers().1).await.expect("scard");
+    assert_eq!(left, 0, "a completed pass clears the answers it took");
 
     // Redis lost its job keys: the next pass relinks every hour, and nothing changes.
     let _: () = conn.del(names.jobs_linked()).await.expect("del");
