@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Most stream entries per ClickHouse insert, as DVMDASH_INGESTER_BATCH_SIZE.
     #[arg(long, default_value_t = 10_000)]
     pub batch_size: usize,
+    /// The ingesters' job finalizer interval, as DVMDASH_JOBS_INTERVAL_MS; 0 runs ingest without
+    /// it, to see what it costs (the api benchmark needs it).
+    #[arg(long, default_value_t = 2_000)]
+    pub jobs_interval_ms: u64,
     /// Freshness probes (each a request published to a relay and waited for in the api).
     #[arg(long, default_value_t = 50)]
     pub fresh_probes: usize,
@@ -223,6 +227,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         "--batch-size must be 1 to 1000000"
     );
     anyhow::ensure!((1..=64).contains(&args.ingesters), "--ingesters must be 1 to 64");
+    anyhow::ensure!(
+        args.jobs_interval_ms > 0 || !args.only.iter().any(|o| o == "api" || o == "all"),
+        "--jobs-interval-ms 0 leaves the job ledger unlinked: run it with --only ingest"
+    );
     let all = args.only.iter().any(|o| o == "all");
     let wants = |name: &str| all || args.only.iter().any(|o| o == name);
     let mut r = Results {
@@ -292,6 +300,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                     consumer: format!("bench-{suffix}-{i}"),
                     batch_wait_ms: 50,
                     batch_size: args.batch_size,
+                    jobs_interval_ms: args.jobs_interval_ms,
                     ..Default::default()
                 };
                 tokio::spawn(dvmdash_ingester::run(
