@@ -158,34 +158,25 @@ pub fn touches(rows: &[RawEventRow], recent: &mut RecentRequests) -> BTreeSet<St
     out
 }
 
-/// Adds a batch's touches to the set the finalizer reads.
-pub async fn record_touches(
+/// Adds a batch's touches ([`touches`]) and answers ([`answers`]) to the sets the finalizer
+/// reads, in one round trip (it runs after every insert).
+pub async fn record(
     conn: &mut ConnectionManager,
     names: &RedisNames,
     touches: &BTreeSet<String>,
-) -> redis::RedisResult<()> {
-    add_all(conn, &names.job_touches(), touches).await
-}
-
-/// Adds a batch's answers ([`answers`]) to the set the finalizer counts.
-pub async fn record_answers(
-    conn: &mut ConnectionManager,
-    names: &RedisNames,
     answers: &BTreeSet<String>,
 ) -> redis::RedisResult<()> {
-    add_all(conn, &names.job_answers().0, answers).await
-}
-
-async fn add_all(
-    conn: &mut ConnectionManager,
-    key: &str,
-    members: &BTreeSet<String>,
-) -> redis::RedisResult<()> {
-    let members: Vec<&String> = members.iter().collect();
-    for chunk in members.chunks(10_000) {
-        conn.sadd::<_, _, ()>(key, chunk).await?;
+    let mut pipe = redis::pipe();
+    for (key, members) in [(names.job_touches(), touches), (names.job_answers().0, answers)] {
+        let members: Vec<&String> = members.iter().collect();
+        for chunk in members.chunks(10_000) {
+            pipe.sadd(&key, chunk).ignore();
+        }
     }
-    Ok(())
+    if touches.is_empty() && answers.is_empty() {
+        return Ok(());
+    }
+    pipe.query_async(conn).await
 }
 
 /// What the members of a touch set say: hours, and request ids to look up. Anything else (written

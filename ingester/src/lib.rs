@@ -410,12 +410,14 @@ impl Ingester {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             job_ledger::touches(&prepared.rows, &mut recent)
         };
-        job_ledger::record_touches(&mut self.redis, &self.names, &touched)
-            .await
-            .context("recording the jobs this batch touched")?;
-        job_ledger::record_answers(&mut self.redis, &self.names, &job_ledger::answers(&prepared.rows))
-            .await
-            .context("recording the answers this batch stored")?;
+        job_ledger::record(
+            &mut self.redis,
+            &self.names,
+            &touched,
+            &job_ledger::answers(&prepared.rows),
+        )
+        .await
+        .context("recording the jobs and answers this batch touched")?;
         let dead: Vec<(Entry, String)> = prepared.poison;
         if !dead.is_empty() {
             for (entry, reason) in &dead {

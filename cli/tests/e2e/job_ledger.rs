@@ -225,12 +225,9 @@ async fn the_ledger_answers_what_raw_events_answer() {
     insert(&ch, &first).await;
     let mut recent = RecentRequests::default();
     let touched = job_ledger::touches(&first, &mut recent);
-    job_ledger::record_touches(&mut conn, &names, &touched)
+    job_ledger::record(&mut conn, &names, &touched, &job_ledger::answers(&first))
         .await
-        .expect("touches");
-    job_ledger::record_answers(&mut conn, &names, &job_ledger::answers(&first))
-        .await
-        .expect("answers");
+        .expect("touches and answers");
     // Junk beside them: never a number, never an error.
     let junk: Vec<String> = vec![
         "h-5".into(),
@@ -252,12 +249,9 @@ async fn the_ledger_answers_what_raw_events_answer() {
     insert(&ch, &second).await;
     let touched = job_ledger::touches(&second, &mut RecentRequests::default());
     assert!(touched.iter().any(|t| t.starts_with('r')), "ids to look up");
-    job_ledger::record_touches(&mut conn, &names, &touched)
+    job_ledger::record(&mut conn, &names, &touched, &job_ledger::answers(&second))
         .await
-        .expect("touches");
-    job_ledger::record_answers(&mut conn, &names, &job_ledger::answers(&second))
-        .await
-        .expect("answers");
+        .expect("touches and answers");
     // Between whole passes the finalizer links answers alone: answered jobs are current at once.
     finalizer.answers_only().await.expect("answers");
     let at = job_ledger::as_of_clock(&ch, job_ledger::Clock::Answers)
