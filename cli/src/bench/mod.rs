@@ -21,6 +21,9 @@ use dvmdash_core::validate::{Keys, Validator};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+mod roles;
+use roles::RoleProcess;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Which benchmarks: verify, ingest, import, api, fresh (comma-separated), or all.
@@ -96,18 +99,6 @@ impl Results {
             target: target.into(),
         });
     }
-}
-
-/// Resident memory of this process in megabytes.
-pub fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// `n` distinct signed events, a third each requests, results and feedback, over the last 20 days.
@@ -206,9 +197,19 @@ async fn stored(ch: &clickhouse::Client) -> anyhow::Result<u64> {
         .await?)
 }
 
-async fn wait_stored(ch: &clickhouse::Client, want: u64, limit: Duration) -> anyhow::Result<Duration> {
+/// Waits until `events_raw` holds `want` rows, failing after `limit` or when an ingester process
+/// has exited.
+async fn wait_stored(
+    ch: &clickhouse::Client,
+    want: u64,
+    limit: Duration,
+    ingesters: &mut [RoleProcess],
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
+        for p in ingesters.iter_mut() {
+            p.check_alive()?;
+        }
         if stored(ch).await? >= want {
             return Ok(started.elapsed());
         }
@@ -293,28 +294,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     }
     let ch = clickhouse.client();
     let stop = CancellationToken::new();
-    let ingesters: Vec<_> = if needs_stack {
-        (0..args.ingesters.max(1))
-            .map(|i| {
-                let cfg = dvmdash_ingester::Config {
-                    consumer: format!("bench-{suffix}-{i}"),
-                    batch_wait_ms: 50,
-                    batch_size: args.batch_size,
-                    jobs_interval_ms: args.jobs_interval_ms,
-                    ..Default::default()
-                };
-                tokio::spawn(dvmdash_ingester::run(
-                    cfg,
-                    EventArgs::default(),
-                    redis.clone(),
-                    clickhouse.clone(),
-                    stop.clone(),
-                ))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Each ingester is its own `dvmdash ingester` process, as deployed: its peak memory and CPU
+    // time are its own, not the benchmark's (which signs every event it sends).
+    let mut ingesters: Vec<RoleProcess> = Vec::new();
+    if needs_stack {
+        for i in 0..args.ingesters.max(1) {
+            ingesters.push(RoleProcess::spawn(
+                format!("ingester {i}"),
+                &["ingester"],
+                &[
+                    ("DVMDASH_INGESTER_CONSUMER", format!("bench-{suffix}-{i}")),
+                    ("DVMDASH_INGESTER_BATCH_WAIT_MS", "50".into()),
+                    ("DVMDASH_INGESTER_BATCH_SIZE", args.batch_size.to_string()),
+                    ("DVMDASH_JOBS_INTERVAL_MS", args.jobs_interval_ms.to_string()),
+                ],
+                &redis,
+                Some(&clickhouse),
+            )?);
+        }
+    }
     let result = async {
         let mut conn = match redis.connect(&stop).await? {
             Some(c) => c,
@@ -329,9 +327,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                 let evs = by_shard(&streams, events(args.round, &format!("ingest{round}")));
                 let n: usize = evs.iter().map(|(_, g)| g.len()).sum();
                 let started = Instant::now();
+                probe.ingesting.store(true, Ordering::Relaxed);
                 xadd_all(&mut conn, &streams, &evs).await?;
                 total += n as u64;
-                wait_stored(&ch, total, Duration::from_secs(1800)).await?;
+                wait_stored(&ch, total, Duration::from_secs(1800), &mut ingesters).await?;
+                probe.ingesting.store(false, Ordering::Relaxed);
                 let rate = n as f64 / started.elapsed().as_secs_f64();
                 r.add(
                     "ingest",
@@ -347,13 +347,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                 );
             }
             probe.finish(&mut r).await?;
-            r.add(
-                "ingest",
-                "resident memory of the ingesting process",
-                rss_mb(),
-                "MB",
-                "< 150",
-            );
         }
         if wants("import") {
             let dir = tempfile_dir()?;
@@ -361,26 +354,46 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
             let evs = events(args.import_events, "import");
             std::fs::write(&path, format!("[{}]", evs.join(",\n")))?;
             drop(evs);
-            let import_args = crate::import::ImportArgs {
-                sources: vec![path.display().to_string()],
-                dvmdash_months: Vec::new(),
-                state_dir: dir.join("state"),
-                restart: true,
-                max_backlog: 200_000,
-                batch: 2000,
-            };
             let started = Instant::now();
-            let s =
-                crate::import::run(import_args, EventArgs::default(), redis.clone(), stop.clone()).await?;
+            let import = RoleProcess::spawn(
+                "import",
+                &[
+                    "import",
+                    &path.display().to_string(),
+                    "--state-dir",
+                    &dir.join("state").display().to_string(),
+                    "--restart",
+                ],
+                &[],
+                &redis,
+                None,
+            )?;
+            let used = import.wait_exit(Duration::from_secs(1800)).await?;
             let read = started.elapsed();
-            total += s.accepted;
-            wait_stored(&ch, total, Duration::from_secs(1800)).await?;
-            let rate = s.accepted as f64 / started.elapsed().as_secs_f64();
+            // Every archive event is valid and new, so all of them must arrive.
+            let accepted = args.import_events as u64;
+            total += accepted;
+            wait_stored(&ch, total, Duration::from_secs(1800), &mut ingesters).await?;
+            let rate = accepted as f64 / started.elapsed().as_secs_f64();
             r.add(
                 "import",
                 "archive read, verified and queued",
-                s.accepted as f64 / read.as_secs_f64(),
+                accepted as f64 / read.as_secs_f64(),
                 "events/s",
+                "",
+            );
+            r.add(
+                "import",
+                "import process: peak resident memory",
+                used.peak_mb,
+                "MB",
+                "< 150",
+            );
+            r.add(
+                "import",
+                "import process: CPU time per event",
+                used.cpu_secs * 1e6 / accepted as f64,
+                "us",
                 "",
             );
             r.add(
@@ -395,19 +408,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         if wants("api") {
             api_bench(&mut r, &args, &clickhouse, &redis, total).await?;
         }
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(total)
     }
     .await;
+    let total_events = result.as_ref().copied().unwrap_or(0);
     stop.cancel();
-    for h in ingesters {
-        let _ = h.await;
+    for p in ingesters {
+        let name = p.name.clone();
+        match p.stop().await {
+            Ok(u) => {
+                r.add(
+                    "roles",
+                    &format!("{name}: peak resident memory"),
+                    u.peak_mb,
+                    "MB",
+                    "< 150",
+                );
+                if total_events > 0 {
+                    r.add(
+                        "roles",
+                        &format!("{name}: CPU time per event stored"),
+                        u.cpu_secs * 1e6 / total_events as f64,
+                        "us",
+                        "",
+                    );
+                }
+            }
+            Err(err) => eprintln!("{name}: {err:#}"),
+        }
     }
-    let result = if result.is_ok() && wants("fresh") {
-        freshness_bench(&mut r, &args, &suffix)
+    let result = match result {
+        Ok(_) if wants("fresh") => freshness_bench(&mut r, &args, &suffix)
             .await
-            .context("freshness benchmark")
-    } else {
-        result
+            .context("freshness benchmark"),
+        other => other.map(|_| ()),
     };
     if needs_stack && args.keep {
         println!("kept database {}", clickhouse.clickhouse_database);
@@ -632,25 +666,43 @@ async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> any
 
 /// The real api router on a loopback socket, without a rate limit: its address, what stops it,
 /// and its task.
+/// `dvmdash api` as its own process on a loopback port, started and answering: router, cache,
+/// background refresher, data-version watcher and warm-up, as deployed.
 async fn serve_api(
     clickhouse: &ClickHouseArgs,
     redis: &RedisArgs,
-) -> anyhow::Result<(
-    std::net::SocketAddr,
-    CancellationToken,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-)> {
-    let config = dvmdash_api::Config {
-        rate_per_sec: 0,
-        ..Default::default()
-    };
-    let state = dvmdash_api::AppState::new(&config, clickhouse, redis)?;
-    let app = dvmdash_api::router(state, &config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(dvmdash_core::telemetry::serve(listener, app, stop.clone()));
-    Ok((addr, stop, server))
+) -> anyhow::Result<(std::net::SocketAddr, RoleProcess)> {
+    let addr = roles::free_addr()?;
+    let mut api = RoleProcess::spawn(
+        "api",
+        &["api"],
+        &[
+            ("DVMDASH_API_ADDR", addr.to_string()),
+            ("DVMDASH_API_RATE_PER_SEC", "0".into()),
+        ],
+        redis,
+        Some(clickhouse),
+    )?;
+    roles::wait_serving(
+        &mut api,
+        &format!("http://{addr}/health"),
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok((addr, api))
+}
+
+/// Stops the api process and records its peak memory.
+async fn stop_api(r: &mut Results, bench: &str, api: RoleProcess) -> anyhow::Result<()> {
+    let u = api.stop().await?;
+    r.add(
+        bench,
+        "api process: peak resident memory",
+        u.peak_mb,
+        "MB",
+        "< 150",
+    );
+    Ok(())
 }
 
 /// One fetch of the probe: which page, milliseconds, age of the answer in seconds.
@@ -660,13 +712,17 @@ type Fetch = (&'static str, f64, f64);
 /// while the ingest rounds run: how fast they answer and how far behind the data they are.
 struct DashboardProbe {
     stop: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    api: RoleProcess,
+    /// Set while a round is being ingested: fetches count only then, not while the benchmark
+    /// signs the next round (its own load, which a real backfill does not have).
+    ingesting: Arc<AtomicBool>,
     worker: tokio::task::JoinHandle<anyhow::Result<Vec<Fetch>>>,
 }
 
 impl DashboardProbe {
     async fn start(clickhouse: &ClickHouseArgs, redis: &RedisArgs) -> anyhow::Result<Self> {
-        let (addr, stop, server) = serve_api(clickhouse, redis).await?;
+        let (addr, api) = serve_api(clickhouse, redis).await?;
+        let stop = CancellationToken::new();
         let pages = [
             (
                 "overview",
@@ -675,6 +731,8 @@ impl DashboardProbe {
             ("DVM list", format!("http://{addr}/api/dvms?timeRange=30d")),
         ];
         let until = stop.clone();
+        let ingesting = Arc::new(AtomicBool::new(false));
+        let counting = ingesting.clone();
         let worker = tokio::spawn(async move {
             let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -689,7 +747,7 @@ impl DashboardProbe {
                     let body = resp.into_body().collect().await?.to_bytes();
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
                     let v: serde_json::Value = serde_json::from_slice(&body)?;
-                    // The DVM list carries no timestamp (DVMDash's shape); its age is not known.
+                    // `timestamp`: the moment the numbers describe (the DVM list's: the answers clock).
                     let age = v
                         .get("timestamp")
                         .and_then(|t| t.as_str())
@@ -697,19 +755,26 @@ impl DashboardProbe {
                         .map_or(f64::NAN, |at| {
                             dvmdash_core::telemetry::now_secs().saturating_sub(at) as f64
                         });
-                    seen.push((*name, ms, age));
+                    if counting.load(Ordering::Relaxed) {
+                        seen.push((*name, ms, age));
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok(seen)
         });
-        Ok(DashboardProbe { stop, server, worker })
+        Ok(DashboardProbe {
+            stop,
+            api,
+            ingesting,
+            worker,
+        })
     }
 
     async fn finish(self, r: &mut Results) -> anyhow::Result<()> {
         self.stop.cancel();
         let seen = self.worker.await??;
-        let _ = self.server.await;
+        stop_api(r, "ingest", self.api).await?;
         for name in ["overview", "DVM list"] {
             let mut ms: Vec<f64> = seen.iter().filter(|s| s.0 == name).map(|s| s.1).collect();
             let oldest = seen
@@ -868,7 +933,7 @@ async fn api_bench(
     timed!("monthly history", service.history());
 
     // Cached: the real router on a socket, many connections asking for a warm answer.
-    let (addr, stop, server) = serve_api(clickhouse, redis).await?;
+    let (addr, api) = serve_api(clickhouse, redis).await?;
     let url: hyper::Uri = format!("http://{addr}/api/stats/global/latest?timeRange=24h").parse()?;
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -918,14 +983,5 @@ async fn api_bench(
     );
     r.add("api", "cached latency p50", q(0.5), "ms", "");
     r.add("api", "cached latency p99", q(0.99), "ms", "< 5");
-    r.add(
-        "api",
-        "resident memory of the benchmarking process",
-        rss_mb(),
-        "MB",
-        "< 150",
-    );
-    stop.cancel();
-    let _ = server.await;
-    Ok(())
+    stop_api(r, "api", api).await
 }
