@@ -1,6 +1,7 @@
 //! `dvmdash bench`: measures the targets of docs/performance.md against real Redis and ClickHouse.
 //!
 //! - `verify`: collector verification (parse, id hash, BIP-340 signature), one core
+//! - `collect`: three loopback relays holding the same events, one `dvmdash collector` reading them
 //! - `ingest`: stream -> ingester -> ClickHouse, end to end, in rounds as the table grows
 //! - `import`: an archive file through `dvmdash import` into the stream and on to ClickHouse
 //! - `api`: cached requests per second and latency under concurrent load; uncached answer times
@@ -21,12 +22,13 @@ use dvmdash_core::validate::{Keys, Validator};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+mod collect;
 mod roles;
 use roles::RoleProcess;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: verify, ingest, import, api, fresh (comma-separated), or all.
+    /// Which benchmarks: verify, collect, ingest, import, api, fresh (comma-separated), or all.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub only: Vec<String>,
     /// Events per ingest round.
@@ -45,6 +47,9 @@ pub struct BenchArgs {
     /// it, to see what it costs (the api benchmark needs it).
     #[arg(long, default_value_t = 2_000)]
     pub jobs_interval_ms: u64,
+    /// Events each relay of the collector benchmark holds (the same events on all three).
+    #[arg(long, default_value_t = 100_000)]
+    pub collect_events: usize,
     /// Freshness probes (each a request published to a relay and waited for in the api).
     #[arg(long, default_value_t = 50)]
     pub fresh_probes: usize,
@@ -88,7 +93,7 @@ pub struct Line {
 }
 
 impl Results {
-    fn add(&mut self, bench: &str, measure: &str, value: f64, unit: &str, target: &str) {
+    pub(crate) fn add(&mut self, bench: &str, measure: &str, value: f64, unit: &str, target: &str) {
         println!("  {bench:<8} {measure:<44} {value:>14.1} {unit:<10} {target}");
         let _ = std::io::stdout().flush();
         self.lines.push(Line {
@@ -103,6 +108,12 @@ impl Results {
 
 /// `n` distinct signed events, a third each requests, results and feedback, over the last 20 days.
 pub fn events(n: usize, seed: &str) -> Vec<String> {
+    events_over(n, seed, 20 * 86_400)
+}
+
+/// `n` distinct signed events, a third each requests, results and feedback, spread evenly over the
+/// last `span` seconds.
+pub fn events_over(n: usize, seed: &str, span: u64) -> Vec<String> {
     let now = dvmdash_core::telemetry::now_secs();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let per = n.div_ceil(threads);
@@ -115,7 +126,7 @@ pub fn events(n: usize, seed: &str) -> Vec<String> {
                     let mut out = Vec::with_capacity(per);
                     let mut req = String::new();
                     for i in t * per..((t + 1) * per).min(n) {
-                        let at = now - 20 * 86_400 + (i as u64 * 1_728_000 / n as u64);
+                        let at = now - span + (i as u64 * span / n as u64);
                         let e = match i % 3 {
                             0 => {
                                 let r = customer.sign(
@@ -278,6 +289,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
 
     // One database and key prefix for the rest, dropped at the end.
     let suffix = format!("{:08x}", rand::random::<u32>());
+    if wants("collect") {
+        collect::run(&mut r, &args, &suffix)
+            .await
+            .context("collector benchmark")?;
+    }
     let clickhouse = ClickHouseArgs {
         clickhouse_database: format!("dvmdash_bench_{suffix}"),
         ..args.clickhouse.clone()
