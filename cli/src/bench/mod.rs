@@ -23,12 +23,15 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 mod collect;
+mod replay;
 mod roles;
 use roles::RoleProcess;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: verify, collect, ingest, import, api, fresh (comma-separated), or all.
+    /// Which benchmarks: verify, collect, ingest, import, api, fresh (comma-separated), or all;
+    /// and `replay` (with ingest, not part of all): every ingest round sent again afterwards must
+    /// change no statistic.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub only: Vec<String>,
     /// Events per ingest round.
@@ -114,7 +117,13 @@ pub fn events(n: usize, seed: &str) -> Vec<String> {
 /// `n` distinct signed events, a third each requests, results and feedback, spread evenly over the
 /// last `span` seconds.
 pub fn events_over(n: usize, seed: &str, span: u64) -> Vec<String> {
-    let now = dvmdash_core::telemetry::now_secs();
+    events_at(n, seed, span, dvmdash_core::telemetry::now_secs())
+}
+
+/// As [`events_over`], for the `span` seconds before `now`: the same arguments give the same
+/// events (same ids; signatures differ, BIP-340 signing is randomized), so a round can be sent
+/// again.
+pub fn events_at(n: usize, seed: &str, span: u64, now: u64) -> Vec<String> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let per = n.div_ceil(threads);
     std::thread::scope(|s| {
@@ -168,6 +177,71 @@ pub fn events_over(n: usize, seed: &str, span: u64) -> Vec<String> {
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     })
+}
+
+/// The events of ingest round `round`: the same for the same `base`.
+fn round_events(args: &BenchArgs, round: usize, base: u64) -> Vec<String> {
+    events_at(args.round, &format!("ingest{round}"), 20 * 86_400, base)
+}
+
+/// Sends every ingest round again and checks that no statistic moved.
+async fn replay_bench(
+    r: &mut Results,
+    args: &BenchArgs,
+    clickhouse: &ClickHouseArgs,
+    redis: &RedisArgs,
+    base: u64,
+    conn: &mut redis::aio::ConnectionManager,
+    streams: &EventStreams,
+) -> anyhow::Result<()> {
+    let ch = clickhouse.client();
+    let service = uncached_service(clickhouse);
+    wait_jobs_linked(&ch, redis).await?;
+    let before = replay::snapshot(&service, &ch).await?;
+    let mut sent = 0u64;
+    let mut sending = Duration::ZERO;
+    for round in 0..args.rounds {
+        let evs = by_shard(streams, round_events(args, round, base));
+        sent += evs.iter().map(|(_, g)| g.len() as u64).sum::<u64>();
+        let started = Instant::now();
+        xadd_all(conn, streams, &evs).await?;
+        sending += started.elapsed();
+    }
+    let started = Instant::now();
+    replay::wait_consumed(conn, streams, Duration::from_secs(1800)).await?;
+    let taken = sending + started.elapsed();
+    wait_jobs_linked(&ch, redis).await?;
+    let after = replay::snapshot(&service, &ch).await?;
+    let changed = replay::differences(&before, &after, 20);
+    r.add(
+        "replay",
+        &format!("{sent} events sent again, taken and dropped as duplicates"),
+        sent as f64 / taken.as_secs_f64(),
+        "events/s",
+        "",
+    );
+    r.add(
+        "replay",
+        "statistics changed by the replay",
+        changed.len() as f64,
+        "",
+        "0",
+    );
+    anyhow::ensure!(
+        changed.is_empty(),
+        "the replay changed statistics:\n{}",
+        changed.join("\n")
+    );
+    Ok(())
+}
+
+/// The api's statistics computed straight from ClickHouse, without its cache.
+fn uncached_service(clickhouse: &ClickHouseArgs) -> dvmdash_api::service::Service {
+    dvmdash_api::service::Service {
+        ch: clickhouse.client(),
+        timeouts: dvmdash_api::queries::jobs::JobTimeouts::default(),
+        alive_window_secs: dvmdash_api::Config::default().alive_window_secs,
+    }
 }
 
 /// A round's events grouped by their shard of the stream, found before the clock starts.
@@ -245,6 +319,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
     );
     let all = args.only.iter().any(|o| o == "all");
     let wants = |name: &str| all || args.only.iter().any(|o| o == name);
+    let replay = args.only.iter().any(|o| o == "replay");
+    anyhow::ensure!(
+        !replay || wants("ingest"),
+        "replay sends the ingest rounds again: add ingest"
+    );
+    // The ingest rounds' events end here, so a replay can make the same ones again.
+    let base = dvmdash_core::telemetry::now_secs();
     let mut r = Results {
         machine: format!(
             "{} cores, {}",
@@ -340,7 +421,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
             // The dashboard's two busiest answers, asked for all along (a browser on the overview).
             let probe = DashboardProbe::start(&clickhouse, &redis).await?;
             for round in 0..args.rounds {
-                let evs = by_shard(&streams, events(args.round, &format!("ingest{round}")));
+                let evs = by_shard(&streams, round_events(&args, round, base));
                 let n: usize = evs.iter().map(|(_, g)| g.len()).sum();
                 let started = Instant::now();
                 probe.ingesting.store(true, Ordering::Relaxed);
@@ -424,6 +505,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         if wants("api") {
             api_bench(&mut r, &args, &clickhouse, &redis, total).await?;
         }
+        if replay {
+            replay_bench(&mut r, &args, &clickhouse, &redis, base, &mut conn, &streams).await?;
+        }
         Ok::<_, anyhow::Error>(total)
     }
     .await;
@@ -443,7 +527,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
                 if total_events > 0 {
                     r.add(
                         "roles",
-                        &format!("{name}: CPU time per event stored"),
+                        &format!(
+                            "{name}: CPU time per event stored{}",
+                            if replay { " (and its replayed copy)" } else { "" }
+                        ),
                         u.cpu_secs * 1e6 / total_events as f64,
                         "us",
                         "",
@@ -895,11 +982,7 @@ async fn api_bench(
     );
 
     // Uncached: each answer computed straight from ClickHouse, median of five.
-    let service = dvmdash_api::service::Service {
-        ch: clickhouse.client(),
-        timeouts: dvmdash_api::queries::jobs::JobTimeouts::default(),
-        alive_window_secs: dvmdash_api::Config::default().alive_window_secs,
-    };
+    let service = uncached_service(clickhouse);
     use dvmdash_core::dto::TimeRange;
     let list =
         dvmdash_api::params::Params(std::iter::once(("timeRange".to_owned(), "30d".to_owned())).collect());
