@@ -57,6 +57,10 @@ const HOURS_PER_STATEMENT: usize = 48;
 
 /// Touches taken per pass; the rest wait for the next one.
 const TOUCHES_PER_PASS: usize = 100_000;
+/// Most answers one step takes (a backfill stores tens of thousands a second); more waiting make
+/// the next step start at once. Bounds the finalizer's memory: a step holds its answers three
+/// times over (members, parsed, the string sent).
+const ANSWERS_PER_STEP: usize = 25_000;
 
 /// Moves up to ARGV[1] touches from KEYS[1] into KEYS[2] and returns all of KEYS[2] (with what a
 /// failed pass left there). SADD arguments go in slices: Lua's unpack has a stack limit.
@@ -578,8 +582,10 @@ impl Finalizer {
 
     /// Counts the answers stored since the last step in `answered_pairs` (every answer when
     /// `all`: a first start or a lost Redis), then moves the answers clock. The answers are moved
-    /// aside in one step (as the touches are) and dropped only once counted.
-    async fn answers_step(&mut self, all: bool) -> anyhow::Result<()> {
+    /// aside in one step (as the touches are) and dropped only once counted. Returns whether
+    /// every answer stored before the step was taken: when the step took its most, some may still
+    /// wait, and the clock stays where it is.
+    async fn answers_step(&mut self, all: bool) -> anyhow::Result<bool> {
         let turn = self.answers_turn.clone();
         let _turn = turn.lock().await;
         let started = u32::try_from(crate::telemetry::now_secs()).unwrap_or(u32::MAX);
@@ -587,9 +593,10 @@ impl Finalizer {
         let members: Vec<String> = TAKE_TOUCHES
             .key(&waiting)
             .key(&linking)
-            .arg(TOUCHES_PER_PASS)
+            .arg(ANSWERS_PER_STEP)
             .invoke_async(&mut self.redis)
             .await?;
+        let drained = members.len() < ANSWERS_PER_STEP;
         let t0 = std::time::Instant::now();
         if all || !members.is_empty() {
             self.still_ours().await?;
@@ -605,27 +612,30 @@ impl Finalizer {
             // The api's cached DVM lists are behind now.
             let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
         }
-        move_clock(
-            &self.ch,
-            Clock::Answers,
-            started.saturating_sub(1),
-            self.last_version.max(1),
-        )
-        .await?;
+        if drained {
+            move_clock(
+                &self.ch,
+                Clock::Answers,
+                started.saturating_sub(1),
+                self.last_version.max(1),
+            )
+            .await?;
+        }
         debug!(
             answers = members.len(),
             all,
             ms = t0.elapsed().as_millis() as u64,
             "answers linked"
         );
-        Ok(())
+        Ok(drained)
     }
 
     /// Links the answers stored since the last step. Nothing before the
     /// first whole pass (it links every answer).
-    pub async fn answers_only(&mut self) -> anyhow::Result<()> {
+    /// Returns whether nothing stored before the step is left waiting.
+    pub async fn answers_only(&mut self) -> anyhow::Result<bool> {
         if !self.redis.exists::<_, bool>(self.names.jobs_linked()).await? {
-            return Ok(());
+            return Ok(true);
         }
         self.answers_step(false).await
     }
@@ -685,7 +695,7 @@ impl Finalizer {
         // Answers first (all of them on a full pass). While the relinks below run, [`run`]'s
         // answers loop goes on linking new answers, so answered jobs stay fresh while a backfill
         // makes every hour dirty.
-        self.answers_step(!linked).await?;
+        let _ = self.answers_step(!linked).await?;
         for chunk in hours.chunks(HOURS_PER_STATEMENT) {
             self.still_ours().await?;
             let version = self.next_version();
@@ -697,7 +707,12 @@ impl Finalizer {
                 "jobs relinked"
             );
         }
-        move_clock(&self.ch, Clock::Jobs, as_of, self.last_version.max(1)).await?;
+        // A pass that took its most touches may have left some stored before it: the clock waits
+        // for the pass that takes the rest.
+        let drained = members.len() < TOUCHES_PER_PASS;
+        if drained {
+            move_clock(&self.ch, Clock::Jobs, as_of, self.last_version.max(1)).await?;
+        }
         if linked {
             self.redis.del::<_, ()>(self.names.job_touches_linking()).await?;
         } else {
@@ -807,21 +822,23 @@ async fn answers_loop(
     shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
-    while let Some(ours) = turn(
-        &lease,
-        &mut finalizer.redis,
-        backoff(interval, failures),
-        &shutdown,
-    )
-    .await
-    {
+    let mut wait = interval;
+    while let Some(ours) = turn(&lease, &mut finalizer.redis, wait, &shutdown).await {
+        wait = interval;
         if !ours {
             continue;
         }
         match finalizer.answers_only().await {
-            Ok(()) => failures = 0,
+            Ok(drained) => {
+                failures = 0;
+                // More were waiting than one step takes: the next step starts at once.
+                if !drained {
+                    wait = Duration::ZERO;
+                }
+            }
             Err(err) => {
                 failures += 1;
+                wait = backoff(interval, failures);
                 warn!(error = %format!("{err:#}"), "job finalizer: linking answers failed; retrying");
             }
         }

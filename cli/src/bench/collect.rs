@@ -44,7 +44,7 @@ pub async fn run(r: &mut Results, args: &BenchArgs, suffix: &str) -> anyhow::Res
     };
     let result = collect(r, &redis, &urls, n as u64).await;
     if let Ok(Some(mut conn)) = redis.connect(&CancellationToken::new()).await {
-        delete_prefix(&mut conn, &redis.redis_prefix).await;
+        super::delete_prefix(&mut conn, &redis.redis_prefix).await;
     }
     for relay in relays {
         relay.shutdown();
@@ -211,30 +211,5 @@ impl StreamCounter {
             }
         }
         Ok(())
-    }
-}
-
-/// Deletes every key under `prefix` (the benchmark's own; a failure only leaves them behind).
-async fn delete_prefix(conn: &mut redis::aio::ConnectionManager, prefix: &str) {
-    let mut cursor = 0u64;
-    loop {
-        let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-        else {
-            return;
-        };
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("UNLINK").arg(&keys).query_async(conn).await;
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
     }
 }

@@ -324,8 +324,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         !replay || wants("ingest"),
         "replay sends the ingest rounds again: add ingest"
     );
-    // The ingest rounds' events end here, so a replay can make the same ones again.
-    let base = dvmdash_core::telemetry::now_secs();
+    // The ingest rounds' and the import's events end here, so a replay can make the same ones
+    // again. An hour back: every request is then past its timeout (at most an hour by default),
+    // so whether a job is final does not change while the benchmark runs.
+    let base = dvmdash_core::telemetry::now_secs() - 3600;
     let mut r = Results {
         machine: format!(
             "{} cores, {}",
@@ -448,7 +450,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         if wants("import") {
             let dir = tempfile_dir()?;
             let path = dir.join("archive.json");
-            let evs = events(args.import_events, "import");
+            let evs = events_at(args.import_events, "import", 20 * 86_400, base);
             std::fs::write(&path, format!("[{}]", evs.join(",\n")))?;
             drop(evs);
             let started = Instant::now();
@@ -550,14 +552,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         println!("kept database {}", clickhouse.clickhouse_database);
     } else if needs_stack {
         drop_database(&clickhouse).await;
+        // Streams, the recorded shard count, job touches, the import's seen markers: all of it.
         if let Ok(Some(mut c)) = redis.connect(&CancellationToken::new()).await {
-            let names = redis.names();
-            let streams = EventStreams::new(&names, redis.stream_shards);
-            let _: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(streams.all().iter().map(|s| s.key()).collect::<Vec<_>>())
-                .arg(names.stream_shards())
-                .query_async(&mut c)
-                .await;
+            delete_prefix(&mut c, &redis.redis_prefix).await;
         }
     }
     result?;
@@ -565,6 +562,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Results> {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
     }
     Ok(r)
+}
+
+/// Deletes every key under `prefix` (the benchmark's own; a failure only leaves them behind).
+pub(crate) async fn delete_prefix(conn: &mut redis::aio::ConnectionManager, prefix: &str) {
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("UNLINK").arg(&keys).query_async(conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
 }
 
 /// Removes a benchmark database; a failure only leaves it behind, so it is not an error.

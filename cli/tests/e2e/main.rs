@@ -9,6 +9,7 @@
 
 mod admin_console;
 mod api_ops;
+mod bench;
 mod browser;
 mod clickhouse_standin;
 mod dashboard;
