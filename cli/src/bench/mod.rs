@@ -235,6 +235,32 @@ async fn replay_bench(
     Ok(())
 }
 
+/// The `p` quantile (0 to 1) of `sorted`; 0 when it is empty.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The DVM list's and the kind list's queries over 30 days, parsed as the api parses them, with
+/// `extra` parameters.
+fn month_lists(
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(dvmdash_api::params::ListQuery, dvmdash_api::params::ListQuery)> {
+    let params = dvmdash_api::params::Params(
+        std::iter::once(("timeRange", "30d"))
+            .chain(extra.iter().copied())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    );
+    let list = |sorts| params.list(sorts).map_err(|e| anyhow::anyhow!("{e}"));
+    Ok((
+        list(dvmdash_api::service::DVM_SORTS)?,
+        list(dvmdash_api::service::KIND_SORTS)?,
+    ))
+}
+
 /// The api's statistics computed straight from ClickHouse, without its cache.
 fn uncached_service(clickhouse: &ClickHouseArgs) -> dvmdash_api::service::Service {
     dvmdash_api::service::Service {
@@ -908,15 +934,10 @@ impl DashboardProbe {
                 .map(|s| s.2)
                 .reduce(f64::max);
             ms.sort_by(f64::total_cmp);
-            let q = |p: f64| {
-                ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1)))
-                    .copied()
-                    .unwrap_or(0.0)
-            };
             r.add(
                 "ingest",
                 &format!("{name} during ingest, p99 of {} fetches", ms.len()),
-                q(0.99),
+                quantile(&ms, 0.99),
                 "ms",
                 "< 5",
             );
@@ -1006,14 +1027,7 @@ async fn api_bench(
     // Uncached: each answer computed straight from ClickHouse, median of five.
     let service = uncached_service(clickhouse);
     use dvmdash_core::dto::TimeRange;
-    let list =
-        dvmdash_api::params::Params(std::iter::once(("timeRange".to_owned(), "30d".to_owned())).collect());
-    let dvm_q = list
-        .list(dvmdash_api::service::DVM_SORTS)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let kind_q = list
-        .list(dvmdash_api::service::KIND_SORTS)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (dvm_q, kind_q) = month_lists(&[])?;
     macro_rules! timed {
         ($name:expr, $fut:expr) => {{
             let mut times = Vec::new();
@@ -1090,11 +1104,6 @@ async fn api_bench(
     }
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
     r.add(
         "api",
         &format!("cached requests per second, {} connections", args.api_connections),
@@ -1102,7 +1111,7 @@ async fn api_bench(
         "req/s",
         ">= 20000",
     );
-    r.add("api", "cached latency p50", q(0.5), "ms", "");
-    r.add("api", "cached latency p99", q(0.99), "ms", "< 5");
+    r.add("api", "cached latency p50", quantile(&lat, 0.5), "ms", "");
+    r.add("api", "cached latency p99", quantile(&lat, 0.99), "ms", "< 5");
     stop_api(r, "api", api).await
 }

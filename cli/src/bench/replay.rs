@@ -16,18 +16,7 @@ use serde_json::Value;
 /// the replay runs; shorter windows would lose their oldest events as the clock moves, so none is
 /// taken.
 pub async fn snapshot(service: &Service, ch: &clickhouse::Client) -> anyhow::Result<Value> {
-    let list = dvmdash_api::params::Params(
-        [("timeRange", "30d"), ("limit", "1000")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    );
-    let dvm_q = list
-        .list(dvmdash_api::service::DVM_SORTS)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let kind_q = list
-        .list(dvmdash_api::service::KIND_SORTS)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (dvm_q, kind_q) = super::month_lists(&[("limit", "1000")])?;
     let month = TimeRange::Month;
     let by_dvm = dvmdash_api::queries::jobs::Grouping::Dvm;
     let answers = [
