@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
+use nostr_relay_builder::prelude::{LocalRelay, MemoryDatabase, RateLimit, RelayBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -25,19 +25,31 @@ pub struct DemoArgs {
 /// An in-process relay (rust-nostr's relay builder) on loopback, with limits raised for simulated
 /// traffic. Port 0 picks a free port.
 pub async fn start_relay(port: u16) -> anyhow::Result<(LocalRelay, String)> {
+    start_relay_with(port, None).await
+}
+
+/// As [`start_relay`], storing events in `database` when given (one already holding events, for
+/// the collector benchmark) instead of the builder's default.
+pub async fn start_relay_with(
+    port: u16,
+    database: Option<MemoryDatabase>,
+) -> anyhow::Result<(LocalRelay, String)> {
     // The relay reports the port it was configured with, so choose a free one ourselves.
     let port = if port == 0 {
         std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
     } else {
         port
     };
-    let builder = RelayBuilder::default()
+    let mut builder = RelayBuilder::default()
         .addr(IpAddr::V4(Ipv4Addr::LOCALHOST))
         .port(port)
         .rate_limit(RateLimit {
             max_reqs: 1000,
             notes_per_minute: 1_000_000,
         });
+    if let Some(db) = database {
+        builder = builder.database(db);
+    }
     let relay = LocalRelay::new(builder);
     relay
         .run()

@@ -630,9 +630,8 @@ impl Finalizer {
         Ok(drained)
     }
 
-    /// Links the answers stored since the last step. Nothing before the
-    /// first whole pass (it links every answer).
-    /// Returns whether nothing stored before the step is left waiting.
+    /// Links the answers stored since the last step (nothing before the first whole pass, which
+    /// links every answer). Returns whether nothing stored before the step is left waiting.
     pub async fn answers_only(&mut self) -> anyhow::Result<bool> {
         if !self.redis.exists::<_, bool>(self.names.jobs_linked()).await? {
             return Ok(true);
@@ -756,7 +755,7 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
         .min(Duration::from_secs(30).max(interval))
 }
 
-/// Waits `wait` (false when shut down meanwhile), then whether this process holds the lease.
+/// Waits `wait`, then says whether this process holds the lease; `None` once shut down.
 async fn turn(
     lease: &Lease,
     redis: &mut ConnectionManager,

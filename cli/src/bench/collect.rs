@@ -11,8 +11,7 @@ use dvmdash_core::config::RedisArgs;
 use dvmdash_core::redis_keys::FIELD_EVENT;
 use dvmdash_core::stream_shards::EventStreams;
 use nostr_relay_builder::prelude::{
-    Event, JsonUtil as _, LocalRelay, MemoryDatabase, MemoryDatabaseOptions, NostrDatabase as _, RateLimit,
-    RelayBuilder,
+    Event, JsonUtil as _, LocalRelay, MemoryDatabase, MemoryDatabaseOptions, NostrDatabase as _,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -64,23 +63,7 @@ async fn relay_holding(events: &[Event], n: usize) -> anyhow::Result<(LocalRelay
             .await
             .map_err(|e| anyhow::anyhow!("storing a benchmark event in the relay: {e}"))?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-            .port(port)
-            .database(db)
-            .rate_limit(RateLimit {
-                max_reqs: 1000,
-                notes_per_minute: 1_000_000,
-            }),
-    );
-    relay
-        .run()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start a benchmark relay on port {port}: {e}"))?;
-    let url = relay.url().await.to_string().trim_end_matches('/').to_owned();
-    Ok((relay, url))
+    crate::demo::start_relay_with(0, Some(db)).await
 }
 
 async fn collect(r: &mut Results, redis: &RedisArgs, urls: &[String], n: u64) -> anyhow::Result<()> {
