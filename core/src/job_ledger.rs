@@ -14,7 +14,7 @@
 //!
 //! A lost Redis (no `linked` marker) or a first start relinks every hour.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,18 +101,20 @@ fn hour_of(t: u32) -> u32 {
     t - t % 3600
 }
 
-/// The answers of a batch for the finalizer's answered jobs: `a<dvm hex><request hex><created_at>`.
+/// The answers of a batch for the finalizer's answered jobs: `a<dvm hex><request hex><created_at>`,
+/// one per (DVM, request) with its newest answer in the batch (only the newest counts).
 pub fn answers(rows: &[RawEventRow]) -> BTreeSet<String> {
-    rows.iter()
+    let mut newest: BTreeMap<(&Id32, &Id32), u32> = BTreeMap::new();
+    for r in rows
+        .iter()
         .filter(|r| (r.role == "result" || r.role == "feedback") && r.request_id != [0u8; 32])
-        .map(|r| {
-            format!(
-                "a{}{}{}",
-                hex::encode(r.pubkey),
-                hex::encode(r.request_id),
-                r.created_at
-            )
-        })
+    {
+        let e = newest.entry((&r.pubkey, &r.request_id)).or_insert(r.created_at);
+        *e = (*e).max(r.created_at);
+    }
+    newest
+        .into_iter()
+        .map(|((dvm, request), at)| format!("a{}{}{at}", hex::encode(dvm), hex::encode(request)))
         .collect()
 }
 
@@ -404,7 +406,7 @@ pub async fn relink(ch: &clickhouse::Client, hours: &[u32], version: u64) -> any
 /// twice changes nothing (a pair only moves to a newer answer).
 pub async fn link_answers(
     ch: &clickhouse::Client,
-    answers: Option<Vec<(String, String, u32)>>,
+    answers: Option<&[(&str, &str, u32)]>,
 ) -> anyhow::Result<()> {
     let fresh = match answers {
         // One string of `<dvm hex><request hex><created_at>` words: parsing it is about four times
@@ -422,32 +424,44 @@ pub async fn link_answers(
              WHERE role IN ('result', 'feedback') AND notEmpty(request_id) GROUP BY fd, fr"
         }
     };
+    // Every live row is found by one hash join with the fresh pairs on the build side, a single
+    // read of `answered_pairs`: 2.5 times cheaper than `(dvm, request_id) IN fresh` (at 2.4M
+    // pairs: 0.27 s against 0.68 s for 25 000 answers), which hashes a tuple per row and parses
+    // the answers twice. A fresh pair without a row joins to zeros (`join_use_nulls = 0`).
     let sql = format!(
         "INSERT INTO answered_pairs (hour, dvm, request_id, last_at, sign) \
-         WITH fresh AS ({fresh}), \
-         cur AS ( \
-           SELECT dvm AS cd, request_id AS cr, toUInt32(sum(sign * last_at)) AS ol FROM answered_pairs \
-           WHERE (dvm, request_id) IN (SELECT fd, fr FROM fresh) \
-           GROUP BY cd, cr HAVING sum(sign) > 0 \
+         WITH fresh AS ({fresh}) \
+         SELECT toDateTime(intDiv(x.1, 3600) * 3600), fd, fr, x.1, x.2 \
+         FROM ( \
+           SELECT f.fd AS fd, f.fr AS fr, any(f.nl) AS nl, sum(p.sign) AS live, \
+                  toUInt32(if(live > 0, sum(p.sign * p.last_at), 0)) AS ol \
+           FROM answered_pairs AS p RIGHT JOIN fresh AS f ON p.dvm = f.fd AND p.request_id = f.fr \
+           GROUP BY fd, fr \
          ) \
-         SELECT toDateTime(intDiv(x.1, 3600) * 3600), f.fd, f.fr, x.1, x.2 \
-         FROM fresh AS f LEFT JOIN cur AS c ON f.fd = c.cd AND f.fr = c.cr \
-         ARRAY JOIN if(c.ol = 0, [(f.nl, toInt8(1))], [(c.ol, toInt8(-1)), (f.nl, toInt8(1))]) AS x \
-         WHERE f.nl > c.ol"
+         ARRAY JOIN if(ol = 0, [(nl, toInt8(1))], [(ol, toInt8(-1)), (nl, toInt8(1))]) AS x \
+         WHERE nl > ol"
     );
     ch.query(&sql)
-        .param("answers", answer_words(answers.as_deref().unwrap_or_default()))
+        .with_setting("join_use_nulls", "0")
+        .param("answers", answer_words(answers.unwrap_or_default()))
         .execute()
         .await
         .context("linking answers to their DVMs")
 }
 
 /// The answers as `link_answers` sends them: space-separated `<dvm hex><request hex><created_at>`
-/// words. Anything that is not two 64-digit lowercase hex ids is left out, so every word parses.
-fn answer_words(answers: &[(String, String, u32)]) -> String {
+/// words, one per (DVM, request) with its newest answer (a DVM's feedback and result usually
+/// come together: half the words for the server to parse). Anything that is not two 64-digit
+/// lowercase hex ids is left out, so every word parses.
+fn answer_words(answers: &[(&str, &str, u32)]) -> String {
     let id = |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let mut out = String::with_capacity(answers.len() * 140);
-    for (dvm, request, at) in answers.iter().filter(|(d, r, _)| id(d) && id(r)) {
+    let mut newest: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for &(dvm, request, at) in answers.iter().filter(|(d, r, _)| id(d) && id(r)) {
+        let e = newest.entry((dvm, request)).or_insert(at);
+        *e = (*e).max(at);
+    }
+    let mut out = String::with_capacity(newest.len() * 140);
+    for ((dvm, request), at) in newest {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -600,14 +614,9 @@ impl Finalizer {
         let t0 = std::time::Instant::now();
         if all || !members.is_empty() {
             self.still_ours().await?;
-            let given = (!all).then(|| {
-                members
-                    .iter()
-                    .filter_map(|m| parse_answer(m))
-                    .map(|(d, r, t)| (d.to_owned(), r.to_owned(), t))
-                    .collect()
-            });
-            link_answers(&self.ch, given).await?;
+            let given: Option<Vec<_>> =
+                (!all).then(|| members.iter().filter_map(|m| parse_answer(m)).collect());
+            link_answers(&self.ch, given.as_deref()).await?;
             self.redis.del::<_, ()>(&linking).await?;
             // The api's cached DVM lists are behind now.
             let _: redis::RedisResult<i64> = self.redis.incr(self.names.data_version(), 1).await;
@@ -858,15 +867,18 @@ mod tests {
 
     #[test]
     fn answer_words_keep_only_well_formed_ids() {
-        let (d, r) = ("ab".repeat(32), "0f".repeat(32));
-        let answers = vec![
-            (d.clone(), r.clone(), 7),
-            ("AB".repeat(32), r.clone(), 8),
-            (d.clone(), "0f".repeat(31), 9),
-            (format!("{} x", "a".repeat(61)), r.clone(), 10),
-            (d.clone(), r.clone(), u32::MAX),
+        let (d, r, r2) = ("ab".repeat(32), "0f".repeat(32), "10".repeat(32));
+        let (upper, short, spaced) = ("AB".repeat(32), "0f".repeat(31), format!("{} x", "a".repeat(61)));
+        let answers = [
+            (d.as_str(), r2.as_str(), 7),
+            (upper.as_str(), r.as_str(), 8),
+            (d.as_str(), short.as_str(), 9),
+            (spaced.as_str(), r.as_str(), 10),
+            (d.as_str(), r.as_str(), u32::MAX),
+            (d.as_str(), r.as_str(), 11),
         ];
-        assert_eq!(answer_words(&answers), format!("{d}{r}7 {d}{r}{}", u32::MAX));
+        // One word per pair, with its newest answer.
+        assert_eq!(answer_words(&answers), format!("{d}{r}{} {d}{r2}7", u32::MAX));
         assert_eq!(answer_words(&[]), "");
     }
 
@@ -909,6 +921,22 @@ mod tests {
         let d = hex::encode([0xab; 32]);
         let r = hex::encode([1u8; 32]);
         assert_eq!(parse_answer(m), Some((d.as_str(), r.as_str(), 9_000)));
+        // The same DVM's feedback and result to one request: one member, the newest.
+        let mut fb = row("feedback", 4, 9_500, 1);
+        fb.pubkey = [0xab; 32];
+        let mut early = row("feedback", 5, 8_000, 1);
+        early.pubkey = [0xab; 32];
+        let a = answers(&[rows[1].clone(), fb, early, row("result", 6, 8_000, 1)]);
+        let parsed: BTreeSet<_> = a.iter().filter_map(|m| parse_answer(m)).collect();
+        let other = hex::encode([9u8; 32]);
+        assert_eq!(
+            parsed,
+            [
+                (d.as_str(), r.as_str(), 9_500),
+                (other.as_str(), r.as_str(), 8_000)
+            ]
+            .into()
+        );
         for junk in [
             String::new(),
             "a".into(),
