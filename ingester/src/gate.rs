@@ -32,11 +32,20 @@ pub async fn stored_ids(
         .iter()
         .map(|r| dvmdash_core::dto::rfc3339(u64::from(r.created_at))[..10].to_owned())
         .collect();
-    let ids: Vec<String> = rows.iter().map(|r| hex::encode(r.event_id)).collect();
+    // The ids as one space-separated string of hex: the server parses that faster than an
+    // Array(String) (10 000 ids: 45 ms against 60 ms for the whole check on the stand-in), and
+    // the check runs under the ingest lock for every batch.
+    let mut ids = String::with_capacity(rows.len() * 65);
+    for r in rows {
+        if !ids.is_empty() {
+            ids.push(' ');
+        }
+        ids.push_str(&hex::encode(r.event_id));
+    }
     let found = client
         .query(
             "SELECT event_id FROM event_ids WHERE day IN {days:Array(Date)} \
-             AND event_id IN (SELECT toFixedString(unhex(arrayJoin({ids:Array(String)})), 32))",
+             AND event_id IN (SELECT toFixedString(unhex(arrayJoin(splitByChar(' ', {ids:String}))), 32))",
         )
         .param("days", days.into_iter().collect::<Vec<_>>())
         .param("ids", ids)
