@@ -6,6 +6,7 @@
 //! an overlap, or the configured look-back on first contact), so a reconnect fetches only the gap,
 //! never days of history.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -270,25 +271,50 @@ pub(crate) async fn handle_event(
     status.received.fetch_add(1, Ordering::Relaxed);
     counter!(m::EVENTS_RECEIVED, "relay" => relay.to_string()).increment(1);
     let now = now_secs();
-    let checked = shared.validator.precheck(json, now).and_then(|(event, id)| {
-        if shared.seen.get(&id).is_some() {
-            return Ok((event, id, true));
-        }
-        verify_crypto(&event, &id).map(|()| (event, id, false))
-    });
-    let (event, id, duplicate) = match checked {
-        Ok(v) => v,
-        Err(reason) => {
-            status.reject(reason.as_str());
-            counter!(m::REJECTED, "relay" => relay.to_string(), "reason" => reason.as_str()).increment(1);
-            debug!(relay = %relay, %reason, "event rejected");
-            return Ok(None);
+    // Another copy of an event already verified is recognised from its head alone, without
+    // building the event: with three relays delivering everything, two copies in three.
+    let known = shared
+        .validator
+        .precheck_head(json, now)
+        .ok()
+        .filter(|head| shared.seen.get(&head.id).is_some());
+    let (id, pubkey, created_at, kind, duplicate) = match known {
+        Some(head) => (
+            head.id,
+            Cow::Borrowed(head.pubkey),
+            head.created_at,
+            head.kind,
+            true,
+        ),
+        None => {
+            let checked = shared.validator.precheck(json, now).and_then(|(event, id)| {
+                if shared.seen.get(&id).is_some() {
+                    return Ok((event, id, true));
+                }
+                verify_crypto(&event, &id).map(|()| (event, id, false))
+            });
+            match checked {
+                Ok((event, id, duplicate)) => (
+                    id,
+                    Cow::Owned(event.pubkey),
+                    event.created_at,
+                    event.kind,
+                    duplicate,
+                ),
+                Err(reason) => {
+                    status.reject(reason.as_str());
+                    counter!(m::REJECTED, "relay" => relay.to_string(), "reason" => reason.as_str())
+                        .increment(1);
+                    debug!(relay = %relay, %reason, "event rejected");
+                    return Ok(None);
+                }
+            }
         }
     };
     // The resume point never moves past now, whatever a relay claims.
     status
         .newest_created_at
-        .fetch_max(event.created_at.min(now), Ordering::Relaxed);
+        .fetch_max(created_at.min(now), Ordering::Relaxed);
     status.last_event_ms.store(now_millis(), Ordering::Relaxed);
     // Built only when queued: most duplicates repeat a known (id, relay) pair and queue nothing.
     let delivery = |json: String| Accepted {
@@ -296,9 +322,9 @@ pub(crate) async fn handle_event(
         json,
         relay: relay.clone(),
         seen_ms: now_millis(),
-        pubkey: event.pubkey.clone(),
-        kind: event.kind,
-        created_at: event.created_at,
+        pubkey: pubkey.clone().into_owned(),
+        kind,
+        created_at,
         first: !duplicate,
     };
     let pair = (id, relay.clone());
@@ -313,25 +339,25 @@ pub(crate) async fn handle_event(
             // Another relay delivered it too: recorded for coverage, not stored again.
             queue(shared, relay, delivery(String::new())).await?;
         }
-        return Ok(Some((event.created_at, id, event.kind)));
+        return Ok(Some((created_at, id, kind)));
     }
     shared.seen.insert(id, ());
-    match shared.validator.kinds.role(event.kind) {
+    match shared.validator.kinds.role(kind) {
         Role::Result
         | Role::Feedback
         | Role::Announcement
         | Role::ServiceAnnouncement
         | Role::Heartbeat
-        | Role::Capabilities => shared.dvms.add(&event.pubkey),
-        Role::Request => shared.customers.add(&event.pubkey),
+        | Role::Capabilities => shared.dvms.add(&pubkey),
+        Role::Request => shared.customers.add(&pubkey),
         _ => {}
     }
     status.accepted.fetch_add(1, Ordering::Relaxed);
-    tracing::trace!(relay = %relay, kind = event.kind, id = %event.id, "event accepted");
+    tracing::trace!(relay = %relay, kind, id = %hex::encode(id), "event accepted");
     counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
     gauge!(m::LAST_EVENT, "relay" => relay.to_string()).set(now as f64);
     queue(shared, relay, delivery(json.to_owned())).await?;
-    Ok(Some((event.created_at, id, event.kind)))
+    Ok(Some((created_at, id, kind)))
 }
 
 /// Hands a delivery to the stream writer. A full queue means the writer is behind: reading from the

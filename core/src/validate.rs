@@ -61,6 +61,16 @@ pub struct Verified {
     pub id: Id32,
 }
 
+/// An event's head, from [`Validator::precheck_head`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHead<'a> {
+    pub id: Id32,
+    /// Lowercase hex, as in the JSON.
+    pub pubkey: &'a str,
+    pub created_at: u64,
+    pub kind: u16,
+}
+
 /// The verification policy, shared by collector and import.
 #[derive(Debug, Clone)]
 pub struct Validator {
@@ -95,6 +105,46 @@ impl Validator {
         }
         let event = Event::from_json(json).map_err(|_| Rejection::Malformed)?;
         self.precheck_event(event, now_secs)
+    }
+
+    /// The same checks as [`Validator::precheck`] on an event's head alone: id, author, time and
+    /// kind borrowed from the JSON, the signature's form checked, tags and content skipped
+    /// without being built. For recognising another copy of an event already verified (the
+    /// collector hears most events from several relays); anything this cannot read, such as
+    /// an escaped id, is an error here and goes the full way.
+    pub fn precheck_head<'a>(&self, json: &'a str, now_secs: u64) -> Result<EventHead<'a>, Rejection> {
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            id: &'a str,
+            pubkey: &'a str,
+            created_at: u64,
+            kind: u16,
+            sig: &'a str,
+            #[allow(dead_code)]
+            tags: serde::de::IgnoredAny,
+            #[allow(dead_code)]
+            content: serde::de::IgnoredAny,
+        }
+        if json.len() > self.max_event_bytes {
+            return Err(Rejection::TooLarge);
+        }
+        let head: Head<'a> = serde_json::from_str(json).map_err(|_| Rejection::Malformed)?;
+        let id = parse_hex32(head.id).ok_or(Rejection::Malformed)?;
+        if parse_hex32(head.pubkey).is_none() || parse_hex64(head.sig).is_none() {
+            return Err(Rejection::Malformed);
+        }
+        if !self.kinds.accepts(head.kind) {
+            return Err(Rejection::OffFilter);
+        }
+        if head.created_at > now_secs.saturating_add(self.max_future_secs) {
+            return Err(Rejection::FutureDated);
+        }
+        Ok(EventHead {
+            id,
+            pubkey: head.pubkey,
+            created_at: head.created_at,
+            kind: head.kind,
+        })
     }
 
     /// Like [`Validator::precheck`] for an already parsed event (size measured on its JSON form).
@@ -290,6 +340,65 @@ mod tests {
 
         let huge = Keys::generate().sign(NOW, 5300, vec![], "x".repeat(DEFAULT_MAX_EVENT_BYTES));
         assert_eq!(v.verify(&huge.to_json(), NOW).unwrap_err(), Rejection::TooLarge);
+    }
+
+    #[test]
+    fn the_head_of_an_event_is_checked_like_the_event() {
+        let v = Validator::default();
+        let good = signed(5300);
+        let json = good.to_json();
+        let head = v.precheck_head(&json, NOW).expect("a valid head");
+        let (event, id) = v.precheck(&json, NOW).expect("valid");
+        assert_eq!(
+            (head.id, head.pubkey, head.created_at, head.kind),
+            (id, event.pubkey.as_str(), event.created_at, event.kind)
+        );
+        // Each fault the full precheck finds in these fields, with the same reason.
+        let future = Keys::generate().sign(NOW + 3600, 5300, vec![], String::new());
+        let huge = Keys::generate().sign(NOW, 5300, vec![], "x".repeat(DEFAULT_MAX_EVENT_BYTES));
+        let mut upper = good.clone();
+        upper.pubkey = upper.pubkey.to_uppercase();
+        let mut short_sig = good.clone();
+        short_sig.sig.pop();
+        for (json, reason) in [
+            (future.to_json(), Rejection::FutureDated),
+            (huge.to_json(), Rejection::TooLarge),
+            (signed(1).to_json(), Rejection::OffFilter),
+            (upper.to_json(), Rejection::Malformed),
+            (short_sig.to_json(), Rejection::Malformed),
+        ] {
+            assert_eq!(v.precheck_head(&json, NOW).unwrap_err(), reason);
+            assert_eq!(v.precheck(&json, NOW).unwrap_err(), reason);
+        }
+        // Hostile shapes: no tags, a kind out of range or as text, a nested id, an escaped id (the
+        // full path reads that one), junk and an empty object.
+        let escaped = json.replacen(
+            &format!("\"id\":\"{}", &good.id[..1]),
+            &format!("\"id\":\"\\u00{:x}", good.id.as_bytes()[0]),
+            1,
+        );
+        assert_ne!(escaped, json);
+        assert!(v.precheck(&escaped, NOW).is_ok(), "an escaped id is still the id");
+        for junk in [
+            json.replacen("\"tags\":", "\"tagz\":", 1),
+            json.replacen("\"kind\":5300", "\"kind\":70000", 1),
+            json.replacen("\"kind\":5300", "\"kind\":\"5300\"", 1),
+            json.replacen(
+                &format!("\"id\":\"{}\"", good.id),
+                &format!("\"id\":[\"{}\"]", good.id),
+                1,
+            ),
+            escaped,
+            "{}".into(),
+            "[\"EVENT\"]".into(),
+            "{\"id\":".into(),
+        ] {
+            assert_eq!(
+                v.precheck_head(&junk, NOW).unwrap_err(),
+                Rejection::Malformed,
+                "{junk}"
+            );
+        }
     }
 
     #[test]
