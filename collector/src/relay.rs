@@ -179,6 +179,23 @@ pub struct RelayStatus {
     pub negentropy: AtomicU8,
     /// Passes after the first backfill, by how they read the relay (`negentropy` or `req`).
     pub passes_by_method: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The per-event metrics of this relay, registered on first use.
+    meters: std::sync::OnceLock<RelayMeters>,
+}
+
+/// A relay's per-event metrics, registered once: a `counter!` with a relay label builds the
+/// label and looks the series up on every call, and every copy of every event took two to four.
+struct RelayMeters {
+    received: metrics::Counter,
+    duplicates: metrics::Counter,
+    accepted: metrics::Counter,
+    last_event: metrics::Gauge,
+}
+
+impl std::fmt::Debug for RelayMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayMeters")
+    }
 }
 
 pub const NEGENTROPY_UNKNOWN: u8 = 0;
@@ -186,6 +203,16 @@ pub const NEGENTROPY_YES: u8 = 1;
 pub const NEGENTROPY_NO: u8 = 2;
 
 impl RelayStatus {
+    /// The per-event metrics of `relay` (this status's relay).
+    fn meters(&self, relay: &str) -> &RelayMeters {
+        self.meters.get_or_init(|| RelayMeters {
+            received: counter!(m::EVENTS_RECEIVED, "relay" => relay.to_owned()),
+            duplicates: counter!(m::DUPLICATES, "relay" => relay.to_owned(), "layer" => "memory"),
+            accepted: counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_owned()),
+            last_event: gauge!(m::LAST_EVENT, "relay" => relay.to_owned()),
+        })
+    }
+
     /// Counts one rejection.
     pub fn reject(&self, reason: &'static str) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +296,8 @@ pub(crate) async fn handle_event(
     json: &str,
 ) -> anyhow::Result<Option<(u64, Id32, u16)>> {
     status.received.fetch_add(1, Ordering::Relaxed);
-    counter!(m::EVENTS_RECEIVED, "relay" => relay.to_string()).increment(1);
+    let meters = status.meters(relay);
+    meters.received.increment(1);
     let now = now_secs();
     // Another copy of an event already verified is recognised from its head alone, without
     // building the event: with three relays delivering everything, two copies in three.
@@ -334,7 +362,7 @@ pub(crate) async fn handle_event(
     }
     if duplicate {
         status.duplicates.fetch_add(1, Ordering::Relaxed);
-        counter!(m::DUPLICATES, "relay" => relay.to_string(), "layer" => "memory").increment(1);
+        meters.duplicates.increment(1);
         if new_pair {
             // Another relay delivered it too: recorded for coverage, not stored again.
             queue(shared, relay, delivery(String::new())).await?;
@@ -354,8 +382,8 @@ pub(crate) async fn handle_event(
     }
     status.accepted.fetch_add(1, Ordering::Relaxed);
     tracing::trace!(relay = %relay, kind, id = %hex::encode(id), "event accepted");
-    counter!(m::EVENTS_ACCEPTED, "relay" => relay.to_string()).increment(1);
-    gauge!(m::LAST_EVENT, "relay" => relay.to_string()).set(now as f64);
+    meters.accepted.increment(1);
+    meters.last_event.set(now as f64);
     queue(shared, relay, delivery(json.to_owned())).await?;
     Ok(Some((created_at, id, kind)))
 }
