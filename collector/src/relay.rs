@@ -315,12 +315,23 @@ pub(crate) async fn handle_event(
             true,
         ),
         None => {
-            let checked = shared.validator.precheck(json, now).and_then(|(event, id)| {
-                if shared.seen.get(&id).is_some() {
-                    return Ok((event, id, true));
+            let checked = match shared.validator.precheck(json, now) {
+                Ok((event, id)) => {
+                    // Relays send the same events at the same moment, so copies of one event are
+                    // often checked at once on different relay tasks. The first takes the id's
+                    // place in `seen` and verifies; the others wait for it and are duplicates if it
+                    // was valid, or verify their own copy if it was not (a forged copy cannot hide
+                    // the real one).
+                    match shared.seen.get_value_or_guard_async(&id).await {
+                        Ok(()) => Ok((event, id, true)),
+                        Err(place) => verify_crypto(&event, &id).map(|()| {
+                            let _ = place.insert(());
+                            (event, id, false)
+                        }),
+                    }
                 }
-                verify_crypto(&event, &id).map(|()| (event, id, false))
-            });
+                Err(reason) => Err(reason),
+            };
             match checked {
                 Ok((event, id, duplicate)) => (
                     id,
@@ -369,7 +380,6 @@ pub(crate) async fn handle_event(
         }
         return Ok(Some((created_at, id, kind)));
     }
-    shared.seen.insert(id, ());
     match shared.validator.kinds.role(kind) {
         Role::Result
         | Role::Feedback
@@ -408,7 +418,93 @@ async fn queue(shared: &Shared, relay: &Arc<str>, accepted: Accepted) -> anyhow:
 
 #[cfg(test)]
 mod tests {
+    use dvmdash_core::config::EventArgs;
+    use dvmdash_core::validate::Keys;
+
     use super::*;
+
+    fn shared(sink: mpsc::Sender<Accepted>) -> Shared {
+        Shared {
+            validator: EventArgs::default().validator(),
+            seen: quick_cache::sync::Cache::new(1000),
+            sighted: quick_cache::sync::Cache::new(3000),
+            sink,
+            options: RelayOptions::default(),
+            dvms: PubkeySet::default(),
+            customers: PubkeySet::default(),
+        }
+    }
+
+    /// Copies of one event checked at the same moment on several relay tasks: one is the event,
+    /// every other copy a duplicate (each still a sighting of its relay).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn copies_checked_at_once_store_the_event_once() {
+        const RELAYS: usize = 8;
+        let keys = Keys::from_seed(b"concurrent copies");
+        for round in 0..20u64 {
+            let (sink, mut queued) = mpsc::channel(100);
+            let shared = Arc::new(shared(sink));
+            let json = keys
+                .sign(now_secs() - 60 - round, 5300, vec![], String::new())
+                .to_json();
+            let start = Arc::new(tokio::sync::Barrier::new(RELAYS));
+            let tasks: Vec<_> = (0..RELAYS)
+                .map(|i| {
+                    let (shared, json, start) = (shared.clone(), json.clone(), start.clone());
+                    tokio::spawn(async move {
+                        let relay: Arc<str> = Arc::from(format!("wss://relay{i}.test"));
+                        let status = RelayStatus::default();
+                        start.wait().await;
+                        handle_event(&relay, &shared, &status, &json).await.unwrap();
+                        status.accepted.load(Ordering::Relaxed)
+                    })
+                })
+                .collect();
+            let mut accepted = 0;
+            for t in tasks {
+                accepted += t.await.unwrap();
+            }
+            drop(shared);
+            let mut first = 0;
+            let mut sightings = 0;
+            while let Some(a) = queued.recv().await {
+                if a.first {
+                    first += 1;
+                    assert!(!a.json.is_empty());
+                } else {
+                    sightings += 1;
+                }
+            }
+            assert_eq!((accepted, first, sightings), (1, 1, RELAYS - 1), "round {round}");
+        }
+    }
+
+    /// A copy with a forged signature checked first does not hide the real event behind it.
+    #[tokio::test]
+    async fn a_forged_copy_first_does_not_hide_the_event() {
+        let (sink, mut queued) = mpsc::channel(10);
+        let shared = shared(sink);
+        let keys = Keys::from_seed(b"forged copy");
+        let real = keys.sign(now_secs() - 60, 5300, vec![], String::new());
+        let mut forged = real.clone();
+        let flipped = if forged.sig.starts_with('0') { "1" } else { "0" };
+        forged.sig.replace_range(..1, flipped);
+        let status = RelayStatus::default();
+        let (bad, good): (Arc<str>, Arc<str>) = (Arc::from("wss://bad.test"), Arc::from("wss://good.test"));
+        let out = handle_event(&bad, &shared, &status, &forged.to_json())
+            .await
+            .unwrap();
+        assert!(out.is_none());
+        assert_eq!(status.rejected.load(Ordering::Relaxed), 1);
+        let out = handle_event(&good, &shared, &status, &real.to_json())
+            .await
+            .unwrap();
+        assert!(out.is_some());
+        let queued = queued.try_recv().unwrap();
+        assert!(queued.first);
+        assert_eq!(&*queued.relay, "wss://good.test");
+        assert_eq!(status.accepted.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
