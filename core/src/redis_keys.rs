@@ -147,9 +147,22 @@ impl RedisNames {
         format!("{}:jobs:lease", self.prefix)
     }
 
-    /// Held by the ingester that checks and inserts a batch (the exactly-once gate).
+    /// Held around each insert into `events_raw` and the recovery of an interrupted one, across
+    /// every shard: recovery tells what an insert committed by the block numbers that appeared
+    /// since it began, which is exact only while no other insert runs.
     pub fn ingest_lock(&self) -> String {
         format!("{}:ingest:lock", self.prefix)
+    }
+
+    /// Held by the ingester that checks a batch of shard `i` of `count` against every id stored
+    /// and inserts it (the exactly-once gate). An event is only ever on its own shard, so checks of
+    /// different shards cannot pass the same id and need not wait for each other.
+    pub fn gate_lock(&self, i: u16, count: u16) -> String {
+        if count <= 1 {
+            format!("{}:gate:lock", self.prefix)
+        } else {
+            format!("{}:{{s{i}}}:gate:lock", self.prefix)
+        }
     }
 
     /// Unix seconds when a collector of this deployment first watched the live-only kinds
@@ -191,5 +204,9 @@ mod tests {
         assert_eq!(n.seen_prefix(0, 1), "t1:seen:");
         assert_eq!(n.events_shard(3, 4), "t1:{s3}:events");
         assert_eq!(n.seen_prefix(3, 4), "t1:{s3}:seen:");
+        // A shard's gate lock shares its stream's hash tag; the ingest lock is one for all.
+        assert_eq!(n.gate_lock(0, 1), "t1:gate:lock");
+        assert_eq!(n.gate_lock(3, 4), "t1:{s3}:gate:lock");
+        assert_eq!(n.ingest_lock(), "t1:ingest:lock");
     }
 }

@@ -228,6 +228,8 @@ pub struct EventStream {
     /// Seen-markers of this stream's events are this plus the id.
     seen_prefix: String,
     dead_letters: String,
+    /// The ingester's exactly-once gate lock of this shard ([`RedisNames::gate_lock`]).
+    gate_lock: String,
 }
 
 impl EventStream {
@@ -242,7 +244,13 @@ impl EventStream {
             key: names.events_shard(i, count),
             seen_prefix: names.seen_prefix(i, count),
             dead_letters: names.dead_letter_stream(),
+            gate_lock: names.gate_lock(i, count),
         }
+    }
+
+    /// The lock held while a batch of this shard is checked against every id stored and inserted.
+    pub fn gate_lock(&self) -> &str {
+        &self.gate_lock
     }
 
     pub fn key(&self) -> &str {

@@ -4,7 +4,7 @@
 //! in every ingester process, each a consumer of its shard's group under the same consumer name.
 //!
 //! - [`batch`] - entries -> rows, setting aside poison entries
-//! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock
+//! - [`gate`] - the exactly-once check against every id ever stored, under a Redis lock per shard
 //! - [`recovery`] - finishing an insert that failed part-way, from what ClickHouse committed
 //! - [`metrics`] - metric names
 //!
@@ -139,7 +139,7 @@ struct Ingester {
 }
 
 /// Runs until `shutdown`. A batch being inserted is finished (inserted and acknowledged) first; a
-/// shard loop still waiting for the ingest lock leaves its batch pending, to be read again at the
+/// shard loop still waiting for a lock leaves its batch pending, to be read again at the
 /// next start (or claimed by another ingester).
 pub async fn run(
     config: Config,
@@ -482,92 +482,68 @@ impl Ingester {
         }
     }
 
-    /// Inserts the batch's events not stored before, holding the ingest lock across every attempt
-    /// (see [`gate`]). The events chosen by the first successful check are reused on every retry with
-    /// the same token, so a partly applied insert is completed, never duplicated.
+    /// Inserts the batch's events not stored before (see [`gate`]). The shard's gate lock is held
+    /// from the check to the end, so no other ingester can pass one of these ids meanwhile; the
+    /// ingest lock only around each insert and what it takes to resolve one that failed, so a
+    /// check on one shard runs while another shard inserts. The events chosen by the first
+    /// successful check are reused on every retry, so a partly applied insert is completed,
+    /// never duplicated.
     async fn insert_with_retry(
         &mut self,
         prepared: &Prepared,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let token = prepared.dedup_token(self.stream.key());
+        let gate = self.lock(self.stream.gate_lock().to_owned(), shutdown).await?;
+        let result = self.insert_gated(prepared, &token, shutdown).await;
+        gate.release().await;
+        result
+    }
+
+    /// Waits for the lock `key`; an error when `shutdown` fires first.
+    async fn lock(&self, key: String, shutdown: &CancellationToken) -> anyhow::Result<gate::Lock> {
         let lock = gate::Lock::acquire(
             self.redis.clone(),
-            self.names.ingest_lock(),
+            key,
             self.lock_owner.clone(),
             LOCK_TTL,
             shutdown,
         )
         .await?;
-        let Some(lock) = lock else {
-            anyhow::bail!("shutting down before the batch was stored")
-        };
-        let result = self.insert_locked(prepared, &token, shutdown).await;
-        lock.release().await;
-        result
+        lock.context("shutting down before the batch was stored")
     }
 
-    async fn insert_locked(
+    async fn insert_gated(
         &mut self,
         prepared: &Prepared,
-        token: &str,
+        base: &str,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let mut fresh: Option<Vec<&RawEventRow>> = None;
         let mut failures = 0u32;
-        let base = token;
         let mut token = base.to_owned();
         loop {
             let started = Instant::now();
-            // The block numbers before an insert that then failed: what it left is found from them.
-            let mut interrupted: Option<recovery::Blocks> = None;
-            let attempt: anyhow::Result<usize> = async {
-                if fresh.is_none() {
-                    let t0 = Instant::now();
-                    let stored = gate::stored_ids(&self.clickhouse, &prepared.rows).await?;
-                    debug!(gate_ms = t0.elapsed().as_millis() as u64, "gate checked");
-                    let rows: Vec<&RawEventRow> = prepared
-                        .rows
-                        .iter()
-                        .filter(|r| !stored.contains(&r.event_id))
-                        .collect();
-                    counter!(m::ALREADY_STORED).increment((prepared.rows.len() - rows.len()) as u64);
-                    fresh = Some(rows);
+            let attempt = match &fresh {
+                Some(rows) => {
+                    self.insert_once(rows, base, &mut token, failures, shutdown)
+                        .await?
                 }
-                let rows = fresh.as_deref().unwrap_or_default();
-                if !rows.is_empty() {
-                    let t0 = Instant::now();
-                    let before = recovery::blocks(&self.clickhouse).await?;
-                    if let Err(err) = insert(&self.clickhouse, rows, &token).await {
-                        interrupted = Some(before);
-                        return Err(err.into());
+                None => match gate::stored_ids(&self.clickhouse, &prepared.rows).await {
+                    Ok(stored) => {
+                        debug!(gate_ms = started.elapsed().as_millis() as u64, "gate checked");
+                        let rows: Vec<&RawEventRow> = prepared
+                            .rows
+                            .iter()
+                            .filter(|r| !stored.contains(&r.event_id))
+                            .collect();
+                        counter!(m::ALREADY_STORED).increment((prepared.rows.len() - rows.len()) as u64);
+                        let rows = fresh.insert(rows);
+                        self.insert_once(rows, base, &mut token, failures, shutdown)
+                            .await?
                     }
-                    debug!(
-                        rows = rows.len(),
-                        insert_ms = t0.elapsed().as_millis() as u64,
-                        "rows inserted"
-                    );
-                }
-                Ok(rows.len())
-            }
-            .await;
-            let attempt = match (attempt, interrupted) {
-                (Err(err), Some(before)) => {
-                    warn!(error = %format!("{err:#}"), rows = prepared.rows.len(), "clickhouse insert failed; finding out what it committed");
-                    let rows = fresh.as_deref().unwrap_or_default();
-                    match self.finish_interrupted(rows, &before, shutdown).await? {
-                        true => {
-                            counter!(m::INSERT_FAILURES).increment(1);
-                            Ok(rows.len())
-                        }
-                        // Nothing landed: try again whole, under a token no lost attempt used.
-                        false => {
-                            token = format!("{base}#{}", failures + 1);
-                            Err(err)
-                        }
-                    }
-                }
-                (attempt, _) => attempt,
+                    Err(err) => Err(err.into()),
+                },
             };
             match attempt {
                 Ok(inserted) => {
@@ -586,6 +562,51 @@ impl Ingester {
             self.report_backlog().await;
             sleep_or_stop(shutdown, backoff(&mut failures)).await;
         }
+    }
+
+    /// One insert of the checked `rows` under the ingest lock, and when it fails, the rest of
+    /// whatever part of it landed. Returns the rows stored, or the error to retry after when
+    /// nothing landed (then `token` is already the next attempt's, which no lost attempt used);
+    /// fails outright only when shutting down with the batch unresolved.
+    async fn insert_once(
+        &mut self,
+        rows: &[&RawEventRow],
+        base: &str,
+        token: &mut String,
+        failures: u32,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<anyhow::Result<usize>> {
+        if rows.is_empty() {
+            return Ok(Ok(0));
+        }
+        let lock = self.lock(self.names.ingest_lock(), shutdown).await?;
+        let result: anyhow::Result<anyhow::Result<usize>> = async {
+            let t0 = Instant::now();
+            // The block numbers before an insert that then fails: what it left is found from them.
+            let before = match recovery::blocks(&self.clickhouse).await {
+                Ok(before) => before,
+                Err(err) => return Ok(Err(anyhow::Error::from(err))),
+            };
+            let Err(err) = insert(&self.clickhouse, rows, token).await else {
+                debug!(
+                    rows = rows.len(),
+                    insert_ms = t0.elapsed().as_millis() as u64,
+                    "rows inserted"
+                );
+                return Ok(Ok(rows.len()));
+            };
+            warn!(error = %format!("{err:#}"), rows = rows.len(), "clickhouse insert failed; finding out what it committed");
+            if self.finish_interrupted(rows, &before, shutdown).await? {
+                counter!(m::INSERT_FAILURES).increment(1);
+                return Ok(Ok(rows.len()));
+            }
+            // Nothing landed: try again whole, under a token no lost attempt used.
+            *token = format!("{base}#{}", failures + 1);
+            Ok(Err(anyhow::Error::from(err)))
+        }
+        .await;
+        lock.release().await;
+        result
     }
 
     async fn record_stored(&mut self, prepared: &Prepared, inserted: usize, started: Instant) {

@@ -2,7 +2,8 @@
 //! `core::stream_shards`): every append, sighting and replayed dead letter lands on the shard its
 //! event id picks; a whole stack with a four-way split collects from a relay and imports an
 //! archive, storing every event once; a role configured with another count than the one Redis
-//! recorded refuses to start. Sharded ingesters under SIGKILL are in `faults.rs`.
+//! recorded refuses to start; a shard waits only for its own exactly-once gate, inserts for the one
+//! ingest lock. Sharded ingesters under SIGKILL are in `faults.rs`.
 
 use dvmdash_testkit as common;
 
@@ -509,6 +510,143 @@ async fn one_entry_batches_of_two_shards_with_the_same_entry_id_are_both_stored(
                     "{stored} stored, {counted} in stats_hourly, {} pending, {:?} undelivered",
                     backlog.pending, backlog.lag
                 ))
+            }
+        },
+    )
+    .await;
+    stop.cancel();
+    ingester
+        .await
+        .expect("ingester task")
+        .expect("ingester stops cleanly");
+}
+
+/// How many of `ids` are in `events_raw`, and how many requests `stats_hourly` counts.
+async fn stored_of(ch: &clickhouse::Client, ids: &[String]) -> Result<(u64, u64), String> {
+    ch.query(
+        "SELECT assumeNotNull((SELECT count() FROM events_raw WHERE lower(hex(event_id)) IN ?)), \
+         assumeNotNull((SELECT toUInt64(sum(events)) FROM stats_hourly WHERE role = 'request'))",
+    )
+    .bind(ids)
+    .fetch_one()
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// The exactly-once gate is per shard: a batch of one shard is checked and inserted under that
+/// shard's gate lock, so a shard whose lock is held elsewhere holds up no other shard. Inserts
+/// themselves (and the recovery of a failed one) still take the one ingest lock: while it is held
+/// elsewhere nothing is stored, and once it is free everything is, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_shard_passes_its_own_gate_and_inserts_take_the_ingest_lock() {
+    use dvmdash_core::lease::Lease;
+    use dvmdash_core::stream::NewEntry;
+
+    let (mut redis, clickhouse) = isolated();
+    redis.stream_shards = 2;
+    dvmdash_core::store::migrate(&clickhouse).await.expect("migrate");
+    let names = redis.names();
+    let mut c = conn(&redis).await;
+    let streams = EventStreams::open(&mut c, &names, 2).await.expect("open");
+    streams.ensure_groups(&mut c).await.expect("groups");
+    let mut by_shard: BTreeMap<u16, Vec<Event>> = BTreeMap::new();
+    for e in signed(b"shards-own-gate", 120, "own gate") {
+        by_shard.entry(shard_of(&e.id, 2)).or_default().push(e);
+    }
+    let (first, second) = (&by_shard[&0], &by_shard[&1]);
+    assert!(
+        first.len() >= 20 && second.len() >= 20,
+        "120 ids cover both shards"
+    );
+    let ids = |evs: &[Event]| evs.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let (appender, writer) = (streams.clone(), c.clone());
+    let append = move |evs: Vec<Event>| {
+        let (streams, mut c) = (appender.clone(), writer.clone());
+        async move {
+            let json: Vec<String> = evs.iter().map(Event::to_json).collect();
+            let entries: Vec<NewEntry<'_>> = evs
+                .iter()
+                .zip(&json)
+                .map(|(e, j)| NewEntry {
+                    id_hex: &e.id,
+                    json: j,
+                    relay: "wss://a.example",
+                    seen_ms: dvmdash_core::telemetry::now_millis(),
+                })
+                .collect();
+            streams.append_each(&mut c, &entries).await.expect("append");
+        }
+    };
+    // Someone else holds shard 0's gate.
+    let holder = Lease::new(names.gate_lock(0, 2), "test-holder", Duration::from_secs(120));
+    assert!(
+        holder.acquire_or_renew(&mut c).await.expect("lease"),
+        "gate lock free"
+    );
+    let (early0, late0) = first.split_at(10);
+    let (early1, late1) = second.split_at(10);
+    append([early0, early1].concat()).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ingester = tokio::spawn(dvmdash_ingester::run(
+        dvmdash_ingester::Config {
+            consumer: "own-gate".into(),
+            batch_wait_ms: 10,
+            ..Default::default()
+        },
+        EventArgs::default(),
+        redis.clone(),
+        clickhouse.clone(),
+        stop.clone(),
+    ));
+    let ch = clickhouse.client();
+    let (early0, early1) = (ids(early0), ids(early1));
+    wait_until(
+        "shard 1's events to be stored past shard 0's held gate",
+        Duration::from_secs(30),
+        || async {
+            match stored_of(&ch, &early1).await? {
+                (10, 10) => Ok(()),
+                other => Err(format!("(stored, counted) = {other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        stored_of(&ch, &early0).await.expect("count").0,
+        0,
+        "shard 0's events wait for its gate"
+    );
+
+    // Someone else holds the ingest lock: shard 0's gate is free now, but no insert may run.
+    let inserts = Lease::new(names.ingest_lock(), "test-holder", Duration::from_secs(120));
+    assert!(
+        inserts.acquire_or_renew(&mut c).await.expect("lease"),
+        "ingest lock free"
+    );
+    assert!(
+        holder.release(&mut c).await.expect("release"),
+        "the test held the gate"
+    );
+    append([late0, late1].concat()).await;
+    let all: Vec<String> = [early0.clone(), early1.clone(), ids(late0), ids(late1)].concat();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stored_of(&ch, &all).await.expect("count"),
+        (10, 10),
+        "nothing more is stored while another holds the ingest lock"
+    );
+    assert!(
+        inserts.release(&mut c).await.expect("release"),
+        "the test held the ingest lock"
+    );
+    let total = all.len() as u64;
+    wait_until(
+        "every event to be stored and counted once",
+        Duration::from_secs(30),
+        || async {
+            match stored_of(&ch, &all).await? {
+                (s, n) if s == total && n == total => Ok(()),
+                other => Err(format!("(stored, counted) = {other:?} of {total}")),
             }
         },
     )
