@@ -416,24 +416,27 @@ async fn queue(shared: &Shared, relay: &Arc<str>, accepted: Accepted) -> anyhow:
     Ok(())
 }
 
+/// A `Shared` for unit tests: default event rules, small caches, no pubkeys yet.
+#[cfg(test)]
+pub(crate) fn shared_for_tests(sink: mpsc::Sender<Accepted>) -> Shared {
+    Shared {
+        validator: dvmdash_core::config::EventArgs::default().validator(),
+        seen: quick_cache::sync::Cache::new(1000),
+        sighted: quick_cache::sync::Cache::new(3000),
+        sink,
+        options: RelayOptions::default(),
+        dvms: PubkeySet::default(),
+        customers: PubkeySet::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use dvmdash_core::config::EventArgs;
     use dvmdash_core::validate::Keys;
 
     use super::*;
 
-    fn shared(sink: mpsc::Sender<Accepted>) -> Shared {
-        Shared {
-            validator: EventArgs::default().validator(),
-            seen: quick_cache::sync::Cache::new(1000),
-            sighted: quick_cache::sync::Cache::new(3000),
-            sink,
-            options: RelayOptions::default(),
-            dvms: PubkeySet::default(),
-            customers: PubkeySet::default(),
-        }
-    }
+    use super::shared_for_tests as shared;
 
     /// Copies of one event checked at the same moment on several relay tasks: one is the event,
     /// every other copy a duplicate (each still a sighting of its relay).

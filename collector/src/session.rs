@@ -678,25 +678,12 @@ fn next_pass(passes: u32, opts: &RelayOptions) -> Option<tokio::time::Instant> {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use dvmdash_core::config::EventArgs;
     use dvmdash_core::validate::Keys;
     use serde_json::Value;
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::relay::{Accepted, PubkeySet};
-
-    fn shared(sink: mpsc::Sender<Accepted>) -> Shared {
-        Shared {
-            validator: EventArgs::default().validator(),
-            seen: quick_cache::sync::Cache::new(1000),
-            sighted: quick_cache::sync::Cache::new(3000),
-            sink,
-            options: RelayOptions::default(),
-            dvms: PubkeySet::default(),
-            customers: PubkeySet::default(),
-        }
-    }
+    use crate::relay::shared_for_tests as shared;
 
     /// The frames sent so far, as JSON, and forgets them.
     fn sent(tx: &mut Vec<Message>) -> Vec<Value> {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dvmdash::simulate::Publisher;
-use dvmdash_core::config::{EventArgs, RedisArgs, Secret};
+use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs, Secret};
 use dvmdash_core::redis_keys::FIELD_EVENT;
 use dvmdash_core::stream::{Entry, Fields, NewEntry, Sighting};
 use dvmdash_core::stream_shards::{EventStreams, shard_of};
@@ -55,6 +55,37 @@ async fn ids_on(c: &mut MultiplexedConnection, key: &str) -> Vec<String> {
         }
     }
     ids
+}
+
+/// An ingester task reading every shard as `consumer`, closing a batch after 10 ms.
+fn spawn_ingester(
+    consumer: &str,
+    redis: &RedisArgs,
+    clickhouse: &ClickHouseArgs,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(dvmdash_ingester::run(
+        dvmdash_ingester::Config {
+            consumer: consumer.into(),
+            batch_wait_ms: 10,
+            ..Default::default()
+        },
+        EventArgs::default(),
+        redis.clone(),
+        clickhouse.clone(),
+        stop.clone(),
+    ))
+}
+
+async fn stop_ingester(
+    stop: &tokio_util::sync::CancellationToken,
+    ingester: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    stop.cancel();
+    ingester
+        .await
+        .expect("ingester task")
+        .expect("ingester stops cleanly");
 }
 
 async fn admin_get(base: &str, path: &str) -> serde_json::Value {
@@ -474,17 +505,7 @@ async fn one_entry_batches_of_two_shards_with_the_same_entry_id_are_both_stored(
             .expect("xadd with an explicit id");
     }
     let stop = tokio_util::sync::CancellationToken::new();
-    let ingester = tokio::spawn(dvmdash_ingester::run(
-        dvmdash_ingester::Config {
-            consumer: "same-id".into(),
-            batch_wait_ms: 10,
-            ..Default::default()
-        },
-        EventArgs::default(),
-        redis.clone(),
-        clickhouse.clone(),
-        stop.clone(),
-    ));
+    let ingester = spawn_ingester("same-id", &redis, &clickhouse, &stop);
     let ch = clickhouse.client();
     // An insert commits events_raw first and the rollups after it, so wait for both.
     wait_until(
@@ -514,11 +535,7 @@ async fn one_entry_batches_of_two_shards_with_the_same_entry_id_are_both_stored(
         },
     )
     .await;
-    stop.cancel();
-    ingester
-        .await
-        .expect("ingester task")
-        .expect("ingester stops cleanly");
+    stop_ingester(&stop, ingester).await;
 }
 
 /// How many of `ids` are in `events_raw`, and how many requests `stats_hourly` counts.
@@ -587,17 +604,7 @@ async fn each_shard_passes_its_own_gate_and_inserts_take_the_ingest_lock() {
     let (early1, late1) = second.split_at(10);
     append([early0, early1].concat()).await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let ingester = tokio::spawn(dvmdash_ingester::run(
-        dvmdash_ingester::Config {
-            consumer: "own-gate".into(),
-            batch_wait_ms: 10,
-            ..Default::default()
-        },
-        EventArgs::default(),
-        redis.clone(),
-        clickhouse.clone(),
-        stop.clone(),
-    ));
+    let ingester = spawn_ingester("own-gate", &redis, &clickhouse, &stop);
     let ch = clickhouse.client();
     let (early0, early1) = (ids(early0), ids(early1));
     wait_until(
@@ -651,9 +658,5 @@ async fn each_shard_passes_its_own_gate_and_inserts_take_the_ingest_lock() {
         },
     )
     .await;
-    stop.cancel();
-    ingester
-        .await
-        .expect("ingester task")
-        .expect("ingester stops cleanly");
+    stop_ingester(&stop, ingester).await;
 }
