@@ -100,6 +100,20 @@ fn signed(seed: &[u8], n: u64, tag: &str) -> Vec<Event> {
         .collect()
 }
 
+/// Stream entries for `events` (`json` their JSON), all from one relay, seen at `seen_ms`.
+fn entries_of<'a>(events: &'a [Event], json: &'a [String], seen_ms: u64) -> Vec<NewEntry<'a>> {
+    events
+        .iter()
+        .zip(json)
+        .map(|(e, j)| NewEntry {
+            id_hex: &e.id,
+            json: j,
+            relay: "wss://a.example",
+            seen_ms,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_sightings_and_replays_land_on_the_shard_of_their_event() {
     let (redis, _) = isolated();
@@ -108,16 +122,7 @@ async fn appends_sightings_and_replays_land_on_the_shard_of_their_event() {
     let streams = EventStreams::open(&mut c, &names, 4).await.expect("open");
     let events = signed(b"shards-routing", 400, "routing");
     let json: Vec<String> = events.iter().map(Event::to_json).collect();
-    let entries: Vec<NewEntry<'_>> = events
-        .iter()
-        .zip(&json)
-        .map(|(e, j)| NewEntry {
-            id_hex: &e.id,
-            json: j,
-            relay: "wss://a.example",
-            seen_ms: 1,
-        })
-        .collect();
+    let entries = entries_of(&events, &json, 1);
     let added = streams
         .append_new(&mut c, &entries, 600, 1_000_000)
         .await
@@ -557,7 +562,6 @@ async fn stored_of(ch: &clickhouse::Client, ids: &[String]) -> Result<(u64, u64)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_shard_passes_its_own_gate_and_inserts_take_the_ingest_lock() {
     use dvmdash_core::lease::Lease;
-    use dvmdash_core::stream::NewEntry;
 
     let (mut redis, clickhouse) = isolated();
     redis.stream_shards = 2;
@@ -581,16 +585,7 @@ async fn each_shard_passes_its_own_gate_and_inserts_take_the_ingest_lock() {
         let (streams, mut c) = (appender.clone(), writer.clone());
         async move {
             let json: Vec<String> = evs.iter().map(Event::to_json).collect();
-            let entries: Vec<NewEntry<'_>> = evs
-                .iter()
-                .zip(&json)
-                .map(|(e, j)| NewEntry {
-                    id_hex: &e.id,
-                    json: j,
-                    relay: "wss://a.example",
-                    seen_ms: dvmdash_core::telemetry::now_millis(),
-                })
-                .collect();
+            let entries = entries_of(&evs, &json, dvmdash_core::telemetry::now_millis());
             streams.append_each(&mut c, &entries).await.expect("append");
         }
     };
