@@ -546,8 +546,10 @@ impl Ingester {
                 },
             };
             match attempt {
-                Ok(inserted) => {
-                    self.record_stored(prepared, inserted, started).await;
+                Ok((inserted, waited)) => {
+                    // The check and the insert, not the wait for another shard's insert.
+                    self.record_stored(prepared, inserted, started.elapsed().saturating_sub(waited))
+                        .await;
                     return Ok(());
                 }
                 Err(err) => {
@@ -565,7 +567,8 @@ impl Ingester {
     }
 
     /// One insert of the checked `rows` under the ingest lock, and when it fails, the rest of
-    /// whatever part of it landed. Returns the rows stored, or the error to retry after when
+    /// whatever part of it landed. Returns the rows stored and how long the ingest lock took to
+    /// get, or the error to retry after when
     /// nothing landed (then `token` is already the next attempt's, which no lost attempt used);
     /// fails outright only when shutting down with the batch unresolved.
     async fn insert_once(
@@ -575,12 +578,14 @@ impl Ingester {
         token: &mut String,
         failures: u32,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<anyhow::Result<usize>> {
+    ) -> anyhow::Result<anyhow::Result<(usize, Duration)>> {
         if rows.is_empty() {
-            return Ok(Ok(0));
+            return Ok(Ok((0, Duration::ZERO)));
         }
+        let waiting = Instant::now();
         let lock = self.lock(self.names.ingest_lock(), shutdown).await?;
-        let result: anyhow::Result<anyhow::Result<usize>> = async {
+        let waited = waiting.elapsed();
+        let result: anyhow::Result<anyhow::Result<(usize, Duration)>> = async {
             let t0 = Instant::now();
             // The block numbers before an insert that then fails: what it left is found from them.
             let before = match recovery::blocks(&self.clickhouse).await {
@@ -593,12 +598,12 @@ impl Ingester {
                     insert_ms = t0.elapsed().as_millis() as u64,
                     "rows inserted"
                 );
-                return Ok(Ok(rows.len()));
+                return Ok(Ok((rows.len(), waited)));
             };
             warn!(error = %format!("{err:#}"), rows = rows.len(), "clickhouse insert failed; finding out what it committed");
             if self.finish_interrupted(rows, &before, shutdown).await? {
                 counter!(m::INSERT_FAILURES).increment(1);
-                return Ok(Ok(rows.len()));
+                return Ok(Ok((rows.len(), waited)));
             }
             // Nothing landed: try again whole, under a token no lost attempt used.
             *token = format!("{base}#{}", failures + 1);
@@ -609,11 +614,11 @@ impl Ingester {
         result
     }
 
-    async fn record_stored(&mut self, prepared: &Prepared, inserted: usize, started: Instant) {
+    async fn record_stored(&mut self, prepared: &Prepared, inserted: usize, took: Duration) {
         if inserted > 0 {
             self.bump_data_version().await;
         }
-        histogram!(m::INSERT_SECONDS).record(started.elapsed().as_secs_f64());
+        histogram!(m::INSERT_SECONDS).record(took.as_secs_f64());
         counter!(m::EVENTS_INSERTED).increment(inserted as u64);
         gauge!(m::LAST_SUCCESS).set(now_secs() as f64);
         let now = now_secs();

@@ -38,7 +38,11 @@ pub fn describe() {
         INSERT_FAILURES,
         "failed ClickHouse inserts (the batch is retried, never dropped)"
     );
-    describe_histogram!(INSERT_SECONDS, Unit::Seconds, "duration of one batch insert");
+    describe_histogram!(
+        INSERT_SECONDS,
+        Unit::Seconds,
+        "duration of one batch's exactly-once check and insert, without waiting for the ingest lock"
+    );
     describe_histogram!(BATCH_EVENTS, "stream entries per batch");
     describe_gauge!(
         LAST_SUCCESS,
