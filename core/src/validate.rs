@@ -129,16 +129,14 @@ impl Validator {
             return Err(Rejection::TooLarge);
         }
         let head: Head<'a> = serde_json::from_str(json).map_err(|_| Rejection::Malformed)?;
-        let id = parse_hex32(head.id).ok_or(Rejection::Malformed)?;
-        if parse_hex32(head.pubkey).is_none() || parse_hex64(head.sig).is_none() {
-            return Err(Rejection::Malformed);
-        }
-        if !self.kinds.accepts(head.kind) {
-            return Err(Rejection::OffFilter);
-        }
-        if head.created_at > now_secs.saturating_add(self.max_future_secs) {
-            return Err(Rejection::FutureDated);
-        }
+        let id = self.check_fields(
+            head.id,
+            head.pubkey,
+            head.sig,
+            head.kind,
+            head.created_at,
+            now_secs,
+        )?;
         Ok(EventHead {
             id,
             pubkey: head.pubkey,
@@ -149,17 +147,39 @@ impl Validator {
 
     /// Like [`Validator::precheck`] for an already parsed event (size measured on its JSON form).
     pub fn precheck_event(&self, event: Event, now_secs: u64) -> Result<(Event, Id32), Rejection> {
-        let id = parse_hex32(&event.id).ok_or(Rejection::Malformed)?;
-        if parse_hex32(&event.pubkey).is_none() || parse_hex64(&event.sig).is_none() {
+        let id = self.check_fields(
+            &event.id,
+            &event.pubkey,
+            &event.sig,
+            event.kind,
+            event.created_at,
+            now_secs,
+        )?;
+        Ok((event, id))
+    }
+
+    /// The checks on an event's fixed fields, shared by the full precheck and the head's: the
+    /// decoded id, or why the event is refused.
+    fn check_fields(
+        &self,
+        id: &str,
+        pubkey: &str,
+        sig: &str,
+        kind: u16,
+        created_at: u64,
+        now_secs: u64,
+    ) -> Result<Id32, Rejection> {
+        let id = parse_hex32(id).ok_or(Rejection::Malformed)?;
+        if parse_hex32(pubkey).is_none() || parse_hex64(sig).is_none() {
             return Err(Rejection::Malformed);
         }
-        if !self.kinds.accepts(event.kind) {
+        if !self.kinds.accepts(kind) {
             return Err(Rejection::OffFilter);
         }
-        if event.created_at > now_secs.saturating_add(self.max_future_secs) {
+        if created_at > now_secs.saturating_add(self.max_future_secs) {
             return Err(Rejection::FutureDated);
         }
-        Ok((event, id))
+        Ok(id)
     }
 
     /// Full verification of JSON text.

@@ -524,26 +524,17 @@ impl Ingester {
         let mut token = base.to_owned();
         loop {
             let started = Instant::now();
-            let attempt = match &fresh {
-                Some(rows) => {
+            let checked = match fresh.take() {
+                Some(rows) => Ok(rows),
+                None => self.unstored(prepared).await,
+            };
+            let attempt = match checked {
+                Ok(rows) => {
+                    let rows = fresh.insert(rows);
                     self.insert_once(rows, base, &mut token, failures, shutdown)
                         .await?
                 }
-                None => match gate::stored_ids(&self.clickhouse, &prepared.rows).await {
-                    Ok(stored) => {
-                        debug!(gate_ms = started.elapsed().as_millis() as u64, "gate checked");
-                        let rows: Vec<&RawEventRow> = prepared
-                            .rows
-                            .iter()
-                            .filter(|r| !stored.contains(&r.event_id))
-                            .collect();
-                        counter!(m::ALREADY_STORED).increment((prepared.rows.len() - rows.len()) as u64);
-                        let rows = fresh.insert(rows);
-                        self.insert_once(rows, base, &mut token, failures, shutdown)
-                            .await?
-                    }
-                    Err(err) => Err(err.into()),
-                },
+                Err(err) => Err(err),
             };
             match attempt {
                 Ok((inserted, waited)) => {
@@ -564,6 +555,20 @@ impl Ingester {
             self.report_backlog().await;
             sleep_or_stop(shutdown, backoff(&mut failures)).await;
         }
+    }
+
+    /// The batch's rows not stored before (the exactly-once check, see [`gate`]).
+    async fn unstored<'p>(&self, prepared: &'p Prepared) -> anyhow::Result<Vec<&'p RawEventRow>> {
+        let started = Instant::now();
+        let stored = gate::stored_ids(&self.clickhouse, &prepared.rows).await?;
+        debug!(gate_ms = started.elapsed().as_millis() as u64, "gate checked");
+        let rows: Vec<&RawEventRow> = prepared
+            .rows
+            .iter()
+            .filter(|r| !stored.contains(&r.event_id))
+            .collect();
+        counter!(m::ALREADY_STORED).increment((prepared.rows.len() - rows.len()) as u64);
+        Ok(rows)
     }
 
     /// One insert of the checked `rows` under the ingest lock, and when it fails, the rest of
