@@ -38,6 +38,8 @@ struct Table {
     /// Everything after the engine: PARTITION BY, ORDER BY, TTL, SETTINGS.
     tail: String,
     has_event_id: bool,
+    /// The Distributed table's sharding expression.
+    shard_key: String,
 }
 
 /// Translates the migrations, in order, into their cluster form.
@@ -93,6 +95,10 @@ impl ClusterSchema {
             ["CREATE", "MATERIALIZED", "VIEW", ..] => self.materialized_view(s),
             ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW", ..] => Ok(vec![self.view(s)?]),
             ["ALTER", "TABLE", ..] => self.alter_table(s),
+            ["DROP", "TABLE", "IF", "EXISTS", ..] => self.drop_table(s),
+            ["DROP", "VIEW", "IF", "EXISTS", ..] => Ok(vec![format!("{s} {} SYNC", self.on_cluster())]),
+            ["INSERT", "INTO", ..] => Ok(vec![self.insert_select(s)?]),
+            ["EXCHANGE", "TABLES", ..] => self.exchange(s),
             _ => bail!(
                 "no cluster form for this statement (add one in core/src/cluster_schema.rs): {}",
                 first_line(s)
@@ -149,6 +155,7 @@ impl ClusterSchema {
                 has_event_id: columns
                     .split(|c: char| !(c.is_alphanumeric() || c == '_'))
                     .any(|w| w == "event_id"),
+                shard_key: String::new(),
             };
             (columns.to_owned(), table)
         };
@@ -188,12 +195,98 @@ impl ClusterSchema {
             "rand()".to_owned()
         };
         let distributed = format!(
-            "CREATE TABLE IF NOT EXISTS {name} {} AS {local} ENGINE = Distributed({}, currentDatabase(), {local}, {key})",
+            "CREATE TABLE IF NOT EXISTS {name} {} AS {local} ENGINE = {}",
             self.on_cluster(),
-            self.cluster
+            self.distributed_engine(name, &key)
         );
-        self.tables.insert(name.to_owned(), table);
+        self.tables.insert(
+            name.to_owned(),
+            Table {
+                shard_key: key,
+                ..table
+            },
+        );
         Ok(vec![local_sql.trim().to_owned(), distributed])
+    }
+
+    fn distributed_engine(&self, name: &str, key: &str) -> String {
+        format!(
+            "Distributed({}, currentDatabase(), {name}{LOCAL}, {key})",
+            self.cluster
+        )
+    }
+
+    /// A known table's `name`, and the text after it, from the words after `skip` leading ones.
+    fn known<'s>(&self, s: &'s str, skip: usize, what: &str) -> anyhow::Result<(&'s str, &'s str)> {
+        let (name, rest) =
+            split_identifier(skip_words(s, skip)).with_context(|| format!("{what} without a table"))?;
+        if !self.tables.contains_key(name) {
+            bail!("{what} {name}: no earlier migration creates it");
+        }
+        Ok((name, rest))
+    }
+
+    /// `DROP TABLE IF EXISTS t`: both the Distributed table and the local ones, synchronously so
+    /// the Keeper path is free again when the statement returns.
+    fn drop_table(&mut self, s: &str) -> anyhow::Result<Vec<String>> {
+        let (name, rest) = split_identifier(skip_words(s, 4)).context("DROP TABLE without a name")?;
+        if !rest.trim().is_empty() {
+            bail!("DROP TABLE {name}: nothing may follow the name here");
+        }
+        // Dropping a table no migration made (a leftover of an interrupted run) is fine.
+        self.tables.remove(name);
+        Ok(vec![
+            format!("DROP TABLE IF EXISTS {name} {} SYNC", self.on_cluster()),
+            format!("DROP TABLE IF EXISTS {name}{LOCAL} {} SYNC", self.on_cluster()),
+        ])
+    }
+
+    /// `INSERT INTO t (...) SELECT ... FROM u` (a table rebuilt under a new layout): one node reads
+    /// every shard through the Distributed tables and writes through the Distributed target, and
+    /// waits until every shard has its rows, so the next statement sees them all.
+    fn insert_select(&self, s: &str) -> anyhow::Result<String> {
+        let (name, rest) = self.known(s, 2, "INSERT INTO")?;
+        let rest = rest.trim_start();
+        let close = matching_paren(rest).context("INSERT INTO without a column list")?;
+        let select = rest[close + 1..].trim_start();
+        if strip_keyword(select, "SELECT").is_none() {
+            bail!("INSERT INTO {name}: only INSERT ... SELECT has a cluster form");
+        }
+        if select.contains(';') || select.to_ascii_uppercase().contains("SETTINGS") {
+            bail!("INSERT INTO {name}: a SELECT with its own SETTINGS has no cluster form here");
+        }
+        Ok(format!(
+            "INSERT INTO {name} {} {select} SETTINGS insert_distributed_sync = 1",
+            &rest[..=close]
+        ))
+    }
+
+    /// `EXCHANGE TABLES a AND b` swaps the local tables; each Distributed table then reads the
+    /// other's local data under its own name, so `a`'s Distributed table is made again with the
+    /// columns of its new local table (in place, so readers never miss it).
+    fn exchange(&mut self, s: &str) -> anyhow::Result<Vec<String>> {
+        let (a, rest) = self.known(s, 2, "EXCHANGE TABLES")?;
+        let b = strip_keyword(rest, "AND").context("EXCHANGE TABLES without AND")?;
+        let (b, rest) = self.known(b.trim_start(), 0, "EXCHANGE TABLES ... AND")?;
+        if !rest.trim().is_empty() {
+            bail!("EXCHANGE TABLES {a} AND {b}: nothing may follow the names here");
+        }
+        let (ta, tb) = (self.tables[a].clone(), self.tables[b].clone());
+        let out = [(a, &tb), (b, &ta)].into_iter().map(|(name, now)| {
+            format!(
+                "CREATE OR REPLACE TABLE {name} {} AS {name}{LOCAL} ENGINE = {}",
+                self.on_cluster(),
+                self.distributed_engine(name, &now.shard_key)
+            )
+        });
+        let mut statements = vec![format!(
+            "EXCHANGE TABLES {a}{LOCAL} AND {b}{LOCAL} {}",
+            self.on_cluster()
+        )];
+        statements.extend(out);
+        self.tables.insert(a.to_owned(), tb);
+        self.tables.insert(b.to_owned(), ta);
+        Ok(statements)
     }
 
     fn materialized_view(&self, s: &str) -> anyhow::Result<Vec<String>> {
@@ -473,6 +566,53 @@ mod tests {
         assert!(
             repair.contains("events_raw_repair_local', '{replica}'"),
             "its own Keeper path: {repair}"
+        );
+    }
+
+    #[test]
+    fn a_rebuilt_table_is_swapped_on_every_node_and_keeps_its_distributed_name() {
+        let all = schema();
+        let at = |prefix: &str| {
+            all.iter()
+                .position(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no statement starting {prefix:?}"))
+        };
+        let exchange =
+            at("EXCHANGE TABLES stats_hourly_local AND stats_hourly_lanes_local ON CLUSTER dvmdash");
+        let copy = at("INSERT INTO stats_hourly_lanes (hour, role, job_kind, pubkey, events) SELECT");
+        assert!(copy < exchange, "the rows are copied before the swap");
+        assert!(all[copy].contains("FROM stats_hourly SETTINGS insert_distributed_sync = 1"));
+        let remade = at(
+            "CREATE OR REPLACE TABLE stats_hourly ON CLUSTER dvmdash AS stats_hourly_local ENGINE = Distributed(dvmdash, currentDatabase(), stats_hourly_local, rand())",
+        );
+        assert!(remade > exchange);
+        let dropped = at("DROP TABLE IF EXISTS stats_hourly_lanes_local ON CLUSTER dvmdash SYNC");
+        let view = all
+            .iter()
+            .rposition(|c| c.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS stats_hourly_mv"))
+            .expect("view");
+        assert!(view > dropped, "the view is made again last");
+        assert!(all[view].contains("TO stats_hourly_local AS"), "{}", all[view]);
+        assert!(all[view].contains("lane"), "{}", all[view]);
+
+        let mut s = ClusterSchema::new("c1").expect("name");
+        assert!(s.translate("EXCHANGE TABLES a AND b").is_err(), "unknown tables");
+        assert!(
+            s.translate("INSERT INTO a (x) SELECT 1").is_err(),
+            "unknown table"
+        );
+        s.translate("CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = MergeTree ORDER BY x")
+            .expect("a");
+        assert!(s.translate("INSERT INTO a (x) VALUES (1)").is_err());
+        assert!(s.translate("INSERT INTO a SELECT 1").is_err(), "no column list");
+        assert!(
+            s.translate("INSERT INTO a (x) SELECT 1 SETTINGS max_threads = 1")
+                .is_err()
+        );
+        assert!(s.translate("DROP TABLE IF EXISTS a; DROP DATABASE d").is_err());
+        assert_eq!(
+            s.translate("DROP VIEW IF EXISTS v").expect("drop view"),
+            vec!["DROP VIEW IF EXISTS v ON CLUSTER c1 SYNC".to_owned()]
         );
     }
 

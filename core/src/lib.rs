@@ -12,7 +12,7 @@
 //! - [`dead_letters`] (feature `server`) - listing, replaying and discarding dead letters
 //! - [`relay_counts`] (feature `server`) - relay counters per hour, for windows on the relays page
 //! - [`stream`], [`stream_shards`] (feature `server`) - the events stream and its split by event id
-//! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest lock
+//! - [`lease`] (feature `server`) - the Redis lease behind leader election and the ingest locks
 
 pub mod dto;
 pub mod event;

@@ -147,11 +147,11 @@ impl RedisNames {
         format!("{}:jobs:lease", self.prefix)
     }
 
-    /// Held around each insert into `events_raw` and the recovery of an interrupted one, across
-    /// every shard: recovery tells what an insert committed by the block numbers that appeared
-    /// since it began, which is exact only while no other insert runs.
-    pub fn ingest_lock(&self) -> String {
-        format!("{}:ingest:lock", self.prefix)
+    /// Held while an ingester completes an insert that failed after part of it was committed:
+    /// the repair goes through one scratch table (`events_raw_repair`), so repairs take turns.
+    /// Inserts themselves take no lock across shards (see the ingester's `recovery`).
+    pub fn repair_lock(&self) -> String {
+        format!("{}:ingest:repair-lock", self.prefix)
     }
 
     /// Held by the ingester that checks a batch of shard `i` of `count` against every id stored
@@ -204,9 +204,9 @@ mod tests {
         assert_eq!(n.seen_prefix(0, 1), "t1:seen:");
         assert_eq!(n.events_shard(3, 4), "t1:{s3}:events");
         assert_eq!(n.seen_prefix(3, 4), "t1:{s3}:seen:");
-        // A shard's gate lock shares its stream's hash tag; the ingest lock is one for all.
+        // A shard's gate lock shares its stream's hash tag; the repair lock is one for all.
         assert_eq!(n.gate_lock(0, 1), "t1:gate:lock");
         assert_eq!(n.gate_lock(3, 4), "t1:{s3}:gate:lock");
-        assert_eq!(n.ingest_lock(), "t1:ingest:lock");
+        assert_eq!(n.repair_lock(), "t1:ingest:repair-lock");
     }
 }

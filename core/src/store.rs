@@ -62,6 +62,10 @@ pub struct RawEventRow {
     pub tags: String,
     pub content: String,
     pub sig: String,
+    /// The lane that inserted the row: the index of its stream shard (migration 0011). Each
+    /// summing rollup is partitioned by it, so a lane's partitions have one writer, which is what
+    /// lets the ingester tell what its own failed insert committed without a global lock.
+    pub lane: u8,
 }
 
 impl RawEventRow {
@@ -94,6 +98,7 @@ impl RawEventRow {
             tags: String::new(),
             content: String::new(),
             sig: String::new(),
+            lane: 0,
         }
     }
 
@@ -129,6 +134,7 @@ impl RawEventRow {
             tags: serde_json::to_string(&event.tags).unwrap_or_else(|_| "[]".into()),
             content: event.content.clone(),
             sig: event.sig.clone(),
+            lane: 0,
         }
     }
 }

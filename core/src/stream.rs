@@ -230,6 +230,8 @@ pub struct EventStream {
     dead_letters: String,
     /// The ingester's exactly-once gate lock of this shard ([`RedisNames::gate_lock`]).
     gate_lock: String,
+    /// The shard's index, which is also the lane its events are inserted by.
+    index: u16,
 }
 
 impl EventStream {
@@ -245,6 +247,7 @@ impl EventStream {
             seen_prefix: names.seen_prefix(i, count),
             dead_letters: names.dead_letter_stream(),
             gate_lock: names.gate_lock(i, count),
+            index: i,
         }
     }
 
@@ -255,6 +258,12 @@ impl EventStream {
 
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The lane this shard's events are inserted by (`lane` of `events_raw`): its index. At most
+    /// 256 shards, so it fits.
+    pub fn lane(&self) -> u8 {
+        u8::try_from(self.index).unwrap_or(u8::MAX)
     }
 
     pub fn dead_letter_key(&self) -> &str {

@@ -112,7 +112,7 @@ impl Config {
     }
 }
 
-/// How long the ingest lock lives without renewal (its holder renews it every third of this).
+/// How long a gate or repair lock lives without renewal (its holder renews it every third of this).
 const LOCK_TTL: Duration = Duration::from_secs(10);
 
 struct Ingester {
@@ -387,7 +387,12 @@ impl Ingester {
     async fn process(&mut self, entries: Vec<Entry>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let validator = self.events.validator();
         let t0 = Instant::now();
-        let prepared = batch::prepare(entries, &validator, &validator.kinds, now_secs());
+        let mut prepared = batch::prepare(entries, &validator, &validator.kinds, now_secs());
+        // The shard's lane: its rows' rollup partitions are written by this shard alone.
+        let lane = self.stream.lane();
+        for row in &mut prepared.rows {
+            row.lane = lane;
+        }
         debug!(
             entries = prepared.ids.len(),
             prepare_ms = t0.elapsed().as_millis() as u64,
@@ -483,11 +488,11 @@ impl Ingester {
     }
 
     /// Inserts the batch's events not stored before (see [`gate`]). The shard's gate lock is held
-    /// from the check to the end, so no other ingester can pass one of these ids meanwhile; the
-    /// ingest lock only around each insert and what it takes to resolve one that failed, so a
-    /// check on one shard runs while another shard inserts. The events chosen by the first
-    /// successful check are reused on every retry, so a partly applied insert is completed,
-    /// never duplicated.
+    /// from the check to the end, so no other ingester can pass one of these ids, or write this
+    /// shard's lane, meanwhile. No lock is shared with other shards: their inserts run side by
+    /// side, and what a failed insert committed is read from its own lane (see [`recovery`]). The
+    /// events chosen by the first successful check are reused on every retry, so a partly applied
+    /// insert is completed, never duplicated.
     async fn insert_with_retry(
         &mut self,
         prepared: &Prepared,
@@ -537,10 +542,8 @@ impl Ingester {
                 Err(err) => Err(err),
             };
             match attempt {
-                Ok((inserted, waited)) => {
-                    // The check and the insert, not the wait for another shard's insert.
-                    self.record_stored(prepared, inserted, started.elapsed().saturating_sub(waited))
-                        .await;
+                Ok(inserted) => {
+                    self.record_stored(prepared, inserted, started.elapsed()).await;
                     return Ok(());
                 }
                 Err(err) => {
@@ -571,11 +574,10 @@ impl Ingester {
         Ok(rows)
     }
 
-    /// One insert of the checked `rows` under the ingest lock, and when it fails, the rest of
-    /// whatever part of it landed. Returns the rows stored and how long the ingest lock took to
-    /// get, or the error to retry after when
-    /// nothing landed (then `token` is already the next attempt's, which no lost attempt used);
-    /// fails outright only when shutting down with the batch unresolved.
+    /// One insert of the checked `rows`, and when it fails, the rest of whatever part of it
+    /// landed. Returns the rows stored, or the error to retry after when nothing landed (then
+    /// `token` is already the next attempt's, which no lost attempt used); fails outright only
+    /// when shutting down with the batch unresolved.
     async fn insert_once(
         &mut self,
         rows: &[&RawEventRow],
@@ -583,40 +585,32 @@ impl Ingester {
         token: &mut String,
         failures: u32,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<anyhow::Result<(usize, Duration)>> {
+    ) -> anyhow::Result<anyhow::Result<usize>> {
         if rows.is_empty() {
-            return Ok(Ok((0, Duration::ZERO)));
+            return Ok(Ok(0));
         }
-        let waiting = Instant::now();
-        let lock = self.lock(self.names.ingest_lock(), shutdown).await?;
-        let waited = waiting.elapsed();
-        let result: anyhow::Result<anyhow::Result<(usize, Duration)>> = async {
-            let t0 = Instant::now();
-            // The block numbers before an insert that then fails: what it left is found from them.
-            let before = match recovery::blocks(&self.clickhouse).await {
-                Ok(before) => before,
-                Err(err) => return Ok(Err(anyhow::Error::from(err))),
-            };
-            let Err(err) = insert(&self.clickhouse, rows, token).await else {
-                debug!(
-                    rows = rows.len(),
-                    insert_ms = t0.elapsed().as_millis() as u64,
-                    "rows inserted"
-                );
-                return Ok(Ok((rows.len(), waited)));
-            };
-            warn!(error = %format!("{err:#}"), rows = rows.len(), "clickhouse insert failed; finding out what it committed");
-            if self.finish_interrupted(rows, &before, shutdown).await? {
-                counter!(m::INSERT_FAILURES).increment(1);
-                return Ok(Ok((rows.len(), waited)));
-            }
-            // Nothing landed: try again whole, under a token no lost attempt used.
-            *token = format!("{base}#{}", failures + 1);
-            Ok(Err(anyhow::Error::from(err)))
+        let t0 = Instant::now();
+        // The block numbers before an insert that then fails: what it left is found from them.
+        let before = match recovery::blocks(&self.clickhouse).await {
+            Ok(before) => before,
+            Err(err) => return Ok(Err(anyhow::Error::from(err))),
+        };
+        let Err(err) = insert(&self.clickhouse, rows, token).await else {
+            debug!(
+                rows = rows.len(),
+                insert_ms = t0.elapsed().as_millis() as u64,
+                "rows inserted"
+            );
+            return Ok(Ok(rows.len()));
+        };
+        warn!(error = %format!("{err:#}"), rows = rows.len(), "clickhouse insert failed; finding out what it committed");
+        if self.finish_interrupted(rows, &before, shutdown).await? {
+            counter!(m::INSERT_FAILURES).increment(1);
+            return Ok(Ok(rows.len()));
         }
-        .await;
-        lock.release().await;
-        result
+        // Nothing landed: try again whole, under a token no lost attempt used.
+        *token = format!("{base}#{}", failures + 1);
+        Ok(Err(anyhow::Error::from(err)))
     }
 
     async fn record_stored(&mut self, prepared: &Prepared, inserted: usize, took: Duration) {
@@ -649,6 +643,7 @@ impl Ingester {
     async fn landed(
         &mut self,
         before: &recovery::Blocks,
+        writer: recovery::Writer<'_>,
     ) -> anyhow::Result<(recovery::Targets, recovery::Partitions)> {
         let targets = match &self.targets {
             Some(t) => t.clone(),
@@ -658,7 +653,8 @@ impl Ingester {
                 t
             }
         };
-        let landed = recovery::committed_since(&self.clickhouse, before, targets.tables()).await?;
+        let landed =
+            recovery::committed_since(&self.clickhouse, before, targets.exact_tables(), writer).await?;
         Ok((targets, landed))
     }
 
@@ -672,9 +668,13 @@ impl Ingester {
     ) -> anyhow::Result<bool> {
         // Wait for ClickHouse (keeping the backlog gauges moving: an outage is when they matter),
         // then read what the failed insert left.
+        let writer = recovery::Writer {
+            lane: self.stream.lane(),
+            rows,
+        };
         let mut failures = 0u32;
         let (targets, landed) = loop {
-            match self.landed(before).await {
+            match self.landed(before, writer).await {
                 Ok(found) => break found,
                 Err(err) => {
                     debug!(error = %format!("{err:#}"), "clickhouse cannot say yet what the failed insert committed")
@@ -690,7 +690,12 @@ impl Ingester {
             return Ok(false);
         }
         warn!(landed = ?landed, "a failed insert was partly committed; writing the rest");
-        recovery::complete(&self.clickhouse, &targets, rows, landed, shutdown).await?;
+        // One scratch table serves every lane's repairs, so they take turns (rarely: a repair
+        // follows a crash mid-insert).
+        let lock = self.lock(self.names.repair_lock(), shutdown).await?;
+        let completed = recovery::complete(&self.clickhouse, &targets, writer, landed, shutdown).await;
+        lock.release().await;
+        completed?;
         counter!(m::BATCHES_COMPLETED).increment(1);
         info!(rows = rows.len(), "partly committed batch completed");
         Ok(true)

@@ -41,7 +41,7 @@ pub fn describe() {
     describe_histogram!(
         INSERT_SECONDS,
         Unit::Seconds,
-        "duration of one batch's exactly-once check and insert, without waiting for the ingest lock"
+        "duration of one batch's exactly-once check and insert"
     );
     describe_histogram!(BATCH_EVENTS, "stream entries per batch");
     describe_gauge!(

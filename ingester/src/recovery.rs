@@ -9,22 +9,27 @@
 //! silently dropped for that table (seen with the dev server: 1 of 25 kills lost one table's
 //! block). Retrying with a new token instead would count twice wherever the part did land.
 //!
-//! So the ingester finds out what landed. Every committed part takes the table's next block number
-//! (one increasing counter per table), and under the ingest lock nothing else writes these
-//! tables, so a part whose `max_block_number` is above the table's maximum before the attempt was
-//! written by the attempt. With that, per table and partition:
+//! So the ingester finds out what landed, while other shards keep inserting:
+//! - a summing rollup is partitioned by `lane` (migration 0011), the stream shard that inserted
+//!   the row, and a lane has one writer at a time (the shard's gate lock). Every committed part
+//!   takes the table's next block number, so a part in the writer's own lane whose
+//!   `max_block_number` is above the table's maximum before the attempt was written by the attempt;
+//! - in `events_raw` (partitioned by day, shared by every lane) a partition landed when it holds
+//!   the batch's ids, which no other insert can write: the gate let them through this lane only;
+//! - a target that keeps the newest row per key (a `Replacing` engine: `event_ids`,
+//!   `announcements`) is idempotent, so it is simply written again for the whole batch; this also
+//!   covers a target fed by two views, whose parts block numbers cannot tell apart.
+//!
+//! With that, per table and partition:
 //! - nothing landed anywhere: the whole insert is tried again, under a new token;
 //! - something landed: the batch is written to `events_raw_repair` (same structure, no views) and
 //!   each missing (table, partition) is filled from there alone: `events_raw` by `ATTACH
 //!   PARTITION ... FROM` (which runs no view), a view's target by the view's own `SELECT` over the
 //!   repair table, restricted to the missing partitions. Each step is a single-table write judged
-//!   the same way when it fails, so a crash during the repair is repaired too.
+//!   the same way when it fails, so a crash during the repair is repaired too. There is one repair
+//!   table, so repairs take turns under the repair lock (the ingester holds it).
 //!
-//! A target that keeps the newest row per key (a `Replacing` engine: `event_ids`, `announcements`)
-//! is idempotent, so its views are simply run again for the whole batch; this also covers a target
-//! fed by two views, whose parts block numbers cannot tell apart. A summing target must be fed by
-//! one view only, which discovery checks.
-//!
+//! A summing target must be fed by one view only and partitioned by lane, which discovery checks.
 //! The views, their queries, columns and targets are read from `system.tables` and
 //! `system.columns`, so a migration that adds a rollup needs nothing here.
 
@@ -61,6 +66,13 @@ pub struct View {
     pub idempotent: bool,
 }
 
+/// Whose parts a failed write looks for: one lane's insert of `rows`.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub lane: u8,
+    pub rows: &'a [&'a RawEventRow],
+}
+
 /// `events_raw` and everything fed from it.
 #[derive(Debug, Clone)]
 pub struct Targets {
@@ -70,6 +82,17 @@ pub struct Targets {
 impl Targets {
     pub fn tables(&self) -> impl Iterator<Item = &str> {
         std::iter::once(EVENTS_RAW).chain(self.views.iter().map(|v| v.target.as_str()))
+    }
+
+    /// The tables whose parts a failed insert must account for: `events_raw` and every summing
+    /// target (an idempotent one is written again whole, whatever landed).
+    pub fn exact_tables(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(EVENTS_RAW).chain(
+            self.views
+                .iter()
+                .filter(|v| !v.idempotent)
+                .map(|v| v.target.as_str()),
+        )
     }
 
     /// Reads the views on `events_raw` from the server.
@@ -124,6 +147,15 @@ impl Targets {
             });
         }
         for v in views.iter().filter(|v| !v.idempotent) {
+            if !by_lane(&v.partition_key) {
+                bail!(
+                    "{} sums what it receives but is partitioned by {:?}, not by lane last \
+                     (migration 0011): what an interrupted insert committed there could not be \
+                     told from other shards' inserts",
+                    v.target,
+                    v.partition_key
+                );
+            }
             let feeders = views.iter().filter(|w| w.target == v.target).count();
             if feeders > 1 {
                 bail!(
@@ -148,6 +180,44 @@ async fn tables(ch: &clickhouse::Client) -> anyhow::Result<HashMap<String, (Stri
         .await
         .context("reading the tables")?;
     Ok(rows.into_iter().map(|(n, e, k)| (n, (e, k))).collect())
+}
+
+/// A partition expression as the arguments of `partitionId(...)`: a tuple key `(a, b)` is
+/// `a, b` (`partitionId((a, b))` would hash the tuple into another id).
+fn partition_args(key: &str) -> &str {
+    let key = key.trim();
+    match key.strip_prefix('(').and_then(|k| k.strip_suffix(')')) {
+        // `(a) + (b)` is not a tuple: the parentheses must enclose the whole key.
+        Some(inner) if balanced(inner) => inner,
+        _ => key,
+    }
+}
+
+/// Every `(` in `s` closed, never closing more than opened (there are no quotes in keys).
+fn balanced(s: &str) -> bool {
+    let mut depth = 0i32;
+    for c in s.chars() {
+        depth += match c {
+            '(' => 1,
+            ')' => -1,
+            _ => 0,
+        };
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth == 0
+}
+
+/// Whether a partition expression ends with the lane: `lane` or `(..., lane)`.
+fn by_lane(key: &str) -> bool {
+    partition_args(key).rsplit(',').next().map(str::trim) == Some("lane")
+}
+
+/// The lane of a partition id of a table partitioned by lane last: ClickHouse names a partition
+/// of integer values by the values joined with `-`.
+fn lane_of(partition_id: &str) -> Option<u8> {
+    partition_id.rsplit('-').next()?.parse().ok()
 }
 
 /// `TO db.name` of a `CREATE MATERIALIZED VIEW` statement.
@@ -189,11 +259,14 @@ pub async fn blocks(ch: &clickhouse::Client) -> clickhouse::error::Result<Blocks
     Ok(rows.into_iter().collect())
 }
 
-/// Partitions of `tables` holding a part committed after `before` was read.
+/// Partitions of `tables` (of [`Targets::exact_tables`]) that `writer` committed after `before`
+/// was read: in a summing rollup, its lane's partitions with a newer part; in `events_raw`, the
+/// partitions with a newer part that hold one of its ids.
 pub async fn committed_since<'a>(
     ch: &clickhouse::Client,
     before: &Blocks,
     tables: impl Iterator<Item = &'a str>,
+    writer: Writer<'_>,
 ) -> clickhouse::error::Result<Partitions> {
     let tables: Vec<String> = tables.map(str::to_owned).collect();
     let rows: Vec<(String, String, u64)> = ch
@@ -206,9 +279,29 @@ pub async fn committed_since<'a>(
         .fetch_all()
         .await?;
     let mut out = Partitions::new();
+    let mut raw = Vec::new();
     for (table, partition, max_block) in rows {
-        if max_block > before.get(&table).copied().unwrap_or(0) {
+        if max_block <= before.get(&table).copied().unwrap_or(0) {
+            continue;
+        }
+        if table == EVENTS_RAW {
+            raw.push(partition);
+        } else if lane_of(&partition) == Some(writer.lane) {
             out.entry(table).or_default().insert(partition);
+        }
+    }
+    if !raw.is_empty() && !writer.rows.is_empty() {
+        let holding: Vec<String> = ch
+            .query(&format!(
+                "SELECT DISTINCT _partition_id FROM {EVENTS_RAW} WHERE _partition_id IN ? \
+                 AND event_id IN (SELECT toFixedString(unhex(arrayJoin(splitByChar(' ', ?))), 32))"
+            ))
+            .bind(&raw)
+            .bind(crate::gate::hex_ids(writer.rows.iter().copied()))
+            .fetch_all()
+            .await?;
+        if !holding.is_empty() {
+            out.insert(EVENTS_RAW.to_owned(), holding.into_iter().collect());
         }
     }
     Ok(out)
@@ -218,12 +311,13 @@ pub async fn committed_since<'a>(
 async fn landed(
     ch: &clickhouse::Client,
     before: &Blocks,
-    tables: &[&str],
+    table: &str,
+    writer: Writer<'_>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Partitions> {
     let mut wait = Duration::from_millis(100);
     loop {
-        match committed_since(ch, before, tables.iter().copied()).await {
+        match committed_since(ch, before, std::iter::once(table), writer).await {
             Ok(p) => return Ok(p),
             Err(err) => warn!(error = %err, "waiting for clickhouse to tell what the failed write committed"),
         }
@@ -243,13 +337,13 @@ async fn landed(
 pub async fn complete(
     ch: &clickhouse::Client,
     targets: &Targets,
-    rows: &[&RawEventRow],
+    writer: Writer<'_>,
     mut done: Partitions,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut failures = 0u32;
     loop {
-        match complete_once(ch, targets, rows, &mut done, shutdown).await {
+        match complete_once(ch, targets, writer, &mut done, shutdown).await {
             Ok(()) => return Ok(()),
             Err(err) => {
                 warn!(error = %format!("{err:#}"), "completing a partly committed batch failed, retrying");
@@ -270,13 +364,13 @@ pub async fn complete(
 async fn complete_once(
     ch: &clickhouse::Client,
     targets: &Targets,
-    rows: &[&RawEventRow],
+    writer: Writer<'_>,
     done: &mut Partitions,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     // Repair writes must never be dropped as duplicates of an earlier, lost, attempt.
     let ch = &ch.clone().with_setting("insert_deduplicate", "0");
-    fill_repair_table(ch, rows).await?;
+    fill_repair_table(ch, writer.rows).await?;
     let raw_parts: Vec<String> = ch
         .query(&format!("SELECT DISTINCT _partition_id FROM {REPAIR_TABLE}"))
         .fetch_all()
@@ -289,7 +383,8 @@ async fn complete_once(
             "ALTER TABLE {EVENTS_RAW} ATTACH PARTITION ID {} FROM {REPAIR_TABLE}",
             quote(&partition)?
         );
-        step(ch, EVENTS_RAW, done, shutdown, ch.query(&sql).execute()).await?;
+        let write = ch.query(&sql).execute();
+        step(ch, EVENTS_RAW, Some((writer, done)), shutdown, write).await?;
         info!(partition = %partition, "repair: events_raw partition attached");
     }
     for view in &targets.views {
@@ -316,7 +411,7 @@ async fn complete_once(
                 .collect::<anyhow::Result<Vec<_>>>()?;
             format!(
                 "WHERE partitionId({}) IN ({})",
-                view.partition_key,
+                partition_args(&view.partition_key),
                 ids.join(", ")
             )
         };
@@ -324,7 +419,8 @@ async fn complete_once(
             "INSERT INTO {} ({list}) SELECT {list} FROM ({}) {filter}",
             view.target, view.select
         );
-        step(ch, &view.target, done, shutdown, ch.query(&sql).execute()).await?;
+        let account = (!view.idempotent).then_some((writer, &mut *done));
+        step(ch, &view.target, account, shutdown, ch.query(&sql).execute()).await?;
         info!(view = %view.name, table = %view.target, partitions = ?missing, "repair: rollup completed");
     }
     Ok(())
@@ -357,7 +453,8 @@ async fn missing_partitions(
     } else {
         ch.query(&format!(
             "SELECT DISTINCT partitionId({}) FROM ({})",
-            view.partition_key, view.select
+            partition_args(&view.partition_key),
+            view.select
         ))
         .fetch_all()
         .await?
@@ -368,23 +465,28 @@ async fn missing_partitions(
         .collect())
 }
 
-/// Runs one single-table write; on failure, records what it committed before returning the error.
+/// Runs one single-table write. With `account` (a table that must be written exactly once), what
+/// it committed goes into `done`, also when it fails, before the error is returned; an idempotent
+/// table is simply written again whole on the next try.
 async fn step(
     ch: &clickhouse::Client,
     table: &str,
-    done: &mut Partitions,
+    account: Option<(Writer<'_>, &mut Partitions)>,
     shutdown: &CancellationToken,
     write: impl std::future::Future<Output = clickhouse::error::Result<()>>,
 ) -> anyhow::Result<()> {
+    let Some((writer, done)) = account else {
+        return write.await.with_context(|| format!("repair write to {table}"));
+    };
     let before = blocks(ch).await?;
     match write.await {
         Ok(()) => {
-            let landed = committed_since(ch, &before, std::iter::once(table)).await?;
+            let landed = committed_since(ch, &before, std::iter::once(table), writer).await?;
             merge(done, landed);
             Ok(())
         }
         Err(err) => {
-            let landed = landed(ch, &before, &[table], shutdown).await?;
+            let landed = landed(ch, &before, table, writer, shutdown).await?;
             merge(done, landed);
             Err(err).with_context(|| format!("repair write to {table}"))
         }
@@ -436,6 +538,25 @@ mod tests {
             view_target("CREATE MATERIALIZED VIEW db.x AS SELECT 1", "db"),
             None
         );
+    }
+
+    #[test]
+    fn the_lane_is_read_from_the_partition_key_and_id() {
+        assert!(by_lane("lane"));
+        assert!(by_lane("(toYYYYMM(hour), lane)"));
+        assert!(!by_lane("toYYYYMM(hour)"));
+        assert!(!by_lane("(lane, toYYYYMM(hour))"));
+        assert!(!by_lane("(toYYYYMM(hour), lanes)"));
+        assert!(!by_lane(""));
+        assert!(!by_lane("(a) + (lane)"));
+        assert_eq!(partition_args("(toYYYYMM(hour), lane)"), "toYYYYMM(hour), lane");
+        assert_eq!(partition_args(" toYYYYMM(hour) "), "toYYYYMM(hour)");
+        assert_eq!(partition_args("(a) + (b)"), "(a) + (b)");
+        assert_eq!(lane_of("202612-3"), Some(3));
+        assert_eq!(lane_of("255"), Some(255));
+        assert_eq!(lane_of("202612-256"), None);
+        assert_eq!(lane_of("all"), None);
+        assert_eq!(lane_of(""), None);
     }
 
     #[test]

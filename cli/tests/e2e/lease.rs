@@ -1,4 +1,4 @@
-//! The lease behind leader election and the ingest lock, against a real Redis: one holder at a
+//! The lease behind leader election and the ingest locks, against a real Redis: one holder at a
 //! time, renewed and released only by its holder's token, free again when its holder stops renewing.
 
 use std::time::Duration;
