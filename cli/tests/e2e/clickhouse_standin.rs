@@ -182,3 +182,156 @@ async fn every_cluster_statement_parses_in_clickhouse() {
         .await;
     assert!(bad.is_err());
 }
+
+/// What the four summing rollups say, summed over lanes: (rows, digest) per table.
+async fn rollup_digests(ch: &clickhouse::Client) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    for (table, aggregated) in [
+        (
+            "stats_hourly",
+            "SELECT hour, role, job_kind, pubkey, sum(events) FROM stats_hourly GROUP BY ALL",
+        ),
+        (
+            "directed_hourly",
+            "SELECT hour, target, job_kind, sum(requests) FROM directed_hourly GROUP BY ALL",
+        ),
+        (
+            "activity",
+            "SELECT role, pubkey, job_kind, min(first_seen), max(last_seen), sum(events) FROM activity GROUP BY ALL",
+        ),
+        (
+            "stats_monthly",
+            "SELECT month, role, job_kind, pubkey, sum(events) FROM stats_monthly GROUP BY ALL",
+        ),
+    ] {
+        let (n, digest): (u64, u64) = ch
+            .query(&format!(
+                "SELECT count(), toUInt64(groupBitXor(cityHash64(toString(tuple(*))))) FROM ({aggregated})"
+            ))
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"));
+        assert!(n > 0, "{table} holds rows");
+        out.push((table.to_owned(), n, digest));
+    }
+    out
+}
+
+/// `n` synthetic jobs events from `first`, spread over 60 days, a third each request (half of
+/// them addressed to a DVM), result and feedback.
+fn synthetic_events(first: u64, n: u64) -> String {
+    format!(
+        "INSERT INTO events_raw (event_id, pubkey, kind, created_at, received_at, relay, role, \
+         request_kind, targets) \
+         SELECT toFixedString(unhex(lower(hex(SHA256(toString(number))))), 32), \
+                toFixedString(unhex(lower(hex(SHA256(toString(number % 17))))), 32), \
+                [5300, 6300, 7000][number % 3 + 1], \
+                toUInt32(1790000000 - number * 2600), \
+                1790000000000 + number, 'wss://r', \
+                ['request', 'result', 'feedback'][number % 3 + 1], \
+                if(number % 3 = 1, 5300, 0), \
+                if(number % 6 = 0, [toFixedString(unhex(lower(hex(SHA256('dvm')))), 32)], []) \
+         FROM numbers({first}, {n})"
+    )
+}
+
+/// Migration 0011 rebuilds the four summing rollups partitioned by lane. On a database that
+/// already holds counts, every count survives; a run interrupted after a swap and run again
+/// loses and doubles nothing; and afterwards each lane's inserts land in its own partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lane_migration_keeps_every_count_and_can_run_again() {
+    use dvmdash_core::store::{MIGRATIONS, split_statements};
+    let (_, args) = dvmdash_testkit::isolated();
+    args.server_client()
+        .query(&format!("CREATE DATABASE {}", args.clickhouse_database))
+        .execute()
+        .await
+        .expect("database");
+    let ch = args.client();
+    let run = |sql: &'static str| {
+        let ch = ch.clone();
+        async move {
+            for s in split_statements(sql) {
+                ch.query(&s)
+                    .execute()
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+        }
+    };
+    let lanes = MIGRATIONS
+        .iter()
+        .find(|m| m.1 == "0011_lanes")
+        .expect("migration 0011")
+        .2;
+    for &(version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 < 11) {
+        assert!(version < 11);
+        run(sql).await;
+    }
+    ch.query(&synthetic_events(0, 3000))
+        .execute()
+        .await
+        .expect("events before 0011");
+    let before = rollup_digests(&ch).await;
+
+    // A run that stopped right after swapping stats_hourly (its view not made again yet)...
+    let statements = split_statements(lanes);
+    let swap = statements
+        .iter()
+        .position(|s| s.starts_with("EXCHANGE TABLES stats_hourly"))
+        .expect("swap");
+    for s in &statements[..=swap] {
+        ch.query(s).execute().await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    // ... then the whole migration, twice.
+    run(lanes).await;
+    assert_eq!(rollup_digests(&ch).await, before, "every count survives");
+    run(lanes).await;
+    assert_eq!(rollup_digests(&ch).await, before, "and a second run");
+
+    let keys: Vec<(String, String)> = ch
+        .query(
+            "SELECT name, partition_key FROM system.tables WHERE database = currentDatabase() \
+             AND name IN ('stats_hourly', 'directed_hourly', 'activity', 'stats_monthly') ORDER BY name",
+        )
+        .fetch_all()
+        .await
+        .expect("keys");
+    for (name, key) in &keys {
+        assert!(key.ends_with("lane") || key.ends_with("lane)"), "{name}: {key}");
+    }
+    assert_eq!(keys.len(), 4);
+    let leftovers: u64 = ch
+        .query(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%\\_lanes'",
+        )
+        .fetch_one()
+        .await
+        .expect("leftovers");
+    assert_eq!(leftovers, 0, "no scratch table is left");
+
+    // Lane 1 inserts 600 more: counted once, in lane 1's partitions.
+    let more = synthetic_events(3000, 600)
+        .replace("(event_id,", "(lane, event_id,")
+        .replace("SELECT toFixedString", "SELECT 1, toFixedString");
+    ch.query(&more).execute().await.expect("events after 0011");
+    let by_lane: Vec<(u8, u64)> = ch
+        .query("SELECT lane, toUInt64(sum(events)) FROM stats_monthly GROUP BY lane ORDER BY lane")
+        .fetch_all()
+        .await
+        .expect("by lane");
+    assert_eq!(by_lane, vec![(0, 3000), (1, 600)]);
+    let parts: Vec<String> = ch
+        .query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() \
+             AND table = 'stats_hourly' AND active ORDER BY partition_id",
+        )
+        .fetch_all()
+        .await
+        .expect("parts");
+    assert!(parts.iter().any(|p| p.ends_with("-1")), "{parts:?}");
+    assert!(
+        parts.iter().all(|p| p.ends_with("-0") || p.ends_with("-1")),
+        "{parts:?}"
+    );
+}
