@@ -228,6 +228,11 @@ impl RoleProcess {
         false
     }
 
+    /// What the role logged so far (warnings and errors).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.group
             .as_mut()
