@@ -13,7 +13,8 @@
 -- The four rollups are rebuilt with the new partitioning (their rows keep lane 0). Stop the
 -- ingesters while this runs (docs/operations.md, "Upgrades"): between dropping a rollup's view and
 -- creating it again an insert would miss that rollup. Each rollup's steps start by dropping what an
--- interrupted earlier run left, so running this again after a failure is safe.
+-- interrupted earlier run left, so running this again after a failure is safe. The copies are not
+-- deduplicated: two equal blocks of rollup rows are both real.
 
 ALTER TABLE events_raw ADD COLUMN IF NOT EXISTS lane UInt8 DEFAULT 0;
 ALTER TABLE events_raw_repair ADD COLUMN IF NOT EXISTS lane UInt8 DEFAULT 0;
@@ -36,7 +37,8 @@ ORDER BY (hour, role, job_kind, pubkey)
 TTL hour + INTERVAL 400 DAY
 SETTINGS non_replicated_deduplication_window = 1000;
 INSERT INTO stats_hourly_lanes (hour, role, job_kind, pubkey, events)
-SELECT hour, role, job_kind, pubkey, events FROM stats_hourly;
+SELECT hour, role, job_kind, pubkey, events FROM stats_hourly
+SETTINGS insert_deduplicate = 0;
 EXCHANGE TABLES stats_hourly AND stats_hourly_lanes;
 DROP TABLE IF EXISTS stats_hourly_lanes;
 CREATE MATERIALIZED VIEW IF NOT EXISTS stats_hourly_mv TO stats_hourly AS
@@ -67,7 +69,8 @@ ORDER BY (hour, target, job_kind)
 TTL hour + INTERVAL 400 DAY
 SETTINGS non_replicated_deduplication_window = 1000;
 INSERT INTO directed_hourly_lanes (hour, target, job_kind, requests)
-SELECT hour, target, job_kind, requests FROM directed_hourly;
+SELECT hour, target, job_kind, requests FROM directed_hourly
+SETTINGS insert_deduplicate = 0;
 EXCHANGE TABLES directed_hourly AND directed_hourly_lanes;
 DROP TABLE IF EXISTS directed_hourly_lanes;
 CREATE MATERIALIZED VIEW IF NOT EXISTS directed_hourly_mv TO directed_hourly AS
@@ -99,7 +102,8 @@ PARTITION BY lane
 ORDER BY (role, pubkey, job_kind)
 SETTINGS non_replicated_deduplication_window = 1000;
 INSERT INTO activity_lanes (role, pubkey, job_kind, first_seen, last_seen, events)
-SELECT role, pubkey, job_kind, first_seen, last_seen, events FROM activity;
+SELECT role, pubkey, job_kind, first_seen, last_seen, events FROM activity
+SETTINGS insert_deduplicate = 0;
 EXCHANGE TABLES activity AND activity_lanes;
 DROP TABLE IF EXISTS activity_lanes;
 CREATE MATERIALIZED VIEW IF NOT EXISTS activity_mv TO activity AS
@@ -131,7 +135,8 @@ PARTITION BY lane
 ORDER BY (month, role, job_kind, pubkey)
 SETTINGS non_replicated_deduplication_window = 1000;
 INSERT INTO stats_monthly_lanes (month, role, job_kind, pubkey, events)
-SELECT month, role, job_kind, pubkey, events FROM stats_monthly;
+SELECT month, role, job_kind, pubkey, events FROM stats_monthly
+SETTINGS insert_deduplicate = 0;
 EXCHANGE TABLES stats_monthly AND stats_monthly_lanes;
 DROP TABLE IF EXISTS stats_monthly_lanes;
 CREATE MATERIALIZED VIEW IF NOT EXISTS stats_monthly_mv TO stats_monthly AS

@@ -160,7 +160,9 @@ impl ClusterSchema {
             (columns.to_owned(), table)
         };
         let mut args = vec![
-            format!("'/clickhouse/tables/{{shard}}/{{database}}/{local}'"),
+            // `{uuid}`: a table keeps its Keeper path when renamed or exchanged, so a name can be
+            // made again (a rebuild run a second time) without meeting its old path.
+            format!("'/clickhouse/tables/{{shard}}/{{database}}/{local}/{{uuid}}'"),
             "'{replica}'".to_owned(),
         ];
         if !table.engine_args.is_empty() {
@@ -252,13 +254,21 @@ impl ClusterSchema {
         if strip_keyword(select, "SELECT").is_none() {
             bail!("INSERT INTO {name}: only INSERT ... SELECT has a cluster form");
         }
-        if select.contains(';') || select.to_ascii_uppercase().contains("SETTINGS") {
-            bail!("INSERT INTO {name}: a SELECT with its own SETTINGS has no cluster form here");
+        if select.contains(';') {
+            bail!("INSERT INTO {name}: one statement only");
         }
-        Ok(format!(
-            "INSERT INTO {name} {} {select} SETTINGS insert_distributed_sync = 1",
-            &rest[..=close]
-        ))
+        // A trailing `SETTINGS a = 1` clause (nothing nested after it) gains one more setting.
+        let upper = select.to_ascii_uppercase();
+        let settings = upper.rmatch_indices("SETTINGS").map(|(at, _)| at).find(|&at| {
+            upper[..at].ends_with(char::is_whitespace)
+                && upper[at + "SETTINGS".len()..].starts_with(char::is_whitespace)
+        });
+        let sync = match settings {
+            Some(at) if !select[at..].contains(['(', ')']) => ", insert_distributed_sync = 1",
+            Some(_) => bail!("INSERT INTO {name}: SETTINGS before the end of the SELECT"),
+            None => " SETTINGS insert_distributed_sync = 1",
+        };
+        Ok(format!("INSERT INTO {name} {} {select}{sync}", &rest[..=close]))
     }
 
     /// `EXCHANGE TABLES a AND b` swaps the local tables; each Distributed table then reads the
@@ -504,7 +514,7 @@ mod tests {
                 assert!(local.contains("ENGINE = Replicated"), "{local}");
                 assert!(
                     local.contains(&format!(
-                        "'/clickhouse/tables/{{shard}}/{{database}}/{table}_local', '{{replica}}'"
+                        "'/clickhouse/tables/{{shard}}/{{database}}/{table}_local/{{uuid}}', '{{replica}}'"
                     )),
                     "{local}"
                 );
@@ -564,7 +574,7 @@ mod tests {
             .expect("repair table");
         assert!(repair.contains("AS events_raw_local"), "{repair}");
         assert!(
-            repair.contains("events_raw_repair_local', '{replica}'"),
+            repair.contains("events_raw_repair_local/{uuid}', '{replica}'"),
             "its own Keeper path: {repair}"
         );
     }
@@ -581,7 +591,12 @@ mod tests {
             at("EXCHANGE TABLES stats_hourly_local AND stats_hourly_lanes_local ON CLUSTER dvmdash");
         let copy = at("INSERT INTO stats_hourly_lanes (hour, role, job_kind, pubkey, events) SELECT");
         assert!(copy < exchange, "the rows are copied before the swap");
-        assert!(all[copy].contains("FROM stats_hourly SETTINGS insert_distributed_sync = 1"));
+        assert!(
+            all[copy]
+                .ends_with("FROM stats_hourly\nSETTINGS insert_deduplicate = 0, insert_distributed_sync = 1"),
+            "{}",
+            all[copy]
+        );
         let remade = at(
             "CREATE OR REPLACE TABLE stats_hourly ON CLUSTER dvmdash AS stats_hourly_local ENGINE = Distributed(dvmdash, currentDatabase(), stats_hourly_local, rand())",
         );
@@ -605,8 +620,15 @@ mod tests {
             .expect("a");
         assert!(s.translate("INSERT INTO a (x) VALUES (1)").is_err());
         assert!(s.translate("INSERT INTO a SELECT 1").is_err(), "no column list");
-        assert!(
+        assert_eq!(
             s.translate("INSERT INTO a (x) SELECT 1 SETTINGS max_threads = 1")
+                .expect("settings kept"),
+            vec![
+                "INSERT INTO a (x) SELECT 1 SETTINGS max_threads = 1, insert_distributed_sync = 1".to_owned()
+            ]
+        );
+        assert!(
+            s.translate("INSERT INTO a (x) SELECT * FROM (SELECT 1 SETTINGS max_threads = 1) AS t")
                 .is_err()
         );
         assert!(s.translate("DROP TABLE IF EXISTS a; DROP DATABASE d").is_err());
@@ -632,7 +654,7 @@ mod tests {
             .translate("CREATE TABLE IF NOT EXISTS t (a UInt8, s String DEFAULT 'x)') ENGINE = MergeTree ORDER BY a SETTINGS non_replicated_deduplication_window = 10, index_granularity = 8192")
             .expect("table");
         assert!(out[0].contains(
-            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/t_local', '{replica}')"
+            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/t_local/{uuid}', '{replica}')"
         ));
         assert!(
             out[0].ends_with("ORDER BY a\nSETTINGS index_granularity = 8192"),

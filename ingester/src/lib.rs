@@ -653,8 +653,7 @@ impl Ingester {
                 t
             }
         };
-        let landed =
-            recovery::committed_since(&self.clickhouse, before, targets.exact_tables(), writer).await?;
+        let landed = recovery::committed_since(&self.clickhouse, &targets, before, None, writer).await?;
         Ok((targets, landed))
     }
 
@@ -677,7 +676,10 @@ impl Ingester {
             match self.landed(before, writer).await {
                 Ok(found) => break found,
                 Err(err) => {
-                    debug!(error = %format!("{err:#}"), "clickhouse cannot say yet what the failed insert committed")
+                    // Still the failed insert: ClickHouse down, or a schema this ingester cannot
+                    // recover on (run `dvmdash migrate`). The insert-failure alert must see it.
+                    counter!(m::INSERT_FAILURES).increment(1);
+                    warn!(error = %format!("{err:#}"), "clickhouse cannot say yet what the failed insert committed")
                 }
             }
             if shutdown.is_cancelled() {

@@ -14,11 +14,15 @@
 //!   the row, and a lane has one writer at a time (the shard's gate lock). Every committed part
 //!   takes the table's next block number, so a part in the writer's own lane whose
 //!   `max_block_number` is above the table's maximum before the attempt was written by the attempt;
-//! - in `events_raw` (partitioned by day, shared by every lane) a partition landed when it holds
-//!   the batch's ids, which no other insert can write: the gate let them through this lane only;
-//! - a target that keeps the newest row per key (a `Replacing` engine: `event_ids`,
-//!   `announcements`) is idempotent, so it is simply written again for the whole batch; this also
-//!   covers a target fed by two views, whose parts block numbers cannot tell apart.
+//! - in a table holding event ids (`events_raw`, partitioned by day and shared by every lane;
+//!   `event_ids`; `announcements`) a partition with a newer part landed when it holds one of the
+//!   batch's ids, which no other insert can write: the gate let them through this lane only.
+//!
+//! A target that keeps the newest row per key (a `Replacing` engine: `event_ids`,
+//! `announcements`) is idempotent, so a repair simply writes it again for the whole batch; this
+//! also covers a target fed by two views, whose parts block numbers cannot tell apart. It still
+//! counts for whether anything landed: ids in `event_ids` and nowhere else would make the gate
+//! skip those events for good if the ingester stopped before trying again.
 //!
 //! With that, per table and partition:
 //! - nothing landed anywhere: the whole insert is tried again, under a new token;
@@ -66,6 +70,19 @@ pub struct View {
     pub idempotent: bool,
 }
 
+/// How a table's parts are told apart from other lanes' (see [`committed_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judge {
+    /// Holds event ids: a partition landed when it holds one of the batch's ids, which the gate
+    /// let through this lane alone.
+    ById,
+    /// Partitioned by lane: a newer part in the writer's own lane is its own.
+    ByLane,
+    /// Neither (an idempotent target without ids): any newer part may be the writer's. Only
+    /// ever errs towards a repair, which writes such a table again whole anyway.
+    AnyNewPart,
+}
+
 /// Whose parts a failed write looks for: one lane's insert of `rows`.
 #[derive(Debug, Clone, Copy)]
 pub struct Writer<'a> {
@@ -84,15 +101,16 @@ impl Targets {
         std::iter::once(EVENTS_RAW).chain(self.views.iter().map(|v| v.target.as_str()))
     }
 
-    /// The tables whose parts a failed insert must account for: `events_raw` and every summing
-    /// target (an idempotent one is written again whole, whatever landed).
-    pub fn exact_tables(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(EVENTS_RAW).chain(
-            self.views
-                .iter()
-                .filter(|v| !v.idempotent)
-                .map(|v| v.target.as_str()),
-        )
+    /// How what a failed write committed to `table` is told (see [`committed_since`]).
+    fn judge(&self, table: &str) -> Judge {
+        let feeders = || self.views.iter().filter(move |v| v.target == table);
+        if table == EVENTS_RAW || feeders().any(|v| v.columns.iter().any(|c| c == "event_id")) {
+            Judge::ById
+        } else if feeders().any(|v| !v.idempotent) {
+            Judge::ByLane
+        } else {
+            Judge::AnyNewPart
+        }
     }
 
     /// Reads the views on `events_raw` from the server.
@@ -259,57 +277,71 @@ pub async fn blocks(ch: &clickhouse::Client) -> clickhouse::error::Result<Blocks
     Ok(rows.into_iter().collect())
 }
 
-/// Partitions of `tables` (of [`Targets::exact_tables`]) that `writer` committed after `before`
-/// was read: in a summing rollup, its lane's partitions with a newer part; in `events_raw`, the
-/// partitions with a newer part that hold one of its ids.
-pub async fn committed_since<'a>(
+/// Partitions of `events_raw` and its views' targets (only `table`, when given) that `writer`
+/// committed after `before` was read, while other lanes may have written the same tables: a
+/// partition with a newer part counts when it holds one of the batch's ids (`events_raw`,
+/// `event_ids`, `announcements`), or when it is the writer's own lane's (the summing rollups).
+pub async fn committed_since(
     ch: &clickhouse::Client,
+    targets: &Targets,
     before: &Blocks,
-    tables: impl Iterator<Item = &'a str>,
+    table: Option<&str>,
     writer: Writer<'_>,
 ) -> clickhouse::error::Result<Partitions> {
-    let tables: Vec<String> = tables.map(str::to_owned).collect();
+    let tables: Vec<String> = match table {
+        Some(t) => vec![t.to_owned()],
+        None => targets.tables().map(str::to_owned).collect(),
+    };
     let rows: Vec<(String, String, u64)> = ch
         .query(
             "SELECT table, partition_id, toUInt64(max(max_block_number)) FROM system.parts \
-             WHERE database = currentDatabase() AND active AND table IN ? \
+             WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)} \
              GROUP BY table, partition_id",
         )
-        .bind(&tables)
+        .param("tables", &tables)
         .fetch_all()
         .await?;
     let mut out = Partitions::new();
-    let mut raw = Vec::new();
+    let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
     for (table, partition, max_block) in rows {
         if max_block <= before.get(&table).copied().unwrap_or(0) {
             continue;
         }
-        if table == EVENTS_RAW {
-            raw.push(partition);
-        } else if lane_of(&partition) == Some(writer.lane) {
-            out.entry(table).or_default().insert(partition);
+        match targets.judge(&table) {
+            Judge::ById => by_id.entry(table).or_default().push(partition),
+            Judge::ByLane if lane_of(&partition) != Some(writer.lane) => {}
+            Judge::ByLane | Judge::AnyNewPart => {
+                out.entry(table).or_default().insert(partition);
+            }
         }
     }
-    if !raw.is_empty() && !writer.rows.is_empty() {
+    if by_id.is_empty() || writer.rows.is_empty() {
+        return Ok(out);
+    }
+    // As a parameter, not in the query text: 10 000 ids are 650 KB, beyond `max_query_size`.
+    let ids = crate::gate::hex_ids(writer.rows.iter().copied());
+    for (table, partitions) in by_id {
         let holding: Vec<String> = ch
             .query(&format!(
-                "SELECT DISTINCT _partition_id FROM {EVENTS_RAW} WHERE _partition_id IN ? \
-                 AND event_id IN (SELECT toFixedString(unhex(arrayJoin(splitByChar(' ', ?))), 32))"
+                "SELECT DISTINCT _partition_id FROM `{table}` \
+                 WHERE _partition_id IN {{partitions:Array(String)}} AND event_id IN \
+                 (SELECT toFixedString(unhex(arrayJoin(splitByChar(' ', {{ids:String}}))), 32))"
             ))
-            .bind(&raw)
-            .bind(crate::gate::hex_ids(writer.rows.iter().copied()))
+            .param("partitions", &partitions)
+            .param("ids", &ids)
             .fetch_all()
             .await?;
         if !holding.is_empty() {
-            out.insert(EVENTS_RAW.to_owned(), holding.into_iter().collect());
+            out.insert(table, holding.into_iter().collect());
         }
     }
     Ok(out)
 }
 
-/// Waits until ClickHouse answers, then says which partitions the failed write committed.
+/// Waits until ClickHouse answers, then says which partitions of `table` the write committed.
 async fn landed(
     ch: &clickhouse::Client,
+    targets: &Targets,
     before: &Blocks,
     table: &str,
     writer: Writer<'_>,
@@ -317,12 +349,12 @@ async fn landed(
 ) -> anyhow::Result<Partitions> {
     let mut wait = Duration::from_millis(100);
     loop {
-        match committed_since(ch, before, std::iter::once(table), writer).await {
+        match committed_since(ch, targets, before, Some(table), writer).await {
             Ok(p) => return Ok(p),
-            Err(err) => warn!(error = %err, "waiting for clickhouse to tell what the failed write committed"),
+            Err(err) => warn!(error = %err, "waiting for clickhouse to tell what a repair write committed"),
         }
         if shutdown.is_cancelled() {
-            bail!("shutting down before the outcome of a failed insert was known");
+            bail!("shutting down before the outcome of a repair write was known");
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -384,7 +416,7 @@ async fn complete_once(
             quote(&partition)?
         );
         let write = ch.query(&sql).execute();
-        step(ch, EVENTS_RAW, Some((writer, done)), shutdown, write).await?;
+        step(ch, targets, EVENTS_RAW, Some((writer, done)), shutdown, write).await?;
         info!(partition = %partition, "repair: events_raw partition attached");
     }
     for view in &targets.views {
@@ -420,7 +452,8 @@ async fn complete_once(
             view.target, view.select
         );
         let account = (!view.idempotent).then_some((writer, &mut *done));
-        step(ch, &view.target, account, shutdown, ch.query(&sql).execute()).await?;
+        let write = ch.query(&sql).execute();
+        step(ch, targets, &view.target, account, shutdown, write).await?;
         info!(view = %view.name, table = %view.target, partitions = ?missing, "repair: rollup completed");
     }
     Ok(())
@@ -470,6 +503,7 @@ async fn missing_partitions(
 /// table is simply written again whole on the next try.
 async fn step(
     ch: &clickhouse::Client,
+    targets: &Targets,
     table: &str,
     account: Option<(Writer<'_>, &mut Partitions)>,
     shutdown: &CancellationToken,
@@ -479,18 +513,11 @@ async fn step(
         return write.await.with_context(|| format!("repair write to {table}"));
     };
     let before = blocks(ch).await?;
-    match write.await {
-        Ok(()) => {
-            let landed = committed_since(ch, &before, std::iter::once(table), writer).await?;
-            merge(done, landed);
-            Ok(())
-        }
-        Err(err) => {
-            let landed = landed(ch, &before, table, writer, shutdown).await?;
-            merge(done, landed);
-            Err(err).with_context(|| format!("repair write to {table}"))
-        }
-    }
+    let result = write.await;
+    // Also after a success: a write that landed but is not recorded would be written again.
+    let landed = landed(ch, targets, &before, table, writer, shutdown).await?;
+    merge(done, landed);
+    result.with_context(|| format!("repair write to {table}"))
 }
 
 fn merge(done: &mut Partitions, landed: Partitions) {

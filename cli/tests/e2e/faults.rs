@@ -981,19 +981,30 @@ async fn a_partly_committed_insert_is_completed_in_exactly_the_missing_tables() 
         .unwrap_or_else(|e| panic!("{other_lane}: {e}"));
     let refs: Vec<&dvmdash_core::store::RawEventRow> = rows.iter().collect();
     let writer = recovery::Writer { lane: 0, rows: &refs };
-    let landed = recovery::committed_since(&p, &before, targets.exact_tables(), writer)
+    let landed = recovery::committed_since(&p, &targets, &before, None, writer)
         .await
         .expect("what landed");
-    let exact: BTreeSet<&str> = targets.exact_tables().collect();
     assert_eq!(
         landed.keys().cloned().collect::<BTreeSet<_>>(),
-        landed_targets
-            .iter()
-            .filter(|t| exact.contains(t.as_str()))
-            .cloned()
-            .collect::<BTreeSet<_>>(),
-        "the block numbers of lane 0 name exactly the summing tables written since, and \
-         events_raw's ids show it did not land"
+        landed_targets,
+        "lane 0's partitions and the batch's ids name exactly the tables written since"
+    );
+    // A full default batch (10 000 ids, 650 KB of hex) is asked about as one parameter, beyond
+    // what the query text could hold (`max_query_size`, 256 KiB).
+    let padding: Vec<dvmdash_core::store::RawEventRow> = (0u32..10_000)
+        .map(|i| {
+            let mut id = [0x5a; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            dvmdash_core::store::RawEventRow::blank(id, id, 5300, 1, "request")
+        })
+        .collect();
+    let full: Vec<&dvmdash_core::store::RawEventRow> = refs.iter().copied().chain(&padding).collect();
+    let big = recovery::Writer { lane: 0, rows: &full };
+    assert_eq!(
+        recovery::committed_since(&p, &targets, &before, None, big)
+            .await
+            .expect("what landed, asked with 10 300 ids"),
+        landed
     );
 
     recovery::complete(&p, &targets, writer, landed, &CancellationToken::new())
