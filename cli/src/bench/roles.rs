@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dvmdash_core::config::{ClickHouseArgs, RedisArgs};
 
+/// `setsid` on the `PATH`, if any.
+fn setsid() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("setsid"))
+        .find(|p| p.is_file())
+}
+
 /// One role's process; killed if dropped without [`RoleProcess::stop`].
 pub struct RoleProcess {
     pub name: String,
@@ -35,7 +43,18 @@ impl RoleProcess {
     ) -> anyhow::Result<Self> {
         let name = name.into();
         let exe = std::env::current_exe().context("finding the dvmdash executable")?;
-        let mut cmd = tokio::process::Command::new(exe);
+        // Each role in a session of its own, so the kernel schedules it as a group of its own
+        // (autogroup), as a deployment's containers are each their own cgroup. In one session
+        // the busy roles' threads crowd a mostly idle one (the api) thread for thread, which no
+        // deployment does. `setsid` (util-linux) starts the program in place, keeping its pid.
+        let mut cmd = match setsid() {
+            Some(setsid) => {
+                let mut cmd = tokio::process::Command::new(setsid);
+                cmd.arg(exe);
+                cmd
+            }
+            None => tokio::process::Command::new(exe),
+        };
         cmd.args(args)
             .env("DVMDASH_METRICS_ADDR", "")
             .env("REDIS_URL", redis.redis_url.expose())
