@@ -144,8 +144,15 @@ impl Page {
     }
 
     pub async fn text(&self, css: &str) -> Option<String> {
-        let el = self.client.find(Locator::Css(css)).await.ok()?;
-        el.text().await.ok()
+        // A page that re-renders can replace the element between finding it and reading it
+        // (a stale element): find it again rather than report it empty.
+        for _ in 0..5 {
+            let el = self.client.find(Locator::Css(css)).await.ok()?;
+            if let Ok(text) = el.text().await {
+                return Some(text);
+            }
+        }
+        None
     }
 
     /// Waits until `css` shows `want` (numbers compared without thousands separators).

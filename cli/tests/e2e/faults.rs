@@ -352,6 +352,78 @@ async fn sums_by_role(ch: &clickhouse::Client, table: &str) -> BTreeMap<String, 
         .collect()
 }
 
+/// Waits until an ingester has created the consumer group of every shard.
+async fn wait_for_groups(conn: &MultiplexedConnection, streams: &EventStreams) {
+    wait_until(
+        "an ingester to create the consumer groups",
+        Duration::from_secs(30),
+        || async {
+            let (_, delivered) = shards_state(conn, streams).await?;
+            if delivered.iter().any(String::is_empty) {
+                Err("no group yet".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `distinct` events are stored and every entry up to `last` is acknowledged.
+async fn wait_drained(
+    ch: &clickhouse::Client,
+    conn: &MultiplexedConnection,
+    streams: &EventStreams,
+    names: &RedisNames,
+    distinct: u64,
+    last: &[String],
+) {
+    wait_until(
+        "every event to be stored and every entry acknowledged",
+        Duration::from_secs(150),
+        || async {
+            let (rows, ids) = rows_and_ids(ch).await?;
+            let (pending, delivered) = shards_state(conn, streams).await?;
+            if ids == distinct && pending == 0 && delivered == last {
+                return Ok(());
+            }
+            let dead = dead_letters(conn, names).await;
+            Err(format!(
+                "{ids} of {distinct} events stored in {rows} rows, {pending} entries pending, delivered up to \
+                 {delivered:?} of {last:?}, {dead} dead-lettered"
+            ))
+        },
+    )
+    .await;
+}
+
+/// Every event stored once and counted once in every rollup.
+async fn assert_counted_once(
+    ch: &clickhouse::Client,
+    distinct: u64,
+    roles: &BTreeMap<String, u64>,
+    directed: u64,
+) {
+    assert_eq!(
+        rows_and_ids(ch).await.expect("counts"),
+        (distinct, distinct),
+        "events_raw holds every event exactly once"
+    );
+    assert_eq!(count(ch, "SELECT count() FROM event_ids FINAL").await, distinct);
+    for table in ["stats_hourly", "stats_monthly", "activity"] {
+        assert_eq!(
+            &sums_by_role(ch, table).await,
+            roles,
+            "events per role in {table}"
+        );
+    }
+    assert_eq!(
+        count(ch, "SELECT toUInt64(sum(requests)) FROM directed_hourly").await,
+        directed,
+        "directed requests count each (request, p target) pair once"
+    );
+}
+
 /// How the stored rows differ from the wanted ids.
 struct IdDiff {
     missing: usize,
@@ -553,19 +625,7 @@ async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
         |consumer: &str| RoleProcess::spawn(bin, "ingester", &ingester_env(&redis, &clickhouse, consumer));
     let mut a = spawn("a");
     let mut b = spawn("b");
-    wait_until(
-        "an ingester to create the consumer groups",
-        Duration::from_secs(30),
-        || async {
-            let (_, delivered) = shards_state(&conn, &streams).await?;
-            if delivered.iter().any(String::is_empty) {
-                Err("no group yet".to_owned())
-            } else {
-                Ok(())
-            }
-        },
-    )
-    .await;
+    wait_for_groups(&conn, &streams).await;
 
     let appending = Instant::now();
     let publishing = tokio::spawn(xadd_paced(
@@ -595,23 +655,7 @@ async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
     );
 
     let draining = Instant::now();
-    wait_until(
-        "every event to be stored and every entry acknowledged",
-        Duration::from_secs(150),
-        || async {
-            let (rows, ids) = rows_and_ids(&ch).await?;
-            let (pending, delivered) = shards_state(&conn, &streams).await?;
-            if ids == distinct && pending == 0 && delivered == last {
-                return Ok(());
-            }
-            let dead = dead_letters(&conn, &redis.names()).await;
-            Err(format!(
-                "{ids} of {distinct} events stored in {rows} rows, {pending} entries pending, delivered up to \
-                 {delivered:?} of {last:?}, {dead} dead-lettered"
-            ))
-        },
-    )
-    .await;
+    wait_drained(&ch, &conn, &streams, &redis.names(), distinct, &last).await;
     eprintln!("[{tag}] drained {:?} after the last append", draining.elapsed());
 
     assert_eq!(
@@ -638,24 +682,7 @@ async fn sigkill_scenario(tag: &str, jobs: usize, shards: u16) {
             );
         }
     }
-    assert_eq!(
-        rows_and_ids(&ch).await.expect("counts"),
-        (distinct, distinct),
-        "events_raw holds every event exactly once"
-    );
-    assert_eq!(count(&ch, "SELECT count() FROM event_ids FINAL").await, distinct);
-    for table in ["stats_hourly", "stats_monthly", "activity"] {
-        assert_eq!(
-            sums_by_role(&ch, table).await,
-            roles,
-            "events per role in {table}"
-        );
-    }
-    assert_eq!(
-        count(&ch, "SELECT toUInt64(sum(requests)) FROM directed_hourly").await,
-        directed,
-        "directed requests count each (request, p target) pair once"
-    );
+    assert_counted_once(&ch, distinct, &roles, directed).await;
     assert!(
         a.is_running() && b.is_running(),
         "both ingesters are alive at the end"
@@ -696,19 +723,7 @@ async fn clickhouse_killed_while_two_shards_insert_loses_and_doubles_nothing() {
         RoleProcess::spawn(bin, "ingester", &env)
     };
     let (a, b) = (spawn("a"), spawn("b"));
-    wait_until(
-        "the ingesters to create the consumer groups",
-        Duration::from_secs(30),
-        || async {
-            let (_, delivered) = shards_state(&conn, &streams).await?;
-            if delivered.iter().any(String::is_empty) {
-                Err("no group yet".to_owned())
-            } else {
-                Ok(())
-            }
-        },
-    )
-    .await;
+    wait_for_groups(&conn, &streams).await;
     let publishing = tokio::spawn(xadd_paced(
         redis_conn(redis.redis_url.expose()).await,
         streams.clone(),
@@ -729,22 +744,7 @@ async fn clickhouse_killed_while_two_shards_insert_loses_and_doubles_nothing() {
         standin = ChDev::start_at(data.clone(), port).await;
     }
     let last = publishing.await.expect("the appending task");
-    wait_until(
-        "every event to be stored and every entry acknowledged",
-        Duration::from_secs(150),
-        || async {
-            let (rows, ids) = rows_and_ids(&ch).await?;
-            let (pending, delivered) = shards_state(&conn, &streams).await?;
-            if ids == distinct && pending == 0 && delivered == last {
-                return Ok(());
-            }
-            Err(format!(
-                "{ids} of {distinct} events stored in {rows} rows, {pending} entries pending, \
-                 delivered up to {delivered:?} of {last:?}"
-            ))
-        },
-    )
-    .await;
+    wait_drained(&ch, &conn, &streams, &redis.names(), distinct, &last).await;
     let repaired: usize = [&a, &b]
         .iter()
         .map(|p| p.log_text().matches("partly committed; writing the rest").count())
@@ -758,30 +758,13 @@ async fn clickhouse_killed_while_two_shards_insert_loses_and_doubles_nothing() {
         0,
         "no entry was dead-lettered"
     );
-    assert_eq!(
-        rows_and_ids(&ch).await.expect("counts"),
-        (distinct, distinct),
-        "events_raw holds every event exactly once"
-    );
+    assert_counted_once(&ch, distinct, &roles, directed).await;
     let lanes: Vec<(u8, u64)> = ch
         .query("SELECT lane, count() FROM events_raw GROUP BY lane ORDER BY lane")
         .fetch_all()
         .await
         .expect("lanes");
     assert_eq!(lanes.len(), 2, "both lanes inserted: {lanes:?}");
-    assert_eq!(count(&ch, "SELECT count() FROM event_ids FINAL").await, distinct);
-    for table in ["stats_hourly", "stats_monthly", "activity"] {
-        assert_eq!(
-            sums_by_role(&ch, table).await,
-            roles,
-            "events per role in {table}"
-        );
-    }
-    assert_eq!(
-        count(&ch, "SELECT toUInt64(sum(requests)) FROM directed_hourly").await,
-        directed,
-        "directed requests count each (request, p target) pair once"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
