@@ -5,11 +5,15 @@
 //!
 //! Freshness: the ingester bumps a data version in Redis after every insert. The refresher
 //! recomputes a hot answer that is behind the version once it is [`REFRESH_BEHIND`] old; a request
-//! accepts an answer behind the version for up to [`MAX_BEHIND`] and recomputes it after that. So
-//! new events show within about a second and a half, requests for hot keys never wait on a query,
-//! and a steady stream of inserts costs about two recomputations per hot key and second. Answers
-//! that are expensive to compute wait ten times their computation time instead (at most
-//! [`MAX_PATIENCE`]), so refreshing takes about a tenth of the database at most.
+//! takes an answer behind the version as it is for up to [`MAX_BEHIND`]. After that, up to
+//! [`MAX_PATIENCE`], the request still gets the cached answer at once (`X-Cache: stale`) and starts
+//! its recomputation in the background, so the next request sees the new one; only an answer
+//! older than that makes a request wait for a computation. So new events show within about a
+//! second and a half, requests for answers in the cache never wait on a query (under load the
+//! refresher can fall behind: one pass over a dozen hot keys takes seconds when each costs a few
+//! hundred milliseconds), and a steady stream of inserts costs about two recomputations per hot key
+//! and second. Answers that are expensive to compute wait ten times their computation time instead
+//! (at most [`MAX_PATIENCE`]), so refreshing takes about a tenth of the database at most.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,13 +51,46 @@ impl Entry {
     }
 }
 
-/// The longest an answer behind the data is served, however expensive it is to recompute.
+/// The longest an answer behind the data is served, however expensive it is to recompute or late
+/// its background recomputation: past this a request waits for a new answer.
 pub const MAX_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A request serves an answer that is behind the data for at most this long.
+/// A request serves an answer that is behind the data as it is for this long; after it, the
+/// request also starts the answer's recomputation.
 pub const MAX_BEHIND: Duration = Duration::from_millis(1500);
 /// The refresher recomputes a hot answer behind the data once it is this old.
 pub const REFRESH_BEHIND: Duration = Duration::from_millis(500);
+
+/// How a request was answered (the `X-Cache` header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// From the cache, current or within [`MAX_BEHIND`] of the data (or computed by another
+    /// request while this one waited for the key).
+    Hit,
+    /// From the cache while its recomputation runs in the background: behind the data for longer
+    /// than [`MAX_BEHIND`], less than [`MAX_PATIENCE`].
+    Stale,
+    /// Computed for this request (or failed).
+    Miss,
+}
+
+impl Served {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Served::Hit => "hit",
+            Served::Stale => "stale",
+            Served::Miss => "miss",
+        }
+    }
+}
+
+/// What a request may do with a cached entry.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Serve,
+    ServeAndRefresh,
+    Recompute,
+}
 
 struct Hot {
     producer: Producer,
@@ -72,6 +109,9 @@ pub struct ResponseCache {
     refreshes: AtomicU64,
     evictions: Arc<AtomicU64>,
     version: AtomicU64,
+    /// Keys a request is recomputing in the background, so many stale requests start one.
+    refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
+    stale: AtomicU64,
 }
 
 /// A key that nobody asked for in this long stops being refreshed.
@@ -101,6 +141,8 @@ impl ResponseCache {
             refreshes: AtomicU64::new(0),
             evictions,
             version: AtomicU64::new(0),
+            refreshing: std::sync::Mutex::new(Default::default()),
+            stale: AtomicU64::new(0),
         }
     }
 
@@ -111,6 +153,21 @@ impl ResponseCache {
 
     fn behind(&self, e: &Entry) -> bool {
         e.version < self.version.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request may take `e` as it is.
+    fn usable(&self, e: &Entry) -> bool {
+        !self.behind(e) || e.computed.elapsed() < e.patience(MAX_BEHIND)
+    }
+
+    fn verdict(&self, e: &Entry) -> Verdict {
+        if self.usable(e) {
+            Verdict::Serve
+        } else if e.computed.elapsed() < MAX_PATIENCE {
+            Verdict::ServeAndRefresh
+        } else {
+            Verdict::Recompute
+        }
     }
 
     /// Follows the ingester's data version in Redis until `shutdown`.
@@ -144,8 +201,13 @@ impl ResponseCache {
     }
 
     /// The cached answer for `key`, or the producer's (computed once for concurrent callers).
-    /// Returns the body and whether it came from the cache.
-    pub async fn get(&self, key: &str, producer: Producer, pin: bool) -> ApiResult<(Bytes, bool)> {
+    /// Returns the body and how it was served.
+    pub async fn get(
+        self: &Arc<Self>,
+        key: &str,
+        producer: Producer,
+        pin: bool,
+    ) -> ApiResult<(Bytes, Served)> {
         if let Ok(mut hot) = self.hot.lock() {
             let h = hot.entry(key.to_owned()).or_insert_with(|| Hot {
                 producer: producer.clone(),
@@ -155,29 +217,82 @@ impl ResponseCache {
             h.last_access = Instant::now();
             h.pinned |= pin;
         }
-        let usable = |e: &Entry| !self.behind(e) || e.computed.elapsed() < e.patience(MAX_BEHIND);
-        if let Some(e) = self.entries.get(key).await
-            && usable(&e)
-        {
-            self.count(true);
-            return Ok((e.body, true));
+        if let Some(e) = self.entries.get(key).await {
+            match self.verdict(&e) {
+                Verdict::Serve => {
+                    self.count(Served::Hit);
+                    return Ok((e.body, Served::Hit));
+                }
+                Verdict::ServeAndRefresh => {
+                    self.refresh_in_background(key, producer);
+                    self.count(Served::Stale);
+                    return Ok((e.body, Served::Stale));
+                }
+                Verdict::Recompute => {}
+            }
         }
-        let result = self.compute(key, producer, usable).await;
+        let result = self.compute(key, producer, |e| self.usable(e)).await;
         // Computed here (or failed): a miss. Computed by another request while this one waited
         // for the key: a hit.
-        self.count(matches!(result, Ok((_, false))));
-        let (body, computed) = result?;
-        Ok((body, !computed))
+        let served = if matches!(result, Ok((_, false))) {
+            Served::Hit
+        } else {
+            Served::Miss
+        };
+        self.count(served);
+        let (body, _) = result?;
+        Ok((body, served))
     }
 
-    fn count(&self, hit: bool) {
-        if hit {
+    fn count(&self, served: Served) {
+        // A stale answer is a hit too (`/api/cache/stats` keeps DVMDash's hits and misses).
+        if served != Served::Miss {
             self.hits.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
-        } else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(crate::metrics::CACHE_MISSES).increment(1);
         }
+        match served {
+            Served::Hit => {}
+            Served::Stale => {
+                self.stale.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::CACHE_STALE).increment(1);
+            }
+            Served::Miss => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::CACHE_MISSES).increment(1);
+            }
+        }
+    }
+
+    /// Recomputes `key` on a task of its own unless a request already started that.
+    fn refresh_in_background(self: &Arc<Self>, key: &str, producer: Producer) {
+        /// Takes the key off the list however the task ends (the runtime dropping it included).
+        struct Done(Arc<ResponseCache>, String);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if let Ok(mut busy) = self.0.refreshing.lock() {
+                    busy.remove(&self.1);
+                }
+            }
+        }
+        let first = self
+            .refreshing
+            .lock()
+            .is_ok_and(|mut busy| busy.insert(key.to_owned()));
+        if !first {
+            return;
+        }
+        let done = Done(self.clone(), key.to_owned());
+        tokio::spawn(async move {
+            let (cache, key) = (&done.0, &done.1);
+            match cache.compute(key, producer, |e| cache.usable(e)).await {
+                Ok((_, true)) => {
+                    cache.refreshes.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(crate::metrics::CACHE_REFRESHES).increment(1);
+                }
+                Ok((_, false)) => {}
+                Err(err) => tracing::debug!(key = %key, error = %err, "recomputing a stale answer failed"),
+            }
+        });
     }
 
     /// Computes `key` unless, once we hold the key, the entry already is `good`. Computations of one
@@ -276,6 +391,7 @@ impl ResponseCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
+            stale_hits: self.stale.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             ttl_seconds: self.ttl.as_secs(),
         }
@@ -304,9 +420,11 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let p = counting(calls.clone(), "{}");
         let (a, b) = tokio::join!(cache.get("k", p.clone(), false), cache.get("k", p.clone(), false));
+        let mut served = [a.unwrap().1, b.unwrap().1];
+        served.sort_by_key(|s| s.as_str());
         assert_eq!(
-            a.unwrap().1 as u8 + b.unwrap().1 as u8,
-            1,
+            served,
+            [Served::Hit, Served::Miss],
             "one computed, the other waited for it"
         );
         assert_eq!(
@@ -314,7 +432,11 @@ mod tests {
             1,
             "one computation for concurrent misses"
         );
-        assert!(cache.get("k", p, false).await.unwrap().1, "then a hit");
+        assert_eq!(
+            cache.get("k", p, false).await.unwrap().1,
+            Served::Hit,
+            "then a hit"
+        );
         let s = cache.stats().await;
         assert_eq!((s.hits, s.misses, s.items), (2, 1, 1));
         assert_eq!(s.bytes, 3, "key plus body bytes");
@@ -322,7 +444,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_not_cached() {
-        let cache = ResponseCache::new(Duration::from_secs(30), 1 << 20);
+        let cache = Arc::new(ResponseCache::new(Duration::from_secs(30), 1 << 20));
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let failing: Producer = Arc::new(move || {
@@ -341,7 +463,7 @@ mod tests {
 
     #[tokio::test]
     async fn size_bound_evicts() {
-        let cache = ResponseCache::new(Duration::from_secs(30), 100);
+        let cache = Arc::new(ResponseCache::new(Duration::from_secs(30), 100));
         for i in 0..50 {
             let body: &'static str = "0123456789";
             cache
@@ -358,24 +480,98 @@ mod tests {
         assert!(s.evictions > 0);
     }
 
+    /// A producer whose answers count up: "1", "2", …, each taking `delay`.
+    fn numbered(calls: Arc<AtomicUsize>, delay: Duration) -> Producer {
+        Arc::new(move || {
+            let calls = calls.clone();
+            Box::pin(async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(delay).await;
+                Ok(Bytes::from(n.to_string()))
+            })
+        })
+    }
+
     #[tokio::test]
-    async fn newer_data_makes_answers_stale_after_the_minimum_age() {
-        let cache = ResponseCache::new(Duration::from_secs(30), 1 << 20);
+    async fn an_answer_behind_the_data_is_served_at_once_while_one_request_recomputes_it() {
+        let cache = Arc::new(ResponseCache::new(Duration::from_secs(30), 1 << 20));
         let calls = Arc::new(AtomicUsize::new(0));
-        let p = counting(calls.clone(), "x");
-        cache.get("k", p.clone(), false).await.unwrap();
+        // Cheap the first time (so it is behind after MAX_BEHIND), slow to recompute.
+        cache
+            .get("k", numbered(calls.clone(), Duration::ZERO), false)
+            .await
+            .unwrap();
+        let p = numbered(calls.clone(), Duration::from_millis(300));
         cache.set_version(1);
-        assert!(
-            cache.get("k", p.clone(), false).await.unwrap().1,
+        let (body, served) = cache.get("k", p.clone(), false).await.unwrap();
+        assert_eq!(
+            (&body[..], served),
+            (&b"1"[..], Served::Hit),
             "too young to recompute"
         );
         tokio::time::sleep(MAX_BEHIND + Duration::from_millis(50)).await;
+        // Many requests at once past the bound: each gets the old answer without waiting, and
+        // together they start one recomputation.
+        let started = Instant::now();
+        let all = futures_util::future::join_all((0..20).map(|_| cache.get("k", p.clone(), false))).await;
         assert!(
-            !cache.get("k", p.clone(), false).await.unwrap().1,
-            "behind the data: recomputed"
+            started.elapsed() < Duration::from_millis(150),
+            "served without waiting for the 300 ms computation: {:?}",
+            started.elapsed()
         );
-        assert!(cache.get("k", p, false).await.unwrap().1);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        for r in all {
+            let (body, served) = r.unwrap();
+            assert_eq!((&body[..], served), (&b"1"[..], Served::Stale));
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one recomputation for all of them"
+        );
+        let (body, served) = cache.get("k", p, false).await.unwrap();
+        assert_eq!((&body[..], served), (&b"2"[..], Served::Hit), "the new answer");
+        let s = cache.stats().await;
+        assert_eq!((s.hits, s.stale_hits, s.misses, s.refreshes), (22, 20, 1, 1));
+        assert!(
+            cache.refreshing.lock().unwrap().is_empty(),
+            "the key is free again"
+        );
+    }
+
+    #[tokio::test]
+    async fn past_the_longest_patience_a_request_waits_for_a_new_answer() {
+        let cache = Arc::new(ResponseCache::new(Duration::from_secs(60), 1 << 20));
+        let entry = |age: Duration, cost: Duration| Entry {
+            body: Bytes::from_static(b"old"),
+            computed: Instant::now().checked_sub(age).unwrap(),
+            version: 0,
+            cost,
+        };
+        let ms = Duration::from_millis;
+        // Current answers are served whatever their age.
+        assert_eq!(cache.verdict(&entry(ms(20_000), ms(5))), Verdict::Serve);
+        cache.set_version(1);
+        assert_eq!(cache.verdict(&entry(ms(1_000), ms(5))), Verdict::Serve);
+        assert_eq!(cache.verdict(&entry(ms(2_000), ms(5))), Verdict::ServeAndRefresh);
+        // An expensive answer is given ten times its cost before it counts as behind...
+        assert_eq!(cache.verdict(&entry(ms(2_000), ms(300))), Verdict::Serve);
+        assert_eq!(
+            cache.verdict(&entry(ms(3_500), ms(300))),
+            Verdict::ServeAndRefresh
+        );
+        // ...but never more than the longest patience, and past it nothing old is served.
+        assert_eq!(cache.verdict(&entry(ms(10_500), ms(5))), Verdict::Recompute);
+        assert_eq!(cache.verdict(&entry(ms(10_500), ms(5_000))), Verdict::Recompute);
+
+        // A request for such an entry computes, and gets the new answer.
+        cache.entries.insert("k".into(), entry(ms(10_500), ms(5))).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (body, served) = cache
+            .get("k", numbered(calls.clone(), Duration::ZERO), false)
+            .await
+            .unwrap();
+        assert_eq!((&body[..], served), (&b"1"[..], Served::Miss));
     }
 
     #[tokio::test]
@@ -393,8 +589,9 @@ mod tests {
         task.await.unwrap();
         assert!(calls.load(Ordering::SeqCst) >= 3, "refreshed in the background");
         assert!(cache.stats().await.refreshes >= 2);
-        assert!(
+        assert_eq!(
             cache.get("hot", counting(calls, "1"), false).await.unwrap().1,
+            Served::Hit,
             "still warm"
         );
     }

@@ -12,6 +12,7 @@ pub const REQUEST_SECONDS: &str = "dvmdash_api_request_duration_seconds";
 pub const CACHE_HITS: &str = "dvmdash_api_cache_hits_total";
 pub const CACHE_MISSES: &str = "dvmdash_api_cache_misses_total";
 pub const CACHE_REFRESHES: &str = "dvmdash_api_cache_refreshes_total";
+pub const CACHE_STALE: &str = "dvmdash_api_cache_stale_total";
 pub const CACHE_ENTRIES: &str = "dvmdash_api_cache_entries";
 pub const CACHE_BYTES: &str = "dvmdash_api_cache_bytes";
 
@@ -23,13 +24,17 @@ pub fn describe() {
         CACHE_REFRESHES,
         "answers recomputed in the background before they went stale"
     );
+    metrics::describe_counter!(
+        CACHE_STALE,
+        "answers served behind the data while their recomputation ran in the background"
+    );
     metrics::describe_gauge!(CACHE_ENTRIES, "answers held in the response cache");
     metrics::describe_gauge!(
         CACHE_BYTES,
         metrics::Unit::Bytes,
         "bytes of answers held in the response cache"
     );
-    for name in [CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES] {
+    for name in [CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES, CACHE_STALE] {
         metrics::counter!(name).increment(0);
     }
     metrics::describe_histogram!(

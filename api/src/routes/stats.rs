@@ -17,8 +17,13 @@ use crate::params::{
 };
 use crate::service::{DVM_SORTS, KIND_SORTS, Service};
 
-/// The body for `key` from the cache, computed with `f` on a miss, and whether it was a hit.
-pub async fn cached_body<F, Fut>(state: &AppState, key: String, pin: bool, f: F) -> ApiResult<(Bytes, bool)>
+/// The body for `key` from the cache, computed with `f` on a miss, and how it was served.
+pub async fn cached_body<F, Fut>(
+    state: &AppState,
+    key: String,
+    pin: bool,
+    f: F,
+) -> ApiResult<(Bytes, crate::cache::Served)>
 where
     F: Fn(Service) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ApiResult<Bytes>> + Send + 'static,
@@ -38,7 +43,7 @@ where
     F: Fn(Service) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ApiResult<Bytes>> + Send + 'static,
 {
-    let (body, hit) = cached_body(state, key, pin, f).await?;
+    let (body, served) = cached_body(state, key, pin, f).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
@@ -48,7 +53,7 @@ where
             ),
             (
                 header::HeaderName::from_static("x-cache"),
-                if hit { "hit" } else { "miss" }.to_owned(),
+                served.as_str().to_owned(),
             ),
         ],
         body,

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use dvmdash_api::cache::Served;
 use dvmdash_core::config::{ClickHouseArgs, EventArgs, RedisArgs};
 use dvmdash_core::stream_shards::{EventStreams, event_id_in, shard_of};
 use dvmdash_core::validate::{Keys, Validator};
@@ -857,7 +858,8 @@ async fn stop_api(r: &mut Results, bench: &str, api: RoleProcess) -> anyhow::Res
 }
 
 /// One fetch of the probe: which page, milliseconds, age of the answer in seconds.
-type Fetch = (&'static str, f64, f64);
+/// One fetch of the dashboard probe: page, milliseconds, age of the answer in seconds, how served.
+type Fetch = (&'static str, f64, f64, Served);
 
 /// The overview and the DVM list fetched from the real router, through its cache, every 20 ms
 /// while the ingest rounds run: how fast they answer and how far behind the data they are.
@@ -897,6 +899,13 @@ impl DashboardProbe {
                     let started = Instant::now();
                     let resp = client.get(url.parse()?).await?;
                     anyhow::ensure!(resp.status().is_success(), "{name}: HTTP {}", resp.status());
+                    // How the api served it: from the cache, behind the data while recomputed
+                    // (`stale`), or computed for this fetch (`miss`).
+                    let served = match resp.headers().get("x-cache").map(|v| v.as_bytes()) {
+                        Some(b"miss") => Served::Miss,
+                        Some(b"stale") => Served::Stale,
+                        _ => Served::Hit,
+                    };
                     use http_body_util::BodyExt as _;
                     let body = resp.into_body().collect().await?.to_bytes();
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -910,7 +919,7 @@ impl DashboardProbe {
                             dvmdash_core::telemetry::now_secs().saturating_sub(at) as f64
                         });
                     if counting.load(Ordering::Relaxed) {
-                        seen.push((*name, ms, age));
+                        seen.push((*name, ms, age, served));
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -964,6 +973,22 @@ impl DashboardProbe {
                 "ms",
                 "< 5",
             );
+            for (how, label) in [
+                (
+                    Served::Stale,
+                    "served behind the data while recomputed (X-Cache: stale)",
+                ),
+                (Served::Miss, "computed for the fetch (X-Cache: miss)"),
+            ] {
+                let n = seen.iter().filter(|s| s.0 == name && s.3 == how).count();
+                r.add(
+                    "ingest",
+                    &format!("{name} during ingest, {label}"),
+                    n as f64,
+                    "fetches",
+                    "",
+                );
+            }
             if let Some(oldest) = oldest {
                 r.add(
                     "ingest",

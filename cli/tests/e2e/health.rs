@@ -123,6 +123,7 @@ async fn every_role_is_alive_and_ready_only_while_its_dependencies_answer() {
                 "dvmdash_api_cache_hits_total",
                 "dvmdash_api_cache_misses_total",
                 "dvmdash_api_cache_refreshes_total",
+                "dvmdash_api_cache_stale_total",
                 "dvmdash_api_cache_entries",
                 "dvmdash_api_cache_bytes",
             ],

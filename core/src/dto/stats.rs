@@ -428,6 +428,9 @@ pub struct CacheStats {
     pub misses: u64,
     /// Entries recomputed in the background before they expired.
     pub refreshes: u64,
+    /// Hits served behind the data while their recomputation ran in the background (also counted
+    /// in `hits`; `X-Cache: stale`).
+    pub stale_hits: u64,
     pub evictions: u64,
     pub ttl_seconds: u64,
 }
