@@ -973,6 +973,14 @@ impl DashboardProbe {
                 "ms",
                 "< 5",
             );
+            // The p99 hides the few fetches that waited for a computation; the slowest shows them.
+            r.add(
+                "ingest",
+                &format!("{name} during ingest, slowest fetch"),
+                ms.last().copied().unwrap_or(0.0),
+                "ms",
+                "",
+            );
             for (how, label) in [
                 (
                     Served::Stale,
