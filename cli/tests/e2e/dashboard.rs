@@ -897,6 +897,71 @@ async fn every_page_in_a_real_browser() {
     b.assert_clean("screenshots", &["status of 404", "status of 400"])
         .await;
     eprintln!("screenshots in {}", b.shots.display());
+
+    // ---- a picture that does not load shows the initials instead; one that loads stays
+    let dead = "http://127.0.0.1:9/dead-picture.png";
+    let live = format!("{base}/favicon.svg");
+    let repaint = |keys: &Keys, name: &str, kind: &str, picture: &str| {
+        let tags = vec![tag(&["d", "dashboard"]), tag(&["k", kind])];
+        keys.sign(
+            now,
+            31990,
+            tags,
+            json!({"name": name, "picture": picture}).to_string(),
+        )
+    };
+    feed(
+        &stack,
+        &[
+            repaint(&c.alpha, "Alpha Discovery", "5300", dead),
+            repaint(&c.quiet, "Quiet Feedback", "5050", &live),
+        ],
+    )
+    .await;
+    let (alpha, quiet) = (c.alpha.pubkey_hex().to_owned(), c.quiet.pubkey_hex().to_owned());
+    let list_url = format!("{base}/api/dvms?timeRange=24h&limit=24");
+    wait_for(
+        "the api to show the new pictures",
+        Duration::from_secs(60),
+        || {
+            let (url, alpha, quiet, live) = (list_url.clone(), alpha.clone(), quiet.clone(), live.clone());
+            async move {
+                let (l, _) = common::get_json::<DvmList>(&url).await;
+                let l = l?;
+                let picture = |id: &str| l.dvms.iter().find(|d| d.id == id)?.dvm_picture.clone();
+                (picture(&alpha).as_deref() == Some(dead) && picture(&quiet) == Some(live)).then_some(())
+            }
+        },
+    )
+    .await;
+    b.open("/dvm-stats?timeRange=24h").await;
+    let (alpha_row, quiet_row) = (
+        format!("[data-dvm-row='{alpha}']"),
+        format!("[data-dvm-row='{quiet}']"),
+    );
+    // Both pictures come in one answer of the list: once Quiet's has loaded, Alpha's was tried.
+    let settled = format!(
+        "const q = document.querySelector(\"{quiet_row} img.avatar\"); \
+         const a = document.querySelector(\"{alpha_row}\"); \
+         return [!!q && q.complete && q.naturalWidth > 0, \
+                 !!a && a.querySelectorAll('img').length === 0, \
+                 a ? a.querySelector('.avatar.initials')?.textContent ?? null : null];"
+    );
+    let want = json!([true, true, "AD"]);
+    let mut seen = json!(null);
+    for _ in 0..600 {
+        seen = b.js(&settled).await;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen, want,
+        "[Quiet's picture loaded, no broken image left for Alpha, Alpha's initials instead]"
+    );
+    b.assert_clean("/dvm-stats (pictures)", &["dead-picture.png"])
+        .await;
     b.client.clone().close().await.expect("close browser");
     stack.stop().await;
 }

@@ -41,17 +41,31 @@ pub fn StatCard<F: Fn() -> String + 'static>(
     }
 }
 
-/// A DVM's picture, or its initials on a disc when it has none.
+/// A DVM's picture, or its initials on a disc when it has none or its picture does not load
+/// (profile pictures are often dead links or on hosts the reader's network blocks).
 pub fn avatar(name: Option<&str>, picture: Option<&str>, class: &'static str) -> View {
+    let text = initials(name);
+    let disc = move || {
+        let class = format!("{class} initials");
+        let text = text.clone();
+        view! { span(class=class, aria-hidden="true") { (text) } }
+    };
     match safe_image(picture).map(str::to_owned) {
-        Some(src) => view! {
-            img(class=class, src=src, alt="", loading="lazy", referrerpolicy="no-referrer")
-        },
-        None => {
-            let text = initials(name);
-            let class = format!("{class} initials");
-            view! { span(class=class, aria-hidden="true") { (text) } }
+        Some(src) => {
+            let broken = create_signal(false);
+            view! {
+                (move || if broken.get() {
+                    disc()
+                } else {
+                    let src = src.clone();
+                    view! {
+                        img(class=class, src=src, alt="", loading="lazy", referrerpolicy="no-referrer",
+                            on:error=move |_| broken.set(true))
+                    }
+                })
+            }
         }
+        None => disc(),
     }
 }
 
