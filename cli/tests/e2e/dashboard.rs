@@ -2,8 +2,9 @@
 //! without a console error and shows the api's numbers; search, sort, paging, view and the time
 //! window live in the URL and survive reload and back/forward; names replace pubkeys (a hostile
 //! `<script>` name stays text, in the page and in the link-preview tags); feedback-only DVMs have a
-//! page; unknown DVMs and kinds show the 404 state. Screenshots of every page in both themes at
-//! 1280 and 390 px go to `target/screenshots/` (checked by eye, see the closing notes).
+//! page; a profile picture that does not load gives way to initials; unknown DVMs and kinds show the
+//! 404 state. Screenshots of every page in both themes at 1280 and 390 px go to
+//! `target/screenshots/` (checked by eye, see the closing notes).
 
 use dvmdash_testkit as common;
 

@@ -122,7 +122,7 @@ pub fn KindLink(kind: u16, range: TimeRange) -> View {
 #[component(inline_props)]
 pub fn KindChips(kinds: Vec<u16>, range: TimeRange, #[prop(default = "chip")] class: &'static str) -> View {
     if kinds.is_empty() {
-        return view! { span(class="muted") { "none" } };
+        return view! { span(class="chips-none muted") { "none" } };
     }
     let chips: Vec<View> = kinds
         .into_iter()
