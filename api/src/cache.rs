@@ -82,6 +82,14 @@ impl Served {
             Served::Miss => "miss",
         }
     }
+
+    /// The value of an `X-Cache` header; anything else is taken as a hit.
+    pub fn from_header(value: &[u8]) -> Served {
+        [Served::Stale, Served::Miss]
+            .into_iter()
+            .find(|s| s.as_str().as_bytes() == value)
+            .unwrap_or(Served::Hit)
+    }
 }
 
 /// What a request may do with a cached entry.
@@ -284,15 +292,21 @@ impl ResponseCache {
         let done = Done(self.clone(), key.to_owned());
         tokio::spawn(async move {
             let (cache, key) = (&done.0, &done.1);
-            match cache.compute(key, producer, |e| cache.usable(e)).await {
-                Ok((_, true)) => {
-                    cache.refreshes.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(crate::metrics::CACHE_REFRESHES).increment(1);
-                }
-                Ok((_, false)) => {}
-                Err(err) => tracing::debug!(key = %key, error = %err, "recomputing a stale answer failed"),
-            }
+            cache.refresh(key, producer, |e| cache.usable(e)).await;
         });
+    }
+
+    /// Recomputes `key` off any request's path unless it already is `good`, counting a refresh
+    /// when it did.
+    async fn refresh(&self, key: &str, producer: Producer, good: impl Fn(&Entry) -> bool) {
+        match self.compute(key, producer, good).await {
+            Ok((_, true)) => {
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::CACHE_REFRESHES).increment(1);
+            }
+            Ok((_, false)) => {}
+            Err(err) => tracing::debug!(key = %key, error = %err, "background refresh failed"),
+        }
     }
 
     /// Computes `key` unless, once we hold the key, the entry already is `good`. Computations of one
@@ -362,14 +376,7 @@ impl ResponseCache {
                 if self.entries.get(&key).await.is_some_and(|e| fresh(&e)) {
                     continue;
                 }
-                match self.compute(&key, producer, fresh).await {
-                    Ok((_, true)) => {
-                        self.refreshes.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!(crate::metrics::CACHE_REFRESHES).increment(1);
-                    }
-                    Ok((_, false)) => {}
-                    Err(err) => tracing::debug!(key = %key, error = %err, "background refresh failed"),
-                }
+                self.refresh(&key, producer, fresh).await;
             }
         }
     }
@@ -440,6 +447,14 @@ mod tests {
         let s = cache.stats().await;
         assert_eq!((s.hits, s.misses, s.items), (2, 1, 1));
         assert_eq!(s.bytes, 3, "key plus body bytes");
+    }
+
+    #[test]
+    fn the_header_reads_back_as_written() {
+        for s in [Served::Hit, Served::Stale, Served::Miss] {
+            assert_eq!(Served::from_header(s.as_str().as_bytes()), s);
+        }
+        assert_eq!(Served::from_header(b"<junk>"), Served::Hit);
     }
 
     #[tokio::test]

@@ -857,7 +857,6 @@ async fn stop_api(r: &mut Results, bench: &str, api: RoleProcess) -> anyhow::Res
     Ok(())
 }
 
-/// One fetch of the probe: which page, milliseconds, age of the answer in seconds.
 /// One fetch of the dashboard probe: page, milliseconds, age of the answer in seconds, how served.
 type Fetch = (&'static str, f64, f64, Served);
 
@@ -901,11 +900,10 @@ impl DashboardProbe {
                     anyhow::ensure!(resp.status().is_success(), "{name}: HTTP {}", resp.status());
                     // How the api served it: from the cache, behind the data while recomputed
                     // (`stale`), or computed for this fetch (`miss`).
-                    let served = match resp.headers().get("x-cache").map(|v| v.as_bytes()) {
-                        Some(b"miss") => Served::Miss,
-                        Some(b"stale") => Served::Stale,
-                        _ => Served::Hit,
-                    };
+                    let served = resp
+                        .headers()
+                        .get("x-cache")
+                        .map_or(Served::Hit, |v| Served::from_header(v.as_bytes()));
                     use http_body_util::BodyExt as _;
                     let body = resp.into_body().collect().await?.to_bytes();
                     let ms = started.elapsed().as_secs_f64() * 1000.0;

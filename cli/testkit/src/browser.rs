@@ -250,6 +250,17 @@ impl Page {
         self.client.execute(script, vec![]).await.expect("script")
     }
 
+    /// Waits up to `within` until `script` returns `want`; panics with `what` and the last value.
+    pub async fn wait_js(&self, script: &str, want: &serde_json::Value, within: Duration, what: &str) {
+        let deadline = Instant::now() + within;
+        let mut seen = self.js(script).await;
+        while &seen != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            seen = self.js(script).await;
+        }
+        assert_eq!(&seen, want, "{what}");
+    }
+
     /// Opens `/admin` and unlocks it with `token` through its login form.
     pub async fn admin_login(&self, token: &str) {
         self.open("/admin").await;

@@ -948,19 +948,13 @@ async fn every_page_in_a_real_browser() {
                  !!a && a.querySelectorAll('img').length === 0, \
                  a ? a.querySelector('.avatar.initials')?.textContent ?? null : null];"
     );
-    let want = json!([true, true, "AD"]);
-    let mut seen = json!(null);
-    for _ in 0..600 {
-        seen = b.js(&settled).await;
-        if seen == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        seen, want,
-        "[Quiet's picture loaded, no broken image left for Alpha, Alpha's initials instead]"
-    );
+    b.wait_js(
+        &settled,
+        &json!([true, true, "AD"]),
+        Duration::from_secs(60),
+        "[Quiet's picture loaded, no broken image left for Alpha, Alpha's initials instead]",
+    )
+    .await;
     b.assert_clean("/dvm-stats (pictures)", &["dead-picture.png"])
         .await;
     b.client.clone().close().await.expect("close browser");
