@@ -899,6 +899,22 @@ async fn every_page_in_a_real_browser() {
         .await;
     eprintln!("screenshots in {}", b.shots.display());
 
+    // ---- on a phone, a table scrolled sideways keeps each row's label in view
+    b.open("/kind-stats?timeRange=24h").await;
+    b.reload_as("light", 390, 2400).await;
+    b.wait_present("main .table-wrap table.data tbody tr").await;
+    let kept = b
+        .js("const w = document.querySelector('main .table-wrap'); \
+             w.scrollLeft = w.scrollWidth; \
+             const cell = w.querySelector('tbody tr td').getBoundingClientRect(); \
+             return [w.scrollLeft > 0, Math.round(cell.left - w.getBoundingClientRect().left)]")
+        .await;
+    assert_eq!(
+        kept,
+        json!([true, 0]),
+        "the kinds table scrolls sideways on a phone and its first column stays at the left edge"
+    );
+
     // ---- a picture that does not load shows the initials instead; one that loads stays
     let dead = "http://127.0.0.1:9/dead-picture.png";
     let live = format!("{base}/favicon.svg");
