@@ -816,8 +816,6 @@ async fn freshness_bench(r: &mut Results, args: &BenchArgs, suffix: &str) -> any
     result
 }
 
-/// The real api router on a loopback socket, without a rate limit: its address, what stops it,
-/// and its task.
 /// `dvmdash api` as its own process on a loopback port, started and answering: router, cache,
 /// background refresher, data-version watcher and warm-up, as deployed.
 async fn serve_api(
