@@ -514,6 +514,18 @@ async fn every_page_in_a_real_browser() {
     ] {
         b.open(&format!("/dvm-stats/{id}")).await;
         b.wait_present("[data-page=not-found]").await;
+        if !id.starts_with("npub1") {
+            // Not a pubkey in any form: the page says so without asking the api anything.
+            assert_eq!(
+                b.js(
+                    "return performance.getEntriesByType('resource').map(e => e.name) \
+                      .filter(n => /\\/api\\/(stats\\/dvm|dvms|liveness)\\//.test(n))"
+                )
+                .await,
+                json!([]),
+                "requests for the malformed DVM id {id}"
+            );
+        }
         b.assert_clean(&format!("/dvm-stats/{id}"), &["status of 404", "status of 400"])
             .await;
     }

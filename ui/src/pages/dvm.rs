@@ -23,6 +23,12 @@ use crate::remote::remote;
 
 #[component(inline_props)]
 pub fn Dvm(id: String) -> View {
+    // Neither hex nor npub: no DVM can have it, so ask the api nothing (each of the page's
+    // requests would only come back 400 after the page had already said so).
+    if dvmdash_core::nip19::parse_pubkey(&id).is_none() {
+        let what = format!("The DVM {}", crate::format::short_npub(&id));
+        return view! { NotFound(what=what) };
+    }
     let ctx = use_context::<Ctx>();
     let range = create_selector(move || ctx.range());
     let id_for_url = id.clone();
